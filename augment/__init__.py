@@ -1,0 +1,1 @@
+"""augment: explicit warp fields (affine + elastic) for images, label maps and probability maps."""

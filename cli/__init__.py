@@ -1,0 +1,1 @@
+"""The ``kequireg`` command line: one click group, one module per command."""

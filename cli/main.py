@@ -1,0 +1,58 @@
+"""The ``kequireg`` click group.
+
+Commands are imported lazily, so ``kequireg --help`` stays instant and no command
+pulls in keras before ``--backend`` has set ``KERAS_BACKEND``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> (module, attribute, one-line help shown by `kequireg --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "synth": ("cli.synth", "synth", "Write a synthetic BraTS-like dataset (NIfTI, BraTS layout)."),
+    "preprocess": ("cli.preprocess", "preprocess", "BraTS folders -> N4 + hist-eq -> HDF5 slice store + splits."),
+    "info": ("cli.info", "info", "Describe an HDF5 slice store: cases, slices, splits, parameters."),
+    "train": ("cli.train", "train", "Train a baseline or EquiReg model on a slice store."),
+    "predict": ("cli.predict", "predict", "Segment BraTS-layout cases into BraTS-format NIfTI labels."),
+    "evaluate": ("cli.evaluate", "evaluate", "3D Dice / HD95 of a run or of two NIfTI folders."),
+    "experiment": ("cli.experiment", "experiment", "Run the thesis's study grid with bootstrap statistics."),
+    "report": ("cli.report", "report", "Draw the thesis's figures for an experiment folder."),
+    "demo": ("cli.demo", "demo", "The whole story on synthetic data in minutes: data, training, evaluation, figures."),
+    "bench": ("cli.bench", "bench", "Throughput benchmarks (augment, train step, pipeline)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when it is run."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attr, _ = COMMANDS[cmd_name]
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kequireg")
+def main() -> None:
+    """kequireg: semi-supervised brain-tumour segmentation with Equivariance Regularization.
+
+    Run `kequireg demo` for the whole pipeline on synthetic data, or
+    `kequireg COMMAND --help` for one stage.
+    """
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Option decorators shared by several commands."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def backend_option(func):
+    """``--backend``: sets ``KERAS_BACKEND`` before any keras import."""
+
+    def set_backend(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            if "keras" in __import__("sys").modules and os.environ.get("KERAS_BACKEND") != value:
+                import keras
+
+                if keras.backend.backend() != value:
+                    raise click.BadParameter(
+                        f"keras is already loaded with backend {keras.backend.backend()!r}; "
+                        f"start a new process to use {value!r}.",
+                        param_hint="--backend",
+                    )
+            os.environ["KERAS_BACKEND"] = value
+        return value
+
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        default=None,
+        callback=set_backend,
+        expose_value=True,
+        is_eager=True,
+        help="Keras backend. Defaults to $KERAS_BACKEND, else tensorflow.",
+    )(func)
+
+
+def progress_option(func):
+    """``--progress/--no-progress``: progress bars on stderr."""
+    return click.option(
+        "--progress/--no-progress",
+        default=True,
+        show_default=True,
+        help="Show progress bars on stderr.",
+    )(func)
+
+
+def seed_option(default: int = 0, help: str = "Random seed."):
+    def decorator(func):
+        return click.option("--seed", type=int, default=default, show_default=True, help=help)(func)
+
+    return decorator

@@ -1,0 +1,1 @@
+"""kequireg.experiments"""
