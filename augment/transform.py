@@ -1,0 +1,226 @@
+"""Transform: a small, replayable record of sampled steps, and its warp grid.
+
+A Transform is the image shape plus a list of steps (plain dicts, see :mod:`augment.ops`)
+in the order they act on the content. Its grid composes them by chained pull-backs: an
+output pixel p goes through the inverse of the last step first,
+``p -> T_k^-1(p) -> ... -> T_1^-1(p)``; an elastic step pulls ``p -> p + d(p)`` with ``d``
+read bilinearly. Consecutive affine steps are merged into one matrix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from augment import _kernels
+from augment.elastic import field_layout, lattice_fields
+from augment.ops import affine_matrix, check_step
+from augment.warp import _check_shape
+
+__all__ = ["Transform", "compose", "grids"]
+
+
+class Transform:
+    """A sampled augmentation for images of one shape: replay it, store it, compose it.
+
+    Args:
+        shape: (H, W) of the images it applies to.
+        steps: sequence of step dicts in the order they act (first = applied first).
+
+    Example:
+        >>> import augment
+        >>> t = augment.strong().sample((64, 64), seed=7)
+        >>> t2 = augment.Transform.from_dict(t.to_dict())
+        >>> bool((t.grid() == t2.grid()).all())
+        True
+    """
+
+    def __init__(self, shape: tuple[int, int], steps: Iterable[dict] = ()):
+        self.shape = _check_shape(shape)
+        if isinstance(steps, (str, bytes, dict)) or not isinstance(steps, Iterable):
+            raise ValueError(f"steps must be a sequence of step dicts. Received: steps={steps!r}.")
+        self.steps = tuple(check_step(s, self.shape) for s in steps)
+
+    # ---- grids -------------------------------------------------------------------------
+    def grid(self) -> np.ndarray:
+        """(H, W, 2) float32 source (row, col) coordinates for every output pixel."""
+        return grids([self])[0]
+
+    @property
+    def is_affine(self) -> bool:
+        """True if no step is elastic (then the transform is one exact 3x3 matrix)."""
+        return all(s["op"] != "Elastic" for s in self.steps)
+
+    def matrix(self, forward: bool = False) -> np.ndarray:
+        """The 3x3 matrix on homogeneous (row, col, 1) of an affine-only transform.
+
+        Args:
+            forward: bool. False (default): the pull-back, output pixel -> source pixel, i.e.
+                ``grid()`` evaluated as a matrix. True: where source content ends up.
+
+        Raises:
+            ValueError: if the transform contains an elastic step.
+        """
+        self._require_affine("matrix")
+        total = np.eye(3)
+        if forward:
+            for step in self.steps:
+                total = affine_matrix(step, self.shape, forward=True) @ total
+        else:
+            for step in reversed(self.steps):
+                total = affine_matrix(step, self.shape) @ total
+        return total
+
+    def inverse(self) -> Transform:
+        """The transform that undoes this one (affine only): steps reversed, each inverted.
+
+        Raises:
+            ValueError: if the transform contains an elastic step (no exact inverse).
+        """
+        self._require_affine("inverse")
+        inverted = []
+        for step in reversed(self.steps):
+            s = dict(step)
+            if s["op"] == "Translate":
+                s["x"], s["y"] = -s["x"], -s["y"]
+            elif s["op"] in ("Rotate", "Shear"):
+                s["degrees"] = -s["degrees"]
+            elif s["op"] == "Scale":
+                s["x"], s["y"] = 1.0 / s["x"], 1.0 / s["y"]
+            inverted.append(s)
+        return Transform(self.shape, inverted)
+
+    def inverse_grid(self) -> np.ndarray:
+        """Grid that undoes ``grid()``: ``warp(warp(x, t.grid()), t.inverse_grid()) ~ x`` where
+        the content stayed inside the image. Exact for affine transforms (flips, translations,
+        rotations, shears, scales).
+
+        Raises:
+            ValueError: if the transform contains an elastic step.
+        """
+        self._require_affine("inverse_grid")
+        return self.inverse().grid()
+
+    def then(self, other: Transform) -> Transform:
+        """This transform followed by ``other`` (same shape)."""
+        return compose(self, other)
+
+    # ---- records -----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """JSON-friendly record: ``{"shape": [H, W], "steps": [...]}``."""
+        return {"shape": list(self.shape), "steps": [dict(s) for s in self.steps]}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> Transform:
+        """Rebuild a transform from :meth:`to_dict` output (validated)."""
+        if not isinstance(record, dict) or set(record) != {"shape", "steps"}:
+            raise ValueError(f'record must be a dict with keys "shape" and "steps". Received: {record!r}.')
+        return cls(tuple(record["shape"]), record["steps"])
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> Transform:
+        return cls.from_dict(json.loads(text))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Transform) and self.shape == other.shape and self.steps == other.steps
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        inner = ", ".join(
+            s["op"] + "(" + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in s.items() if k != "op") + ")"
+            for s in self.steps
+        )
+        return f"Transform(shape={self.shape}, steps=[{inner}])"
+
+    def _require_affine(self, what: str) -> None:
+        if not self.is_affine:
+            raise ValueError(
+                f"{what} needs an affine transform, but this one has an elastic step, which has no exact "
+                f"inverse. Received: {self!r}. Sample from a policy without Elastic, or keep the forward grid."
+            )
+
+
+def compose(*transforms: Transform) -> Transform:
+    """One transform applying ``transforms`` in order (first applied first); shapes must match.
+
+    Example:
+        >>> import augment
+        >>> a, b = augment.weak().sample((32, 32), seed=1), augment.weak().sample((32, 32), seed=2)
+        >>> len(augment.compose(a, b).steps) == len(a.steps) + len(b.steps)
+        True
+    """
+    if not transforms:
+        raise ValueError("compose needs at least one Transform. Received: none.")
+    for t in transforms:
+        if not isinstance(t, Transform):
+            raise TypeError(f"compose takes Transform objects. Received: {type(t).__name__}.")
+    shapes = {t.shape for t in transforms}
+    if len(shapes) != 1:
+        raise ValueError(f"compose needs transforms of one shape. Received shapes: {sorted(shapes)}.")
+    return Transform(transforms[0].shape, [s for t in transforms for s in t.steps])
+
+
+def _pullback_records(t: Transform) -> list:
+    """Pull-back chain in application order: 3x3 matrices (merged) and elastic step dicts."""
+    records: list = []
+    pending = None
+    for step in reversed(t.steps):
+        m = affine_matrix(step, t.shape)
+        if m is None:
+            if pending is not None:
+                records.append(pending)
+                pending = None
+            records.append(step)
+        else:
+            pending = m if pending is None else m @ pending
+    if pending is not None and not np.array_equal(pending, np.eye(3)):
+        records.append(pending)
+    return records
+
+
+def grids(transforms: Sequence[Transform]) -> np.ndarray:
+    """(B, H, W, 2) float32 grids of several transforms of one shape, computed in parallel.
+
+    Example:
+        >>> import augment
+        >>> ts = [augment.strong().sample((32, 32), seed=s) for s in range(4)]
+        >>> augment.grids(ts).shape
+        (4, 32, 32, 2)
+    """
+    transforms = list(transforms)
+    if not transforms or not all(isinstance(t, Transform) for t in transforms):
+        raise ValueError(f"transforms must be a non-empty sequence of Transform. Received: {transforms!r:.200}.")
+    shape = transforms[0].shape
+    if any(t.shape != shape for t in transforms):
+        raise ValueError(f"all transforms must share one shape. Received shapes: {sorted({t.shape for t in transforms})}.")
+    chains = [_pullback_records(t) for t in transforms]
+    n = len(chains)
+    steps = np.zeros((n, max(1, max(len(c) for c in chains)), _kernels.STEP_WIDTH), dtype=np.float64)
+    n_steps = np.array([len(c) for c in chains], dtype=np.int64)
+    groups: dict[tuple, list] = {}
+    for b, chain in enumerate(chains):
+        for s, rec in enumerate(chain):
+            if isinstance(rec, dict):
+                groups.setdefault((rec["sigma"], rec["mode"]), []).append((b, s, rec["alpha"], rec["seed"]))
+            else:
+                steps[b, s, 0] = _kernels.STEP_AFFINE
+                steps[b, s, 1:7] = rec[:2].reshape(-1)
+    parts, offset = [], 0
+    for (sigma, mode), members in groups.items():
+        layout = field_layout(shape, sigma, mode)
+        fields = lattice_fields(shape, sigma, mode, [m[2] for m in members], [m[3] for m in members])
+        plane = 2 * layout.hc * layout.wc
+        for k, (b, s, _, _) in enumerate(members):
+            steps[b, s, :5] = (_kernels.STEP_ELASTIC, offset + k * plane, layout.hc, layout.wc, layout.stride)
+        parts.append(fields.reshape(-1))
+        offset += fields.size
+    flat = np.concatenate(parts) if parts else np.zeros(1, dtype=np.float32)
+    out = np.empty((n, shape[0], shape[1], 2), dtype=np.float32)
+    _kernels.grid_kernel(steps, n_steps, flat, out)
+    return out

@@ -1,0 +1,266 @@
+"""Public warp functions: one grid, every target.
+
+A grid holds, for every output pixel, the (row, col) *source* coordinate in the input,
+pixel centres at integers: ``out[i, j] = in(grid[i, j])``. All functions accept one sample
+(``grid`` of shape (H, W, 2)) or a batch (``grid`` of shape (B, H, W, 2), or one (H, W, 2)
+grid shared by a batch of inputs) and run in parallel threads over the batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from augment import _kernels
+from augment._checks import as_array, check_contiguous, check_grid, check_pair
+
+__all__ = ["warp_image", "warp_labels", "warp_probs", "valid_mask", "identity_grid", "to_normalized", "from_normalized"]
+
+
+def warp_image(image: np.ndarray, grid: np.ndarray, *, order: int = 1, fill: float = 0.0) -> np.ndarray:
+    """Warp a channels-last float32 image (or batch) along a grid.
+
+    Bilinear interpolation handles out-of-bounds *per tap*: each of the four taps outside
+    the image reads ``fill``, exactly like
+    ``scipy.ndimage.map_coordinates(order=1, mode="grid-constant", cval=fill)`` and PyTorch
+    ``grid_sample(mode="bilinear", padding_mode="zeros", align_corners=True)``. At integer
+    coordinates the output equals the input bit for bit.
+
+    Args:
+        image: float32 array (H, W, C) or (B, H, W, C), C-contiguous.
+        grid: float32 (H, W, 2) or (B, H, W, 2) source (row, col) coordinates; its H, W must
+            equal the image's.
+        order: int. 1 bilinear, 0 nearest (source pixel ``floor(coord + 0.5)``). Defaults to 1.
+        fill: float. Value read outside the image. Defaults to 0.0.
+
+    Returns:
+        float32 array with the shape of ``image``.
+
+    Raises:
+        TypeError: if ``image`` or ``grid`` is not a float32 numpy array.
+        ValueError: on a wrong ndim, mismatched sizes, a non-contiguous array or a NaN in the grid.
+
+    Example:
+        >>> import numpy as np, augment
+        >>> img = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
+        >>> out = augment.warp_image(img, augment.strong().sample((32, 32), seed=1).grid())
+        >>> out.shape, out.dtype
+        ((32, 32, 3), dtype('float32'))
+    """
+    image = as_array("image", image)
+    if image.ndim not in (3, 4):
+        raise ValueError(
+            f"image must have shape (H, W, C) or (B, H, W, C). Received: image.shape={image.shape}. "
+            f"For a single-channel (H, W) image pass image[..., None]."
+        )
+    if image.dtype != np.float32:
+        raise TypeError(
+            f"image must be float32. Received: image.dtype={image.dtype}. Use image.astype(numpy.float32) "
+            f"(labels go to warp_labels)."
+        )
+    if order not in (0, 1):
+        raise ValueError(f"order must be 0 (nearest) or 1 (bilinear). Received: order={order!r}.")
+    if not np.isfinite(fill):
+        raise ValueError(f"fill must be a finite number. Received: fill={fill!r}.")
+    check_contiguous("image", image)
+    grid4 = check_grid(grid)
+    batched = image.ndim == 4
+    check_pair("image", image, batched, grid, grid4)
+    src = image if batched else image[None]
+    out = np.empty(src.shape, dtype=np.float32)
+    if order == 1:
+        _kernels.bilinear_kernel(src, grid4, float(fill), out)
+    else:
+        _kernels.nearest_kernel(src, grid4, np.float32(fill), out)
+    return out if batched else out[0]
+
+
+def warp_labels(labels: np.ndarray, grid: np.ndarray, *, fill: int = 0) -> np.ndarray:
+    """Warp an integer label map (or batch) along a grid with nearest neighbour.
+
+    The source pixel is ``floor(coord + 0.5)`` on each axis; outside the image the output is
+    ``fill``. Output labels are therefore always a subset of the input labels plus ``fill``.
+
+    Args:
+        labels: integer or bool array (H, W) or (B, H, W), C-contiguous.
+        grid: float32 (H, W, 2) or (B, H, W, 2) grid of the same H, W.
+        fill: int. Label for pixels whose source is outside the image. Defaults to 0.
+
+    Returns:
+        array with the shape and dtype of ``labels``.
+
+    Raises:
+        TypeError: if ``labels`` is not an integer array or ``grid`` not float32.
+        ValueError: on a wrong ndim, mismatched sizes, a non-contiguous array, a NaN in the
+            grid or a ``fill`` that the dtype cannot hold.
+
+    Example:
+        >>> import numpy as np, augment
+        >>> lab = np.zeros((32, 32), np.uint8); lab[8:20, 10:16] = 3
+        >>> out = augment.warp_labels(lab, augment.weak().sample((32, 32), seed=2).grid())
+        >>> sorted(np.unique(out).tolist())
+        [0, 3]
+    """
+    labels = as_array("labels", labels)
+    if labels.ndim not in (2, 3):
+        raise ValueError(
+            f"labels must have shape (H, W) or (B, H, W). Received: labels.shape={labels.shape}. "
+            f"For one-hot or probability maps use warp_probs."
+        )
+    if labels.dtype.kind not in "iub":
+        raise TypeError(
+            f"labels must have an integer dtype. Received: labels.dtype={labels.dtype}. "
+            f"Use labels.astype(numpy.uint8) for class indices, or warp_probs/warp_image for soft maps."
+        )
+    info = np.iinfo(labels.dtype) if labels.dtype.kind != "b" else None
+    if info is not None and not (info.min <= fill <= info.max) or (info is None and fill not in (0, 1)):
+        raise ValueError(f"fill={fill!r} does not fit labels.dtype={labels.dtype}. Pick a fill inside the dtype's range.")
+    check_contiguous("labels", labels)
+    grid4 = check_grid(grid)
+    batched = labels.ndim == 3
+    check_pair("labels", labels, batched, grid, grid4)
+    src = (labels if batched else labels[None])[..., None]
+    out = np.empty(src.shape, dtype=labels.dtype)
+    _kernels.nearest_kernel(src, grid4, labels.dtype.type(fill), out)
+    out = out[..., 0]
+    return out if batched else out[0]
+
+
+def warp_probs(probs: np.ndarray, grid: np.ndarray, background: int = 0) -> np.ndarray:
+    """Warp a probability map (or batch) bilinearly, keeping every pixel a distribution.
+
+    Taps outside the image read the one-hot vector of class ``background``, so wherever the
+    input sums to 1 over classes, so does the output.
+
+    Args:
+        probs: float32 array (H, W, K) or (B, H, W, K), C-contiguous, classes last.
+        grid: float32 (H, W, 2) or (B, H, W, 2) grid of the same H, W.
+        background: int. Class that out-of-bounds weight goes to, 0 <= background < K.
+            Defaults to 0.
+
+    Returns:
+        float32 array with the shape of ``probs``.
+
+    Raises:
+        TypeError: if ``probs`` or ``grid`` is not float32.
+        ValueError: on a wrong ndim, mismatched sizes, a non-contiguous array, a NaN in the
+            grid or ``background`` outside [0, K).
+
+    Example:
+        >>> import numpy as np, augment
+        >>> p = np.full((16, 16, 4), 0.25, np.float32)
+        >>> out = augment.warp_probs(p, augment.strong().sample((16, 16), seed=3).grid())
+        >>> bool(np.allclose(out.sum(-1), 1, atol=1e-5))
+        True
+    """
+    probs = as_array("probs", probs)
+    if probs.ndim not in (3, 4):
+        raise ValueError(
+            f"probs must have shape (H, W, K) or (B, H, W, K), classes last. Received: probs.shape={probs.shape}."
+        )
+    if probs.dtype != np.float32:
+        raise TypeError(f"probs must be float32. Received: probs.dtype={probs.dtype}. Use probs.astype(numpy.float32).")
+    n_classes = probs.shape[-1]
+    if isinstance(background, bool) or not isinstance(background, (int, np.integer)) or not 0 <= background < n_classes:
+        raise ValueError(
+            f"background must be a class index in [0, {n_classes}) for probs with {n_classes} classes. "
+            f"Received: background={background!r}."
+        )
+    check_contiguous("probs", probs)
+    grid4 = check_grid(grid)
+    batched = probs.ndim == 4
+    check_pair("probs", probs, batched, grid, grid4)
+    src = probs if batched else probs[None]
+    out = np.empty(src.shape, dtype=np.float32)
+    _kernels.probs_kernel(src, grid4, int(background), out)
+    return out if batched else out[0]
+
+
+def valid_mask(grid: np.ndarray) -> np.ndarray:
+    """Where the source lies inside the image: ``0 <= row <= H-1 and 0 <= col <= W-1``.
+
+    Args:
+        grid: float32 (H, W, 2) or (B, H, W, 2); H, W are taken from the grid.
+
+    Returns:
+        bool array (H, W) or (B, H, W).
+
+    Raises:
+        TypeError, ValueError: as for ``warp_image``.
+
+    Example:
+        >>> import augment
+        >>> bool(augment.valid_mask(augment.identity_grid((8, 8))).all())
+        True
+    """
+    grid4 = check_grid(grid)
+    out = np.empty(grid4.shape[:3], dtype=np.bool_)
+    _kernels.valid_mask_kernel(grid4, out)
+    return out if grid.ndim == 4 else out[0]
+
+
+def identity_grid(shape: tuple[int, int]) -> np.ndarray:
+    """The grid that maps every pixel to itself: (H, W, 2) float32 integer coordinates.
+
+    Example:
+        >>> import augment
+        >>> augment.identity_grid((2, 3))[1, 2].tolist()
+        [1.0, 2.0]
+    """
+    h, w = _check_shape(shape)
+    rows, cols = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    return np.ascontiguousarray(np.stack([rows, cols], axis=-1))
+
+
+def to_normalized(grid: np.ndarray) -> np.ndarray:
+    """Convert a pixel grid to PyTorch ``grid_sample`` coordinates (``align_corners=True``).
+
+    Returns (x, y) in [-1, 1] order, ``x = 2 col / (W-1) - 1``, ``y = 2 row / (H-1) - 1``, so
+    ``torch.nn.functional.grid_sample(x_nchw, torch.from_numpy(to_normalized(grid)),
+    mode="bilinear", padding_mode="zeros", align_corners=True)`` equals ``warp_image``.
+    H or W of 1 maps that axis to 0.
+
+    Args:
+        grid: float32 (H, W, 2) or (B, H, W, 2) pixel grid.
+
+    Returns:
+        float32 array of the same shape, last axis (x, y).
+
+    Example:
+        >>> import augment
+        >>> augment.to_normalized(augment.identity_grid((3, 5)))[2, 4].tolist()
+        [1.0, 1.0]
+    """
+    grid4 = check_grid(grid)
+    h, w = grid4.shape[1], grid4.shape[2]
+    out = np.empty_like(grid4)
+    out[..., 0] = grid4[..., 1] * (2.0 / (w - 1)) - 1.0 if w > 1 else 0.0
+    out[..., 1] = grid4[..., 0] * (2.0 / (h - 1)) - 1.0 if h > 1 else 0.0
+    return out if grid.ndim == 4 else out[0]
+
+
+def from_normalized(normalized: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_normalized`: (x, y) in [-1, 1] (``align_corners=True``) -> (row, col) pixels.
+
+    Example:
+        >>> import augment
+        >>> g = augment.identity_grid((4, 6))
+        >>> bool(abs(augment.from_normalized(augment.to_normalized(g)) - g).max() < 1e-5)
+        True
+    """
+    grid4 = check_grid(normalized, "normalized")
+    h, w = grid4.shape[1], grid4.shape[2]
+    out = np.empty_like(grid4)
+    out[..., 0] = (grid4[..., 1] + 1.0) * ((h - 1) / 2.0)
+    out[..., 1] = (grid4[..., 0] + 1.0) * ((w - 1) / 2.0)
+    return out if normalized.ndim == 4 else out[0]
+
+
+def _check_shape(shape) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in shape)
+        ok = all(int(v) == v for v in shape)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or h < 1 or w < 1:
+        raise ValueError(f"shape must be (height, width) with positive integers. Received: shape={shape!r}.")
+    return h, w

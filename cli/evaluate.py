@@ -1,0 +1,67 @@
+"""``kequireg evaluate``: 3D Dice / HD95 of a run on held-out patients, or of two NIfTI folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.options import backend_option, progress_option
+
+
+@click.command()
+@click.argument("run_dir", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True,
+              help="Which held-out patients of the run's store to evaluate.")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Slice store to use instead of the run's own.")
+@click.option("--gt", "gt_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Ground-truth folder (BraTS case folders with *_seg.nii.gz, or <case>.nii.gz files).")
+@click.option("--pred", "pred_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Prediction folder of <case>.nii.gz files (as written by `kequireg predict`).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write per_patient.csv and summary.json. [default: RUN_DIR/eval-SPLIT, or PRED/evaluation]")
+@click.option("--hd95/--no-hd95", default=True, show_default=True, help="Compute the 95% Hausdorff distance.")
+@click.option("--equivariance/--no-equivariance", default=True, show_default=True,
+              help="Also compute the equivariance Dice (runs only; one more forward pass per slice).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Slices per forward pass.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
+@backend_option
+@progress_option
+def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, hd95, equivariance, batch_size, as_json, backend, progress):
+    """Evaluate RUN_DIR on its validation (or test) patients, or compare --gt DIR with --pred DIR.
+
+    Writes one row per patient (Dice WT/TC/ET and collective, HD95 in mm, sensitivity,
+    specificity, equivariance Dice) to per_patient.csv and the means with 95% bootstrap
+    intervals to summary.json, and prints a table.
+
+    \b
+    Examples:
+      kequireg evaluate runs/equireg-0.1-s0 --split val
+      kequireg evaluate --gt BraTS_val_with_seg/ --pred predictions/
+    """
+    import json
+
+    from kequireg.evaluation import evaluate as ev
+
+    folders = gt_dir is not None or pred_dir is not None
+    if folders and run_dir is not None:
+        raise click.UsageError("give either RUN_DIR or --gt/--pred, not both.")
+    if folders and (gt_dir is None or pred_dir is None):
+        raise click.UsageError("--gt and --pred go together: both folders are needed.")
+    if not folders and run_dir is None:
+        raise click.UsageError("give a RUN_DIR, or --gt DIR --pred DIR.")
+    try:
+        if folders:
+            rows = ev.evaluate_folders(gt_dir, pred_dir, with_hd95=hd95, progress=progress)
+            summary = ev.summarize(rows)
+            out_dir = out_dir or pred_dir / "evaluation"
+            ev.write_results(rows, summary, out_dir, extra={"gt": str(gt_dir), "pred": str(pred_dir)})
+        else:
+            rows, summary, out_dir = ev.evaluate_run(run_dir, split=split, data=data, batch_size=batch_size,
+                                                     with_hd95=hd95, equivariance=equivariance, progress=progress,
+                                                     out_dir=out_dir)
+    except (ValueError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"wrote {out_dir / 'per_patient.csv'} and {out_dir / 'summary.json'}", err=True)
+    click.echo(json.dumps(summary, indent=2) if as_json else ev.format_summary_table(summary))

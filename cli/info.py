@@ -1,0 +1,58 @@
+"""``kequireg info``: describe an HDF5 slice store."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def store_info(path: str) -> dict:
+    """Summary of a store: cases, labeled cases, slices, shape, channels, params, splits."""
+    from kequireg.data.splits import load_splits, splits_path
+    from kequireg.data.store import SliceStore
+
+    with SliceStore(path) as store:
+        info = {
+            "path": str(store.path),
+            "cases": len(store.cases),
+            "labeled_cases": len(store.labeled_case_ids),
+            "slices": store.n_slices,
+            "image_shape": list(store.image_shape),
+            "channels": list(store.channels),
+            "params": store.params,
+            "file_mb": round(store.path.stat().st_size / 2**20, 2),
+        }
+    split_file = splits_path(path)
+    if split_file.is_file():
+        splits = load_splits(split_file)
+        info["splits"] = {"file": str(split_file), "seed": splits["seed"],
+                          **{k: len(splits[k]) for k in ("train", "val", "test", "unlabeled")}}
+    else:
+        info["splits"] = None
+    return info
+
+
+@click.command("info")
+@click.argument("store", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print JSON instead of text.")
+def info(store: str, as_json: bool) -> None:
+    """Describe the slice store STORE: cases, labeled cases, slices, shape, splits, parameters."""
+    try:
+        data = store_info(store)
+    except (FileNotFoundError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    click.echo(f"store        {data['path']} ({data['file_mb']} MiB)")
+    click.echo(f"cases        {data['cases']} ({data['labeled_cases']} labeled)")
+    click.echo(f"slices       {data['slices']} of {tuple(data['image_shape'])} ({', '.join(data['channels'])})")
+    s = data["splits"]
+    if s:
+        click.echo(f"splits       train {s['train']}, val {s['val']}, test {s['test']}, unlabeled-only {s['unlabeled']} "
+                   f"(seed {s['seed']}; {s['file']})")
+    else:
+        click.echo("splits       none (rerun `kequireg preprocess` to write them)")
+    for key, value in sorted(data["params"].items()):
+        click.echo(f"param        {key} = {value}")

@@ -1,0 +1,48 @@
+"""``kequireg predict``: segment BraTS-layout cases into BraTS-format NIfTI labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.options import backend_option, progress_option
+
+
+@click.command()
+@click.argument("model_path", metavar="RUN_DIR_OR_MODEL", type=click.Path(exists=True, path_type=Path))
+@click.argument("in_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Slices per forward pass.")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Slice store whose preprocessing parameters to apply. [default: the run's store; thesis defaults for a bare .keras file]")
+@click.option("--overwrite", is_flag=True, help="Redo cases whose output file already exists (default: skip them).")
+@backend_option
+@progress_option
+def predict(model_path, in_dir, out_dir, data, batch_size, overwrite, backend, progress):
+    """Segment every BraTS case folder under IN_DIR into OUT_DIR/<case>.nii.gz.
+
+    RUN_DIR_OR_MODEL is a run folder from `kequireg train` or a .keras model file. Each case is
+    preprocessed as the run's training store was, predicted slice by slice, put back into the
+    source geometry (240x240x155 for BraTS) and written with labels {0,1,2,4}, uint8, and the
+    source affine and header: the format the BraTS portal accepts. Cases with and without
+    _seg files are both fine. Existing outputs are kept, so an interrupted run resumes.
+
+    \b
+    Example:
+      kequireg predict runs/equireg-0.1-s0 MICCAI_BraTS_2019_Data_Validation/ predictions/
+    """
+    from kequireg.evaluation.inference import load_network
+    from kequireg.evaluation.predict import predict_folder, store_params
+
+    try:
+        model, config = load_network(model_path)
+        params = store_params({"data": str(data)}) if data else store_params(config) if config else {}
+        click.echo(f"model {model_path} ({model.count_params():,} parameters); preprocessing {params or 'defaults'}", err=True)
+        written = predict_folder(model, in_dir, out_dir, params=params, batch_size=batch_size, overwrite=overwrite,
+                                 progress=progress)
+    except (ValueError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from err
+    for path in written:
+        click.echo(str(path))
+    click.echo(f"{len(written)} case(s) in {out_dir}", err=True)

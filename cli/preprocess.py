@@ -1,0 +1,89 @@
+"""``kequireg preprocess``: BraTS folders -> N4 + hist-eq -> HDF5 slice store + splits."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import click
+
+from cli.options import progress_option, seed_option
+
+
+@contextlib.contextmanager
+def click_progress(total: int, label: str, enabled: bool):
+    """A progress bar on stderr driven by ``update(done, total, item)`` callbacks."""
+    if not enabled:
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True,
+                           item_show_func=lambda item: item or "") as bar:
+        def update(done: int, total_: int, item: str) -> None:
+            bar.current_item = item
+            bar.update(max(0, done - bar.pos))
+
+        yield update
+
+
+@click.command("preprocess")
+@click.argument("in_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("store", type=click.Path(dir_okay=False))
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes. Defaults to all cores.")
+@click.option("--n4/--no-n4", default=True, show_default=True, help="N4 bias-field correction per modality.")
+@click.option("--n4-shrink", type=click.IntRange(min=1), default=None,
+              help="N4 fitting shrink factor per axis. Defaults to kequireg.data.preprocess.DEFAULT_N4_SHRINK.")
+@click.option("--equalize/--no-equalize", default=True, show_default=True,
+              help="Histogram equalization per scan and modality (else scale by the 99.5th percentile).")
+@click.option("--val", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True,
+              help="Share of labeled patients for validation.")
+@click.option("--test", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Share of labeled patients held out for testing.")
+@seed_option(0, "Split seed.")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True,
+              help="Image storage type.")
+@click.option("--keep-parts", is_flag=True, default=False,
+              help="Keep STORE.parts/ (per-case results) after a complete run.")
+@progress_option
+def preprocess(in_dir, store, workers, n4, n4_shrink, equalize, val, test, seed, dtype, keep_parts, progress) -> None:
+    """Preprocess the BraTS case folders under IN_DIR into the slice store STORE (.h5).
+
+    Per case and modality: N4 bias correction inside the brain mask, histogram equalization over
+    non-zero voxels (values in (0, 1], zeros stay 0), axial slices without empty ones, crop
+    240x240 -> 224x224 (other sizes: nearest multiple of 32 around the brain). Writes STORE
+    atomically and the patient splits beside it (STORE without .h5 + .splits.json).
+
+    Resumable: finished cases are kept in STORE.parts/ and skipped when the command is rerun.
+    A failing case is reported with its file and reason; the others still make the store, and
+    the exit status is 1.
+
+    Example: kequireg preprocess MICCAI_BraTS_2019_Data_Training brats.h5 --workers 2
+    """
+    from kequireg.data.preprocess import DEFAULT_N4_SHRINK, PreprocessParams, preprocess_dataset
+    from kequireg.data.ingest import find_cases
+
+    try:
+        params = PreprocessParams(n4=n4, n4_shrink=n4_shrink or DEFAULT_N4_SHRINK, equalize=equalize, dtype=dtype)
+        total = len(find_cases(in_dir, params.channels))
+    except (FileNotFoundError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"preprocessing {total} cases from {in_dir} -> {store}", err=True)
+    with click_progress(total, "preprocess", progress) as update:
+        try:
+            report = preprocess_dataset(in_dir, store, params=params, workers=workers, val=val, test=test, seed=seed,
+                                        keep_parts=keep_parts, progress=update,
+                                        log=lambda m: click.echo(f"\n{m}" if progress else m, err=True))
+        except (FileNotFoundError, ValueError) as err:
+            raise click.ClickException(str(err)) from err
+    click.echo(
+        f"{len(report.cases)} cases ok ({len(report.resumed)} resumed), {len(report.failures)} failed, "
+        f"{report.seconds:.1f} s", err=True)
+    if report.failures:
+        click.echo("failures:", err=True)
+        for f in report.failures:
+            click.echo(f"  {f.case_id}: {f.file}: {f.reason}", err=True)
+    if report.store_path is not None:
+        click.echo(f"store: {report.store_path} (slices {report.image_shape}); splits: {report.splits_path}", err=True)
+        click.echo(str(report.store_path))
+    if not report.ok:
+        sys.exit(1)

@@ -1,0 +1,513 @@
+"""BraTS folders -> N4 bias correction -> histogram equalization -> axial slices -> HDF5 slice store.
+
+Per case and modality (the thesis's recipe):
+
+1. **N4** (SimpleITK) inside the modality's non-zero mask, fitted on an image shrunk by
+   ``n4_shrink`` in every axis; the fitted log bias field is evaluated on the full-resolution grid
+   and divided out. ``DEFAULT_N4_SHRINK`` is the largest factor whose result stays within 1% of
+   full-resolution N4 (measured, see docs/data.md).
+2. **Histogram equalization** over the non-zero voxels: each voxel becomes the empirical CDF of
+   its value, ``#{u <= v} / N``. This is equalization with one bin per distinct value, so the bin
+   count never depends on the intensity scale: the result is exactly invariant to any global
+   scale (indeed to any increasing map). Zeros stay 0, everything else lies in (0, 1].
+3. **Slices**: axial (``volume[:, :, z]``); slices that are zero in every modality are dropped.
+4. **Crop**: BraTS 240x240 -> 224x224 at rows/cols 8..231 (``crop_origin = (8, 8)``). In general
+   each in-plane axis of length n goes to the nearest multiple of 32 (ties crop: 240 -> 224,
+   64 -> 64, 250 -> 256); the store takes the largest such size over its cases. The window is
+   centred, then shifted as little as possible to hold the brain's bounding box; a brain larger
+   than the window is centred and the number of cut brain voxels is reported.
+
+Parallel and resumable: cases run in a process pool; each finished case is written atomically to
+``STORE.h5.parts/<case>.npz`` (cropped to the brain's bounding box), so after any crash or
+``kill -9`` a rerun skips finished cases. The store is assembled from the parts by
+:func:`kequireg.data.store.write_store` (atomic). A failing case is reported with its file and
+reason; the others still make a valid store, and the summary lists the failures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from kequireg.data.ingest import MODALITIES, CaseError, CaseFiles, find_cases, load_case
+
+# Largest shrink whose N4 result stays within 1% of full resolution (docs/data.md, "N4 shrink").
+DEFAULT_N4_SHRINK = 4
+DEFAULT_N4_ITERATIONS = (50, 50, 50, 50)
+CROP_MULTIPLE = 32
+_PART_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessParams:
+    """Preprocessing settings; recorded in the store and in every part file.
+
+    Args:
+        n4: run N4 bias correction. Defaults to True.
+        n4_shrink: N4 fitting shrink factor per axis. Defaults to DEFAULT_N4_SHRINK.
+        n4_iterations: iterations per N4 fitting level. Defaults to (50, 50, 50, 50).
+        equalize: run histogram equalization (else: divide by the 99.5th percentile of the
+            brain and clip to [0, 1], so images still lie in [0, 1]). Defaults to True.
+        channels: modality order. Defaults to flair, t1, t1ce, t2.
+        dtype: image storage type, "float16" or "float32". Defaults to "float16".
+    """
+
+    n4: bool = True
+    n4_shrink: int = DEFAULT_N4_SHRINK
+    n4_iterations: tuple[int, ...] = DEFAULT_N4_ITERATIONS
+    equalize: bool = True
+    channels: tuple[str, ...] = MODALITIES
+    dtype: str = "float16"
+
+    def __post_init__(self) -> None:
+        if int(self.n4_shrink) < 1:
+            raise ValueError(f"n4_shrink must be an integer >= 1. Received: n4_shrink={self.n4_shrink!r}")
+        if self.dtype not in ("float16", "float32"):
+            raise ValueError(f"dtype must be 'float16' or 'float32'. Received: dtype={self.dtype!r}")
+        if not self.n4_iterations or min(self.n4_iterations) < 1:
+            raise ValueError(f"n4_iterations must be positive integers. Received: {self.n4_iterations!r}")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["n4_iterations"] = list(self.n4_iterations)
+        d["channels"] = list(self.channels)
+        d["equalize_method"] = "empirical CDF over non-zero voxels (one bin per distinct value)"
+        d["slice_axis"] = 2
+        return d
+
+
+# --------------------------------------------------------------------------- per-volume math
+def n4_correct(
+    volume: np.ndarray,
+    *,
+    shrink: int = DEFAULT_N4_SHRINK,
+    iterations: Sequence[int] = DEFAULT_N4_ITERATIONS,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """N4 bias-field correction inside the non-zero mask, fitted on a shrunken image.
+
+    Args:
+        volume: float (X, Y, Z), non-negative; 0 = outside the brain.
+        shrink: shrink factor per axis for fitting (capped so that each axis keeps >= 8 voxels).
+        iterations: maximum iterations per fitting level (its length = number of levels).
+        spacing: voxel size (mm) per axis; the B-spline mesh lives in physical space.
+        mask: bool (X, Y, Z). Defaults to ``volume > 0``.
+
+    Returns:
+        float32 (X, Y, Z): ``volume / bias`` inside the mask, 0 outside.
+
+    Raises:
+        ValueError: on a non-3D volume, negative values, or an empty mask.
+
+    Example:
+        >>> vol = np.random.default_rng(0).uniform(1, 2, (32, 32, 16)).astype(np.float32)
+        >>> n4_correct(vol, shrink=2).shape
+        (32, 32, 16)
+    """
+    import SimpleITK as sitk
+
+    volume = np.asarray(volume, dtype=np.float32)
+    if volume.ndim != 3:
+        raise ValueError(f"volume must be 3D (X, Y, Z). Received: volume.shape={volume.shape}")
+    if np.any(volume < 0):
+        raise ValueError(
+            f"N4 needs non-negative intensities; found {int(np.count_nonzero(volume < 0))} negative voxels. "
+            "Use --no-n4 for data that is already normalized."
+        )
+    mask = volume > 0 if mask is None else np.asarray(mask, dtype=bool)
+    if not mask.any():
+        raise ValueError("N4 mask is empty: the volume has no non-zero voxel.")
+    # sitk arrays are (z, y, x): hand it the transposed view so that spacing lines up.
+    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.transpose(2, 1, 0)))
+    image.SetSpacing([float(s) for s in spacing])
+    mask_image = sitk.GetImageFromArray(np.ascontiguousarray(mask.transpose(2, 1, 0)).astype(np.uint8))
+    mask_image.CopyInformation(image)
+    factors = [max(1, min(int(shrink), n // 8)) for n in volume.shape]
+    small = sitk.Shrink(image, factors) if max(factors) > 1 else image
+    small_mask = sitk.Shrink(mask_image, factors) if max(factors) > 1 else mask_image
+    corrector = sitk.N4BiasFieldCorrectionImageFilter()
+    corrector.SetMaximumNumberOfIterations([int(i) for i in iterations])
+    corrector.Execute(small, small_mask)
+    log_bias = sitk.GetArrayFromImage(corrector.GetLogBiasFieldAsImage(image)).transpose(2, 1, 0)
+    out = np.zeros_like(volume)
+    out[mask] = volume[mask] / np.exp(log_bias[mask])
+    return out
+
+
+def equalize(volume: np.ndarray) -> np.ndarray:
+    """Histogram equalization over non-zero voxels: value -> empirical CDF, zeros stay 0.
+
+    Args:
+        volume: float (any shape); 0 = outside the brain.
+
+    Returns:
+        float32 of the same shape, in (0, 1] where ``volume != 0``, 0 elsewhere. Exactly
+        invariant to a positive global scale of ``volume``.
+
+    Example:
+        >>> equalize(np.array([0.0, 5.0, 1.0, 5.0, 3.0])).tolist()
+        [0.0, 1.0, 0.25, 1.0, 0.5]
+    """
+    volume = np.asarray(volume)
+    out = np.zeros(volume.shape, np.float32)
+    nonzero = volume != 0
+    values = volume[nonzero]
+    if values.size == 0:
+        return out
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    cdf = np.cumsum(counts, dtype=np.float64) / values.size
+    out[nonzero] = cdf[inverse.reshape(-1)].astype(np.float32)
+    return out
+
+
+def _scale_unit(volume: np.ndarray) -> np.ndarray:
+    """Without equalization: divide by the brain's 99.5th percentile, clip to [0, 1]."""
+    out = np.zeros(volume.shape, np.float32)
+    nonzero = volume > 0
+    if nonzero.any():
+        top = float(np.percentile(volume[nonzero], 99.5))
+        out[nonzero] = np.clip(volume[nonzero] / max(top, 1e-12), 1e-6, 1.0)
+    return out
+
+
+def target_size(n: int, multiple: int = CROP_MULTIPLE) -> int:
+    """Nearest multiple of ``multiple`` to ``n`` (ties crop): 240 -> 224, 64 -> 64, 250 -> 256."""
+    if n < 1:
+        raise ValueError(f"in-plane size must be >= 1. Received: {n}")
+    down = (n // multiple) * multiple
+    if down == 0:
+        return multiple
+    return down if n - down <= multiple // 2 else down + multiple
+
+
+def window_origin(n: int, size: int, lo: int, hi: int) -> int:
+    """Start of a ``size`` window on an axis of length ``n`` holding the brain span [lo, hi).
+
+    Centred on the axis; shifted as little as possible to hold [lo, hi); centred on the brain if
+    the brain is longer than the window. Negative starts mean zero padding.
+    """
+    origin = (n - size) // 2
+    if hi - lo > size:
+        return (lo + hi - size) // 2
+    if lo < origin:
+        origin = lo
+    elif hi > origin + size:
+        origin = hi - size
+    return origin
+
+
+# --------------------------------------------------------------------------- one case
+def preprocess_volumes(images: np.ndarray, params: PreprocessParams, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """N4 then equalization per channel of (X, Y, Z, C) float32; zeros stay 0."""
+    out = np.empty(images.shape, np.float32)
+    for c in range(images.shape[-1]):
+        vol = images[..., c]
+        if params.n4:
+            vol = n4_correct(vol, shrink=params.n4_shrink, iterations=params.n4_iterations, spacing=spacing)
+        out[..., c] = equalize(vol) if params.equalize else _scale_unit(vol)
+    return out
+
+
+def process_case(case: CaseFiles, params: PreprocessParams) -> dict:
+    """Load, validate, preprocess and slice one case; the result is a part (arrays, metadata).
+
+    Slices are cut to the brain's in-plane bounding box (``bbox``: row0, row1, col0, col1);
+    the store's window is chosen when all cases are known.
+
+    Raises:
+        CaseError: naming the file and the reason.
+    """
+    loaded = load_case(case, params.channels)
+    images = loaded.images
+    try:
+        if params.n4 and np.any(images < 0):
+            c = int(np.argmax(np.any(images < 0, axis=(0, 1, 2))))
+            raise CaseError(case.modalities[params.channels[c]], "negative intensities; N4 needs non-negative scans (use --no-n4 for normalized data)")
+        volumes = preprocess_volumes(images, params, loaded.spacing)
+    except CaseError:
+        raise
+    except Exception as exc:
+        raise CaseError(case.folder, f"preprocessing failed ({type(exc).__name__}: {exc})") from exc
+    brain = np.any(volumes != 0, axis=-1)  # (X, Y, Z)
+    z = np.flatnonzero(np.any(brain, axis=(0, 1)))
+    if z.size == 0:
+        raise CaseError(case.folder, "no non-zero slice after preprocessing")
+    footprint = np.any(brain, axis=2)
+    if loaded.labels is not None:
+        footprint |= np.any(loaded.labels[:, :, z] > 0, axis=2)
+    rows, cols = np.flatnonzero(footprint.any(axis=1)), np.flatnonzero(footprint.any(axis=0))
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    slices = np.moveaxis(volumes[r0:r1, c0:c1][:, :, z], 2, 0)  # (S, h, w, C)
+    part = {
+        "case_id": case.case_id,
+        "images": slices.astype(params.dtype),
+        "z": z.astype(np.int32),
+        "bbox": np.array([r0, r1, c0, c1], np.int64),
+        "original_shape": np.array(images.shape[:3], np.int64),
+        "affine": loaded.affine,
+        "spacing": np.asarray(loaded.spacing, np.float64),
+        "header": np.frombuffer(loaded.header, np.uint8),
+        "source": loaded.source,
+        "params": json.dumps(params.to_dict(), sort_keys=True),
+        "part_version": _PART_VERSION,
+    }
+    if loaded.labels is not None:
+        lost = int(np.count_nonzero(np.delete(loaded.labels, z, axis=2)))
+        part["labels"] = np.moveaxis(loaded.labels[r0:r1, c0:c1][:, :, z], 2, 0)
+        part["labels_dropped"] = lost
+    return part
+
+
+# --------------------------------------------------------------------------- parts folder
+def parts_dir(store_path: str | os.PathLike) -> Path:
+    """Folder of finished per-case results beside the store: ``STORE.h5.parts``."""
+    store_path = Path(store_path)
+    return store_path.with_name(store_path.name + ".parts")
+
+
+def write_part(folder: Path, part: dict) -> Path:
+    """Save a part atomically: ``<case>.npz.tmp`` then rename."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{part['case_id']}.npz"
+    tmp = folder / f"{part['case_id']}.npz.tmp"
+    with open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **{k: np.asarray(v) for k, v in part.items()})
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    return final
+
+
+def read_part(path: Path) -> dict:
+    """Load a part written by :func:`write_part` (raises on a damaged file)."""
+    with np.load(path, allow_pickle=False) as data:
+        part = {k: data[k] for k in data.files}
+    for key in ("case_id", "source", "params"):
+        part[key] = str(part[key])
+    part["header"] = part["header"].tobytes()
+    return part
+
+
+def _part_is_current(path: Path, params_json: str) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return str(data["params"]) == params_json and int(data["part_version"]) == _PART_VERSION
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return False
+
+
+# --------------------------------------------------------------------------- whole dataset
+@dataclasses.dataclass
+class Failure:
+    case_id: str
+    file: str
+    reason: str
+
+
+@dataclasses.dataclass
+class PreprocessReport:
+    """What :func:`preprocess_dataset` did."""
+
+    store_path: Path | None
+    splits_path: Path | None
+    cases: list[str]
+    resumed: list[str]
+    failures: list[Failure]
+    image_shape: tuple[int, int, int] | None
+    warnings: list[str]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.store_path is not None
+
+
+def _worker_init(threads: int) -> None:
+    import SimpleITK as sitk
+
+    sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(max(1, threads))
+
+
+def _run_case(case: CaseFiles, params: PreprocessParams, folder: Path) -> tuple[str, str, str]:
+    """Worker: process one case and write its part. Returns (status, file, reason)."""
+    try:
+        write_part(folder, process_case(case, params))
+        return "ok", "", ""
+    except CaseError as err:
+        return "error", err.file, err.reason
+    except Exception as err:  # a bug or resource error must not take the other cases down
+        return "error", str(case.folder), f"{type(err).__name__}: {err}"
+
+
+def _assemble(parts: list[Path], size: tuple[int, int], warnings: list[str]) -> Iterator:
+    from kequireg.data.store import PreprocessedCase
+
+    for path in parts:
+        part = read_part(path)
+        X, Y, Z = (int(v) for v in part["original_shape"])
+        r0, r1, c0, c1 = (int(v) for v in part["bbox"])
+        origin = (window_origin(X, size[0], r0, r1), window_origin(Y, size[1], c0, c1))
+        full = origin[0] <= r0 and r1 <= origin[0] + size[0] and origin[1] <= c0 and c1 <= origin[1] + size[1]
+        images = part["images"]
+        # place the bbox-cropped slices into the window (both in original plane coordinates)
+        window = np.zeros((images.shape[0], size[0], size[1], images.shape[3]), np.float32)
+        labels = None if "labels" not in part else np.zeros((images.shape[0], size[0], size[1]), np.uint8)
+        a0, a1 = max(r0, origin[0]), min(r1, origin[0] + size[0])
+        b0, b1 = max(c0, origin[1]), min(c1, origin[1] + size[1])
+        window[:, a0 - origin[0]:a1 - origin[0], b0 - origin[1]:b1 - origin[1]] = images[:, a0 - r0:a1 - r0, b0 - c0:b1 - c0]
+        if labels is not None:
+            labels[:, a0 - origin[0]:a1 - origin[0], b0 - origin[1]:b1 - origin[1]] = part["labels"][:, a0 - r0:a1 - r0, b0 - c0:b1 - c0]
+        if not full:
+            cut = int(np.count_nonzero(np.any(images != 0, axis=-1))) - int(np.count_nonzero(np.any(window != 0, axis=-1)))
+            warnings.append(f"{part['case_id']}: brain {r1 - r0}x{c1 - c0} exceeds the {size[0]}x{size[1]} window; {cut} brain pixels cut")
+        if int(part.get("labels_dropped", 0)):
+            warnings.append(f"{part['case_id']}: {int(part['labels_dropped'])} labeled voxels lie on slices with no image data (dropped)")
+        yield PreprocessedCase(
+            case_id=part["case_id"], images=window, labels=labels, z=part["z"].astype(np.int64),
+            crop_origin=origin, original_shape=(X, Y, Z), affine=part["affine"], spacing=part["spacing"],
+            header=part["header"], source=part["source"],
+        )
+
+
+def store_window(shapes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The store's (H, W): per axis the largest :func:`target_size` over the cases' in-plane sizes."""
+    return (max(target_size(s[0]) for s in shapes), max(target_size(s[1]) for s in shapes))
+
+
+def preprocess_dataset(
+    root: str | os.PathLike,
+    store_path: str | os.PathLike,
+    *,
+    params: PreprocessParams = PreprocessParams(),
+    workers: int | None = None,
+    val: float = 0.2,
+    test: float = 0.0,
+    seed: int = 0,
+    keep_parts: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> PreprocessReport:
+    """Preprocess every case under ``root`` into a slice store plus its splits JSON.
+
+    Args:
+        root: folder with BraTS-layout case folders (searched recursively).
+        store_path: output ``.h5``; parts go to ``<store_path>.parts/``.
+        params: PreprocessParams.
+        workers: processes. Defaults to all cores (``os.cpu_count()``); 1 runs in this process.
+        val, test: split shares of the labeled patients (see kequireg.data.splits.make_splits).
+        seed: split seed.
+        keep_parts: keep the parts folder after a complete run (else it is removed when no case
+            failed; with failures it is kept so a rerun only retries the failed cases).
+        progress: callback ``(done, total, case_id)`` after each case.
+        log: callback for status lines. Defaults to printing on stderr.
+
+    Returns:
+        PreprocessReport (store path None if no case succeeded).
+
+    Raises:
+        FileNotFoundError / ValueError: missing or empty root, bad arguments.
+
+    Example:
+        >>> report = preprocess_dataset("data/synth", "data/synth.h5", workers=2)  # doctest: +SKIP
+        >>> report.ok, report.image_shape  # doctest: +SKIP
+        (True, (64, 64, 4))
+    """
+    from kequireg.data.splits import make_splits, save_splits, splits_path
+    from kequireg.data.store import write_store
+
+    start_time = time.time()
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1. Received: workers={workers}")
+    store_path = Path(store_path)
+    if store_path.suffix not in (".h5", ".hdf5"):
+        raise ValueError(f"store path must end in .h5. Received: {str(store_path)!r}")
+    cases = find_cases(root, params.channels)
+    folder = parts_dir(store_path)
+    params_json = json.dumps(params.to_dict(), sort_keys=True)
+    resumed = [c.case_id for c in cases if _part_is_current(folder / f"{c.case_id}.npz", params_json)]
+    todo = [c for c in cases if c.case_id not in set(resumed)]
+    if resumed:
+        log(f"resuming: {len(resumed)} of {len(cases)} cases already done in {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    failures: list[Failure] = []
+    done = len(resumed)
+    if progress is not None and done:
+        progress(done, len(cases), "")
+
+    def record(case: CaseFiles, result: tuple[str, str, str]) -> None:
+        nonlocal done
+        status, file, reason = result
+        if status != "ok":
+            failures.append(Failure(case.case_id, file, reason))
+            log(f"FAILED {case.case_id}: {file}: {reason}")
+        done += 1
+        if progress is not None:
+            progress(done, len(cases), case.case_id)
+
+    n_proc = min(workers, max(1, len(todo)))
+    threads = max(1, (os.cpu_count() or 1) // n_proc)
+    if n_proc == 1:
+        _worker_init(threads)
+        for case in todo:
+            record(case, _run_case(case, params, folder))
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        with cf.ProcessPoolExecutor(n_proc, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads,)) as pool:
+            futures = {pool.submit(_run_case, case, params, folder): case for case in todo}
+            for future in cf.as_completed(futures):
+                case = futures[future]
+                try:
+                    result = future.result()
+                except Exception as err:  # a worker killed by the OS (out of memory, ...)
+                    result = ("error", str(case.folder), f"worker died: {type(err).__name__}: {err}")
+                record(case, result)
+
+    failed = {f.case_id for f in failures}
+    good = [c for c in cases if c.case_id not in failed]
+    warnings: list[str] = []
+    if not good:
+        log(f"no case could be preprocessed ({len(failures)} failed); no store written")
+        return PreprocessReport(None, None, [], resumed, failures, None, warnings, time.time() - start_time)
+    part_paths = [folder / f"{c.case_id}.npz" for c in good]
+    shapes = [tuple(int(v) for v in np.load(p)["original_shape"][:2]) for p in part_paths]
+    size = store_window(shapes)
+    labeled_ids = []
+    for p in part_paths:
+        with np.load(p) as data:
+            if "labels" in data.files:
+                labeled_ids.append(str(data["case_id"]))
+    store_params = params.to_dict()
+    store_params["window"] = list(size)
+    store_params["crop_rule"] = f"each in-plane axis to the nearest multiple of {CROP_MULTIPLE} (ties crop), window around the brain"
+    write_store(store_path, _assemble(part_paths, size, warnings), channels=params.channels, params=store_params, dtype=params.dtype)
+    for w in warnings:
+        log(f"warning: {w}")
+    try:
+        splits = make_splits([c.case_id for c in good], labeled_ids, val=val, test=test, seed=seed)
+        split_file = save_splits(splits_path(store_path), splits)
+    except ValueError as err:
+        split_file = None
+        warnings.append(f"no splits written: {err}")
+        log(f"warning: no splits written: {err}")
+    if not failures and not keep_parts:
+        for p in folder.glob("*"):
+            p.unlink()
+        folder.rmdir()
+    return PreprocessReport(
+        store_path, split_file, [c.case_id for c in good], resumed, failures,
+        (size[0], size[1], len(params.channels)), warnings, time.time() - start_time,
+    )

@@ -1,0 +1,313 @@
+"""Procedural BraTS-like MRI: skull-stripped brains with tumours, written as BraTS NIfTI folders.
+
+Every case is drawn from its own seed, so the same (preset, seed, case index) always gives the
+same bytes. Geometry is built from smooth random fields on a coarse grid (``Preset.work_factor``
+times smaller than the output) and trilinearly upsampled, then thresholded at full resolution,
+so a 240x240x155 case takes a couple of seconds and a demo case a few milliseconds.
+
+Anatomy: an ellipsoid-like brain with a randomly perturbed surface; a grey-matter cortex whose
+thickness is modulated by a folding field, with CSF-filled sulci and a thin CSF rim; white matter
+inside; two lateral ventricles. Tumour: a noisy ellipsoid placed inside the brain, with edema
+(label 2) around a core made of an enhancing rim (label 4) and a necrotic centre (label 1); in a
+share of cases (``lgg_fraction``) the core has no enhancing part (label 1 only, LGG-like).
+
+Contrasts (tissue means before bias, noise and per-scan scale): T1 WM > GM > CSF; T1ce as T1 plus
+a bright enhancing rim; T2 CSF > GM > WM with bright edema; FLAIR dark CSF with bright edema.
+Each modality gets a smooth multiplicative bias field, Gaussian noise and its own intensity scale,
+and is stored as int16 (0 outside the brain) like BraTS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from scipy import ndimage
+
+MODALITIES = ("flair", "t1", "t1ce", "t2")
+_TISSUES = ("csf", "gm", "wm", "necrosis", "edema", "enhancing")
+
+# tissue -> mean intensity per modality (relative units).
+_CONTRAST = {
+    "t1": {"csf": 0.25, "gm": 0.55, "wm": 0.80, "necrosis": 0.30, "edema": 0.48, "enhancing": 0.60},
+    "t1ce": {"csf": 0.25, "gm": 0.55, "wm": 0.80, "necrosis": 0.30, "edema": 0.48, "enhancing": 1.35},
+    "t2": {"csf": 1.00, "gm": 0.62, "wm": 0.45, "necrosis": 0.95, "edema": 0.88, "enhancing": 0.70},
+    "flair": {"csf": 0.12, "gm": 0.58, "wm": 0.45, "necrosis": 0.45, "edema": 1.00, "enhancing": 0.80},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Size and tumour settings of a synthetic dataset.
+
+    Args:
+        shape: (X, Y, Z) voxels; Z is the axial (slice) axis as in BraTS.
+        spacing: voxel size in mm.
+        work_factor: geometry is generated on a grid this many times coarser, then upsampled.
+        brain_radii: brain semi-axes as fractions of the half field of view (x, y, z).
+        tumour_scale: whole-tumour radius as a fraction of the mean brain radius (median).
+        lgg_fraction: share of cases without enhancing tumour.
+        cases: default number of cases.
+    """
+
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    work_factor: int
+    brain_radii: tuple[float, float, float]
+    tumour_scale: float
+    lgg_fraction: float
+    cases: int
+
+
+PRESETS: dict[str, Preset] = {
+    # BraTS geometry: 1 mm, brain ~140x175x130 mm inside a 240x240x155 box. The whole tumour is
+    # ~1.4% of the volume on average, as in BraTS 2019 (98.6% background).
+    "brats": Preset((240, 240, 155), (1.0, 1.0, 1.0), 4, (0.58, 0.72, 0.82), 0.40, 0.25, 10),
+    # Small enough for a CPU demo: the brain fills more of the frame and tumours are ~1.6x larger
+    # in radius relative to the brain, so a tiny model sees enough tumour pixels.
+    "demo": Preset((64, 64, 32), (2.5, 2.5, 4.0), 1, (0.80, 0.90, 0.92), 0.42, 0.25, 24),
+}
+
+
+def case_id(index: int, prefix: str = "BraTS19_SYN") -> str:
+    """BraTS-style case id of the ``index``-th synthetic case (1-based in the name)."""
+    return f"{prefix}_{index + 1:04d}_1"
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """Gaussian-filtered white noise rescaled to unit standard deviation (float32)."""
+    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma, mode="wrap")
+    return field / max(float(field.std()), 1e-6)
+
+
+def _upsample(field: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Separable linear resize of a coarse field to ``shape`` (cell-centred, edges clamped)."""
+    out = field.astype(np.float32, copy=False)
+    for axis, n in enumerate(shape):
+        m = out.shape[axis]
+        if m == n:
+            continue
+        pos = np.clip((np.arange(n, dtype=np.float32) + 0.5) * (m / n) - 0.5, 0, m - 1)
+        lo = np.floor(pos).astype(np.intp)
+        hi = np.minimum(lo + 1, m - 1)
+        w = (pos - lo).reshape([-1 if a == axis else 1 for a in range(out.ndim)])
+        out = np.take(out, lo, axis=axis) * (1 - w) + np.take(out, hi, axis=axis) * w
+    return out
+
+
+def _coords(shape: tuple[int, int, int]) -> list[np.ndarray]:
+    """Sparse normalized coordinates in [-1, 1] per axis (voxel centres)."""
+    axes = [((np.arange(n, dtype=np.float32) + 0.5) / n) * 2.0 - 1.0 for n in shape]
+    return np.meshgrid(*axes, indexing="ij", sparse=True)
+
+
+def generate_case(preset: Preset, seed: int, *, lgg: bool | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Draw one synthetic case.
+
+    Args:
+        preset: geometry and tumour settings.
+        seed: random seed of this case.
+        lgg: force a case without (True) or with (False) enhancing tumour. Defaults to a draw
+            with probability ``preset.lgg_fraction``.
+
+    Returns:
+        (images, labels): ``images[m]`` int16 (X, Y, Z) for m in MODALITIES, 0 outside the brain;
+        labels uint8 (X, Y, Z) in {0, 1, 2, 4}.
+
+    Example:
+        >>> images, seg = generate_case(PRESETS["demo"], seed=0)
+        >>> images["t1"].shape, sorted(set(np.unique(seg)) - {0}) <= [1, 2, 4]
+        ((64, 64, 32), True)
+    """
+    rng = np.random.default_rng(seed)
+    shape = tuple(preset.shape)
+    work = tuple(max(8, -(-n // preset.work_factor)) for n in shape)
+    x, y, z = _coords(shape)
+    if lgg is None:
+        lgg = bool(rng.random() < preset.lgg_fraction)
+
+    # --- brain: ellipsoid with a smooth random surface; depth = 1 - normalized radius.
+    radii = np.asarray(preset.brain_radii, np.float32) * rng.uniform(0.92, 1.05, 3).astype(np.float32)
+    centre = rng.uniform(-0.03, 0.03, 3).astype(np.float32)
+    rho = np.sqrt(((x - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + ((z - centre[2]) / radii[2]) ** 2)
+    surface = _upsample(_smooth_noise(rng, work, sigma=work[0] / 10), shape)
+    depth = 1.0 - rho + 0.045 * surface
+    brain = depth > 0
+
+    # --- cortex folded by a higher-frequency field; CSF in sulci and a thin outer rim.
+    folds = _upsample(_smooth_noise(rng, work, sigma=max(1.2, work[0] / 50)), shape)
+    cortex = 0.13 + 0.05 * folds
+    tissue = np.full(shape, 2, np.uint8)  # 0 csf, 1 gm, 2 wm
+    tissue[depth < cortex] = 1
+    tissue[(depth < cortex * 0.9) & (np.abs(folds) < 0.22)] = 0  # sulci along the field's zero sheets
+    tissue[depth < 0.018] = 0
+
+    # --- lateral ventricles: two curved ellipsoids either side of the midline.
+    vent_r = np.asarray([0.10, 0.30, 0.16], np.float32) * rng.uniform(0.8, 1.25)
+    for side in (-1.0, 1.0):
+        cx = centre[0] + side * 0.11 * radii[0] / 0.58
+        bend = 0.35 * (y - centre[1]) ** 2
+        v = ((x - cx) / vent_r[0]) ** 2 + ((y - centre[1] + 0.05) / vent_r[1]) ** 2 + ((z - centre[2] - 0.08 + bend) / vent_r[2]) ** 2
+        tissue[(v < 1.0) & brain] = 0
+
+    # --- tumour: noisy ellipsoid inside the brain; edema > core (enhancing rim) > necrosis.
+    labels = np.zeros(shape, np.uint8)
+    mean_radius = float(radii.mean())
+    r_wt = preset.tumour_scale * mean_radius * float(np.exp(rng.normal(0.0, 0.25)))
+    t_radii = r_wt * rng.uniform(0.75, 1.25, 3).astype(np.float32)
+    # a centre deep enough that most of the tumour lies inside the brain
+    for _ in range(100):
+        t_centre = rng.uniform(-0.7, 0.7, 3).astype(np.float32) * radii
+        inner = np.sqrt(np.sum((t_centre / radii) ** 2))
+        if inner < 1.0 - 1.1 * r_wt / mean_radius:
+            break
+    t_rho = np.sqrt(((x - t_centre[0]) / t_radii[0]) ** 2 + ((y - t_centre[1]) / t_radii[1]) ** 2 + ((z - t_centre[2]) / t_radii[2]) ** 2)
+    t_noise = _upsample(_smooth_noise(rng, work, sigma=work[0] / 16), shape)
+    t_rho = t_rho * (1.0 + 0.12 * t_noise)
+    core_fraction = float(rng.uniform(0.62, 0.82))  # BraTS: (0.60 / 1.41) ** (1/3) = 0.75
+    necrosis_fraction = core_fraction * float(rng.uniform(0.72, 0.88))
+    edema = (t_rho < 1.0) & brain
+    # edema spreads preferentially along white matter
+    edema &= (tissue == 2) | (t_rho < core_fraction * 1.3)
+    core = (t_rho < core_fraction) & brain
+    labels[edema] = 2
+    if lgg:
+        labels[core] = 1
+    else:
+        labels[core] = 4
+        labels[(t_rho < necrosis_fraction) & brain] = 1
+
+    # --- intensities per modality: tissue means, texture, partial-volume blur, bias, noise, scale.
+    texture = _upsample(_smooth_noise(rng, work, sigma=1.0), shape)
+    tissue_map = np.select(
+        [labels == 1, labels == 4, labels == 2, tissue == 0, tissue == 1],
+        [3, 5, 4, 0, 1],
+        default=2,
+    ).astype(np.uint8)
+    bias_shape = tuple(max(4, n // 24) for n in shape)
+    images = {}
+    for modality in MODALITIES:
+        means = np.asarray([_CONTRAST[modality][t] for t in _TISSUES], np.float32)
+        means *= rng.uniform(0.95, 1.05, len(means)).astype(np.float32)
+        img = means[tissue_map] * (1.0 + 0.04 * texture)
+        img = ndimage.gaussian_filter(img, 0.6)
+        bias = np.exp(0.18 * _upsample(_smooth_noise(rng, bias_shape, sigma=1.0), shape))
+        img = img * bias + rng.normal(0.0, 0.025, shape).astype(np.float32)
+        scale = float(rng.uniform(200.0, 3000.0))
+        out = np.clip(np.rint(img * scale), 1, 32767).astype(np.int16)
+        out[~brain] = 0
+        images[modality] = out
+    return images, labels
+
+
+def affine_for(preset: Preset) -> np.ndarray:
+    """BraTS-like affine: x and y flipped (RAS from LPS storage), origin at the first voxel."""
+    sx, sy, sz = preset.spacing
+    affine = np.diag([-sx, -sy, sz, 1.0])
+    affine[1, 3] = (preset.shape[1] - 1) * sy
+    return affine
+
+
+def _save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    import nibabel as nib
+
+    image = nib.Nifti1Image(array, affine)
+    image.header.set_xyzt_units("mm", "sec")
+    image.header.set_qform(affine, code=1)
+    image.header.set_sform(affine, code=1)
+    nib.save(image, str(path))
+
+
+def write_case(out_dir: Path, name: str, images: dict[str, np.ndarray], labels: np.ndarray | None, affine: np.ndarray) -> Path:
+    """Write one case folder ``out_dir/name/name_<mod>.nii.gz`` atomically (temp folder, then rename)."""
+    final = out_dir / name
+    tmp = out_dir / f".{name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for modality, array in images.items():
+        _save_nifti(array, affine, tmp / f"{name}_{modality}.nii.gz")
+    if labels is not None:
+        _save_nifti(labels, affine, tmp / f"{name}_seg.nii.gz")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def synthesize(
+    out_dir: str | os.PathLike,
+    *,
+    preset: str | Preset = "demo",
+    cases: int | None = None,
+    seed: int = 0,
+    unlabeled: int = 0,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[Path]:
+    """Write a synthetic BraTS-layout dataset.
+
+    Case ``i`` is drawn from seed ``(seed, i)``; the last ``unlabeled`` cases are written without
+    ``_seg``. A ``synth.json`` records the settings; rerunning with the same settings skips case
+    folders that are already complete (each folder appears atomically).
+
+    Args:
+        out_dir: output folder (created).
+        preset: name in PRESETS or a Preset.
+        cases: number of cases. Defaults to the preset's ``cases``.
+        seed: dataset seed.
+        unlabeled: number of cases (the last ones) written without a segmentation.
+        progress: optional callback ``(done, total, case_id)``.
+
+    Returns:
+        The case folders, in order.
+
+    Raises:
+        ValueError: unknown preset, bad counts, or ``out_dir`` holding a dataset with other settings.
+
+    Example:
+        >>> folders = synthesize("/tmp/syn", preset="demo", cases=2, seed=1)  # doctest: +SKIP
+    """
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}. Received: preset={preset!r}")
+        preset_name, preset_obj = preset, PRESETS[preset]
+    else:
+        preset_name, preset_obj = "custom", preset
+    cases = preset_obj.cases if cases is None else int(cases)
+    if cases < 1:
+        raise ValueError(f"cases must be >= 1. Received: cases={cases}")
+    if not 0 <= unlabeled <= cases:
+        raise ValueError(f"unlabeled must be in [0, cases={cases}]. Received: unlabeled={unlabeled}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"preset": preset_name, "preset_fields": dataclasses.asdict(preset_obj), "cases": cases, "seed": seed, "unlabeled": unlabeled}
+    settings_path = out / "synth.json"
+    if settings_path.exists():
+        old = json.loads(settings_path.read_text())
+        if old != json.loads(json.dumps(settings)):
+            raise ValueError(
+                f"{out} already holds a synthetic dataset made with other settings ({old}). "
+                f"Received: {settings}. Use an empty folder or delete it first."
+            )
+    tmp = settings_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(settings, indent=2))
+    os.replace(tmp, settings_path)
+
+    affine = affine_for(preset_obj)
+    folders = []
+    for i in range(cases):
+        name = case_id(i)
+        folder = out / name
+        if not folder.exists():
+            case_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+            images, labels = generate_case(preset_obj, case_seed)
+            write_case(out, name, images, None if i >= cases - unlabeled else labels, affine)
+        folders.append(folder)
+        if progress is not None:
+            progress(i + 1, cases, name)
+    return folders

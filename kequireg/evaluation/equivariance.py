@@ -1,0 +1,72 @@
+"""Equivariance Dice: how far a network is from commuting with strong augmentations.
+
+For a patient's slices x and one seeded strong transform T per slice, compare
+T(f(x)) (segment, then warp the probabilities with ``augment.warp_probs``, then argmax) with
+f(T(x)) (warp the image, then segment). The Dice of WT, TC and ET is pooled over the patient's
+slices, counting only pixels whose source lies inside the image (``augment.valid_mask``):
+outside it the warped prediction is filled with background by construction and says nothing
+about the network. Warping probabilities rather than argmax labels mirrors the training loss.
+Equivariance Dice is the mean of the three regions (empty rule: 1 when both are empty).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from kequireg.evaluation.metrics import dice
+from kequireg.evaluation.regions import region_masks
+
+
+def transform_seeds(case_id: str, n_slices: int, seed: int = 0) -> np.ndarray:
+    """Per-slice transform seeds, stable across processes for (seed, case_id)."""
+    rng = np.random.default_rng([int(seed), zlib.crc32(case_id.encode())])
+    return rng.integers(0, 2**31 - 1, size=n_slices)
+
+
+def equivariance_dice(
+    predict_probs,
+    images: np.ndarray,
+    probs: np.ndarray | None = None,
+    *,
+    case_id: str = "",
+    seed: int = 0,
+    policy=None,
+) -> dict[str, float]:
+    """Equivariance Dice of a network on one patient.
+
+    Args:
+        predict_probs: callable (S, H, W, C) images -> (S, H, W, K) probabilities.
+        images: float32 (S, H, W, C). The patient's slices.
+        probs: optional (S, H, W, K) probabilities of ``images`` already computed.
+        case_id: str. Mixed into the transform seeds, so each patient gets its own transforms.
+        seed: int. Base seed of the transforms. Defaults to 0.
+        policy: an ``augment.Policy``. Defaults to ``augment.strong()``.
+
+    Returns:
+        dict: ``equivariance_dice`` (mean over regions), ``equivariance_wt``, ``_tc``, ``_et``.
+    """
+    import augment
+
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (S, H, W, C). Received: images.shape={images.shape}")
+    policy = policy if policy is not None else augment.strong()
+    if probs is None:
+        probs = predict_probs(images)
+    h, w = images.shape[1:3]
+    grids = np.asarray(policy.sample_grids((h, w), [int(s) for s in transform_seeds(case_id, len(images), seed)]))
+    warped_probs = np.asarray(augment.warp_probs(np.ascontiguousarray(probs, np.float32), grids, background=0))
+    seg_then_warp = warped_probs.argmax(-1)
+    warp_then_seg = np.asarray(predict_probs(np.asarray(augment.warp_image(images, grids), np.float32))).argmax(-1)
+    valid = np.asarray(augment.valid_mask(grids), dtype=bool)
+    a = region_masks(seg_then_warp.astype(np.uint8))[valid]
+    b = region_masks(warp_then_seg.astype(np.uint8))[valid]
+    per_region = np.atleast_1d(dice(a, b, axis=0))
+    return {
+        "equivariance_dice": float(per_region.mean()),
+        "equivariance_wt": float(per_region[0]),
+        "equivariance_tc": float(per_region[1]),
+        "equivariance_et": float(per_region[2]),
+    }

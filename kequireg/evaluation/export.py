@@ -1,0 +1,117 @@
+"""Write predicted label volumes as BraTS-format NIfTI files.
+
+BraTS expects, per case, ``<case_id>.nii.gz``: the source scan's shape (240x240x155), labels
+{0, 1, 2, 4} as uint8, and the source image's affine and header (so that orientation and
+voxel size match). Files are written next to their final name and renamed into place, so a
+file at the final path is always whole.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from kequireg.evaluation.regions import check_labels, to_brats
+
+
+def brats_filename(case_id: str) -> str:
+    """The file name the BraTS portal expects for a case: ``<case_id>.nii.gz``."""
+    return f"{case_id}.nii.gz"
+
+
+def label_image(labels: np.ndarray, affine: np.ndarray, header: bytes | nib.Nifti1Header | None = None, scheme: str = "internal") -> nib.Nifti1Image:
+    """A uint8 NIfTI image of BraTS labels {0,1,2,4} with the source's affine and header.
+
+    Args:
+        labels: integer array (X, Y, Z) in the ``scheme``'s label set.
+        affine: (4, 4) voxel-to-world matrix of the source scan.
+        header: NIfTI-1 header (bytes of its binaryblock, or a header object) of the source scan;
+            None builds a fresh header. Its intensity scaling is reset (labels are stored as is).
+        scheme: str. ``"internal"`` ({0,1,2,3}, converted) or ``"brats"``. Defaults to ``"internal"``.
+
+    Returns:
+        nibabel.Nifti1Image with uint8 data.
+
+    Raises:
+        ValueError: on a non-3D array, a bad affine or labels outside the scheme.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be a 3D volume (X, Y, Z). Received: labels.shape={labels.shape}")
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4):
+        raise ValueError(f"affine must be a 4x4 matrix. Received: affine.shape={affine.shape}")
+    if scheme == "internal":
+        data = to_brats(labels)
+    elif scheme == "brats":
+        data = check_labels(labels, "brats").astype(np.uint8)
+    else:
+        raise ValueError(f"scheme must be 'internal' or 'brats'. Received: scheme={scheme!r}")
+    if isinstance(header, (bytes, bytearray)) and len(header):
+        header = nib.Nifti1Header(binaryblock=bytes(header))
+    elif isinstance(header, (bytes, bytearray)):
+        header = None
+    header = header.copy() if header is not None else None
+    image = nib.Nifti1Image(data, affine, header=header)
+    image.set_data_dtype(np.uint8)
+    image.header.set_slope_inter(1.0, 0.0)
+    image.header["cal_min"], image.header["cal_max"] = 0, 4
+    return image
+
+
+def write_nifti_atomic(image: nib.Nifti1Image, path: str | os.PathLike) -> Path:
+    """Save ``image`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = path.name
+    suffix = ".nii.gz" if name.endswith(".nii.gz") else path.suffix
+    tmp = path.with_name(f".{name[: len(name) - len(suffix)]}.tmp{os.getpid()}{suffix}")
+    try:
+        nib.save(image, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def export_case(slice_labels: np.ndarray, record, out_dir: str | os.PathLike, scheme: str = "internal") -> Path:
+    """Restore a case's per-slice labels to its source geometry and write ``<case_id>.nii.gz``.
+
+    Args:
+        slice_labels: integer array (S, H, W), one label map per stored slice of the case.
+        record: the case's ``CaseRecord`` (from ``SliceStore.case``) or a ``PreprocessedCase``.
+        out_dir: folder to write into (created if missing).
+        scheme: str. Label scheme of ``slice_labels``. Defaults to ``"internal"``.
+
+    Returns:
+        Path of the written file.
+
+    Raises:
+        ValueError: if the slices do not match the record.
+
+    Example:
+        >>> path = export_case(labels, store.case("BraTS19_X_1"), "predictions/")  # doctest: +SKIP
+    """
+    from kequireg.data.store import restore_plane
+
+    volume = restore_plane(np.asarray(slice_labels), _as_record(record))
+    image = label_image(volume, record.affine, getattr(record, "header", None), scheme=scheme)
+    return write_nifti_atomic(image, Path(out_dir) / brats_filename(record.case_id))
+
+
+def _as_record(case):
+    """A PreprocessedCase carries the same geometry as a CaseRecord; build one for restore_plane."""
+    from kequireg.data.store import CaseRecord
+
+    if isinstance(case, CaseRecord):
+        return case
+    n = len(np.asarray(case.z))
+    return CaseRecord(
+        case_id=case.case_id, labeled=case.labels is not None, start=0, stop=n, z=np.asarray(case.z),
+        crop_origin=tuple(case.crop_origin), original_shape=tuple(case.original_shape),
+        affine=np.asarray(case.affine), spacing=np.asarray(case.spacing), header=case.header, source=case.source,
+    )

@@ -1,0 +1,159 @@
+"""Per-patient segmentation metrics (pure NumPy): Dice, sensitivity, specificity, HD95 per region.
+
+Empty-region rules (DESIGN.md): Dice = 2TP / (2TP + FP + FN) and 1 when TP = FP = FN = 0.
+Sensitivity TP / (TP + FN) and specificity TN / (TN + FP) follow the same rule: 1 when the
+denominator is 0 (nothing to find, nothing missed). Collective Dice = mean of WT, TC, ET Dice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from kequireg.evaluation.hausdorff import hd95
+from kequireg.evaluation.regions import REGIONS, region_masks
+
+METRIC_COLUMNS: tuple[str, ...] = (
+    "dice",
+    *(f"dice_{r.lower()}" for r in REGIONS),
+    *(f"hd95_{r.lower()}" for r in REGIONS),
+    *(f"sensitivity_{r.lower()}" for r in REGIONS),
+    *(f"specificity_{r.lower()}" for r in REGIONS),
+)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    numerator = np.asarray(numerator, dtype=np.float64)
+    denominator = np.asarray(denominator, dtype=np.float64)
+    out = np.ones(np.broadcast(numerator, denominator).shape, dtype=np.float64)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def confusion(pred: np.ndarray, gt: np.ndarray, axis=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """TP, FP, FN, TN counts of two boolean masks, summed over ``axis`` (all axes by default).
+
+    Raises:
+        ValueError: on mismatched shapes.
+    """
+    pred = np.asarray(pred, dtype=bool)
+    gt = np.asarray(gt, dtype=bool)
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred and gt must have the same shape. Received: pred.shape={pred.shape}, gt.shape={gt.shape}")
+    tp = np.sum(pred & gt, axis=axis, dtype=np.int64)
+    fp = np.sum(pred & ~gt, axis=axis, dtype=np.int64)
+    fn = np.sum(~pred & gt, axis=axis, dtype=np.int64)
+    tn = np.sum(~pred & ~gt, axis=axis, dtype=np.int64)
+    return tp, fp, fn, tn
+
+
+def dice(pred: np.ndarray, gt: np.ndarray, axis=None) -> float | np.ndarray:
+    """Dice of two boolean masks, 1 when both are empty.
+
+    Args:
+        pred: bool array. Predicted mask.
+        gt: bool array of the same shape. Reference mask.
+        axis: int or tuple. Axes to reduce; ``None`` (default) reduces all and returns a float.
+
+    Returns:
+        float, or an array over the axes not reduced.
+
+    Example:
+        >>> dice(np.array([1, 1, 0, 0], bool), np.array([1, 0, 1, 0], bool))
+        0.5
+        >>> dice(np.zeros(3, bool), np.zeros(3, bool))
+        1.0
+    """
+    tp, fp, fn, _ = confusion(pred, gt, axis)
+    out = _ratio(2 * tp, 2 * tp + fp + fn)
+    return float(out) if out.ndim == 0 else out
+
+
+def region_dice(pred_labels: np.ndarray, gt_labels: np.ndarray, scheme: str = "internal") -> np.ndarray:
+    """Dice of WT, TC, ET between two label maps (any shape; all voxels pooled).
+
+    Returns:
+        float64 array of shape (3,) in the order of ``REGIONS``.
+
+    Example:
+        >>> region_dice(np.array([0, 1, 2, 3]), np.array([0, 1, 2, 3])).tolist()
+        [1.0, 1.0, 1.0]
+    """
+    pred_masks, gt_masks = region_masks(pred_labels, scheme), region_masks(gt_labels, scheme)
+    axes = tuple(range(pred_masks.ndim - 1))
+    return np.atleast_1d(dice(pred_masks, gt_masks, axis=axes))
+
+
+def slice_dice(pred_labels: np.ndarray, gt_labels: np.ndarray, scheme: str = "internal") -> np.ndarray:
+    """Slice-level 2D Dice per region: one value per slice, empty rule per slice.
+
+    Args:
+        pred_labels: integer array (S, H, W).
+        gt_labels: integer array (S, H, W).
+        scheme: str. Label scheme, ``"internal"`` or ``"brats"``.
+
+    Returns:
+        float64 array (S, 3): Dice of WT, TC, ET on each slice.
+
+    Raises:
+        ValueError: if the arrays are not (S, H, W) of the same shape.
+    """
+    pred_labels, gt_labels = np.asarray(pred_labels), np.asarray(gt_labels)
+    if pred_labels.ndim != 3 or pred_labels.shape != gt_labels.shape:
+        raise ValueError(
+            "pred_labels and gt_labels must both have shape (S, H, W). "
+            f"Received: pred_labels.shape={pred_labels.shape}, gt_labels.shape={gt_labels.shape}"
+        )
+    pred_masks, gt_masks = region_masks(pred_labels, scheme), region_masks(gt_labels, scheme)
+    return dice(pred_masks, gt_masks, axis=(1, 2))
+
+
+def case_metrics(
+    pred_labels: np.ndarray,
+    gt_labels: np.ndarray,
+    spacing: Sequence[float] | None = None,
+    scheme: str = "internal",
+    with_hd95: bool = True,
+) -> dict[str, float]:
+    """All per-patient metrics of one 3D prediction.
+
+    Args:
+        pred_labels: integer array (X, Y, Z). Predicted labels.
+        gt_labels: integer array (X, Y, Z). Ground truth labels.
+        spacing: three floats. Voxel size in mm (for HD95). Defaults to 1 mm.
+        scheme: str. ``"internal"`` ({0,1,2,3}) or ``"brats"`` ({0,1,2,4}). Defaults to ``"internal"``.
+        with_hd95: bool. Compute HD95 (the slow part). Defaults to True; NaN when False.
+
+    Returns:
+        dict with the keys of ``METRIC_COLUMNS``: ``dice`` (collective), ``dice_wt`` ..., ``hd95_wt``
+        ..., ``sensitivity_wt`` ..., ``specificity_wt`` ....
+
+    Raises:
+        ValueError: on mismatched shapes or labels outside the scheme.
+
+    Example:
+        >>> gt = np.zeros((4, 4, 4), np.uint8); gt[1:3, 1:3, 1:3] = 3
+        >>> case_metrics(gt, gt)["dice"]
+        1.0
+    """
+    pred_labels, gt_labels = np.asarray(pred_labels), np.asarray(gt_labels)
+    if pred_labels.shape != gt_labels.shape:
+        raise ValueError(
+            f"prediction and ground truth must have the same shape. "
+            f"Received: pred.shape={pred_labels.shape}, gt.shape={gt_labels.shape}"
+        )
+    pred_masks, gt_masks = region_masks(pred_labels, scheme), region_masks(gt_labels, scheme)
+    out: dict[str, float] = {}
+    dices = []
+    for r, region in enumerate(REGIONS):
+        key = region.lower()
+        tp, fp, fn, tn = confusion(pred_masks[..., r], gt_masks[..., r])
+        d = float(_ratio(2 * tp, 2 * tp + fp + fn))
+        dices.append(d)
+        out[f"dice_{key}"] = d
+        out[f"hd95_{key}"] = hd95(pred_masks[..., r], gt_masks[..., r], spacing) if with_hd95 else float("nan")
+        out[f"sensitivity_{key}"] = float(_ratio(tp, tp + fn))
+        out[f"specificity_{key}"] = float(_ratio(tn, tn + fp))
+    out["dice"] = float(np.mean(dices))
+    return {key: out[key] for key in METRIC_COLUMNS}

@@ -1,0 +1,140 @@
+"""Segment BraTS-layout case folders into BraTS-format NIfTI files.
+
+Each case folder (``<case>/<case>_{flair,t1,t1ce,t2}.nii.gz``, with or without ``_seg``) is
+preprocessed exactly as the training store was (its stored parameters), predicted slice by
+slice, restored to the source geometry and written as ``OUT_DIR/<case>.nii.gz`` with labels
+{0, 1, 2, 4}, uint8, and the source affine and header. Cases whose output already exists are
+skipped unless ``overwrite`` is set, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from kequireg.evaluation.export import brats_filename, export_case
+from kequireg.evaluation.inference import predict_labels
+
+
+def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, batch_size: int = 16, progress: bool = False,
+                  length: int | None = None) -> list[Path]:
+    """Predict preprocessed cases and write one BraTS NIfTI per case.
+
+    Args:
+        model: keras.Model returning logits.
+        cases: iterable of ``PreprocessedCase`` (labels not needed).
+        out_dir: output folder (created if missing).
+        batch_size: int. Slices per forward pass. Defaults to 16.
+        progress: bool. Progress bar on stderr. Defaults to False.
+        length: int. Number of cases, for the progress bar.
+
+    Returns:
+        Paths of the written files.
+    """
+    from kequireg.evaluation.evaluate import _progress
+
+    written = []
+    for case in _progress(cases, progress, "predicting", length=length):
+        labels = predict_labels(model, case.images, batch_size) if len(case.images) else np.zeros((0, 1, 1), np.uint8)
+        written.append(export_case(labels, case, out_dir))
+    return written
+
+
+def preprocess_params(params: dict | None):
+    """``PreprocessParams`` from a store's ``params`` dict (unknown keys, e.g. descriptions, ignored)."""
+    import dataclasses
+
+    from kequireg.data.preprocess import PreprocessParams
+
+    known = {f.name for f in dataclasses.fields(PreprocessParams)}
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in (params or {}).items() if k in known}
+    return PreprocessParams(**kwargs)
+
+
+def preprocess_case_files(case, params, size: tuple[int, int]):
+    """Preprocess one raw case exactly as the store was and cut the store's (H, W) window.
+
+    Uses the data package's per-case step (``process_case``: N4, equalization, slicing,
+    brain bounding box) and its window rule (``window_origin``), as ``kequireg preprocess`` does.
+
+    Args:
+        case: ``kequireg.data.ingest.CaseFiles``.
+        params: ``PreprocessParams``.
+        size: (H, W) of the model's input (the training store's window).
+
+    Returns:
+        PreprocessedCase whose ``images`` are (S, H, W, C).
+    """
+    from kequireg.data.preprocess import process_case, window_origin
+    from kequireg.data.store import PreprocessedCase, extract_window, paste_window
+
+    part = process_case(case, params)
+    x, y, z = (int(v) for v in part["original_shape"])
+    r0, r1, c0, c1 = (int(v) for v in part["bbox"])
+    origin = (window_origin(x, size[0], r0, r1), window_origin(y, size[1], c0, c1))
+    channels_first = np.moveaxis(np.asarray(part["images"], np.float32), -1, 1)  # (S, C, h, w)
+    planes = paste_window(channels_first, (r0, c0), (x, y))
+    images = np.moveaxis(extract_window(planes, origin, size), 1, -1)
+    return PreprocessedCase(
+        case_id=part["case_id"], images=np.ascontiguousarray(images), labels=None, z=np.asarray(part["z"], np.int64),
+        crop_origin=origin, original_shape=(x, y, z), affine=np.asarray(part["affine"]),
+        spacing=np.asarray(part["spacing"]), header=bytes(np.asarray(part["header"], np.uint8)), source=str(part["source"]),
+    )
+
+
+def store_params(config: dict) -> dict:
+    """The preprocessing parameters of the store a run was trained on ({} when unknown)."""
+    from kequireg.data.store import SliceStore
+
+    data = config.get("data")
+    if not data:
+        try:
+            from kequireg.data.demo import demo_store_path
+
+            data = demo_store_path()
+        except ImportError:
+            return {}
+    if not Path(data).is_file():
+        return {}
+    with SliceStore(data) as store:
+        return dict(store.params)
+
+
+def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, params: dict | None = None,
+                   batch_size: int = 16, overwrite: bool = False, progress: bool = False) -> list[Path]:
+    """Preprocess, predict and export every BraTS case folder under ``in_dir``.
+
+    Args:
+        model: keras.Model returning logits (its input shape fixes the slice window).
+        in_dir: folder of BraTS case folders (or one case folder); ``_seg`` files are ignored.
+        out_dir: output folder; files are named ``<case>.nii.gz``.
+        params: preprocessing parameters (the training store's ``params`` dict).
+        batch_size: int. Defaults to 16.
+        overwrite: bool. Redo cases whose output exists. Defaults to False (skip them).
+        progress: bool. Defaults to False.
+
+    Returns:
+        Paths of all outputs (written now or found from an earlier run).
+
+    Raises:
+        ValueError: if a case misses a modality (naming it), or no case folder is found.
+    """
+    from kequireg.data.ingest import find_cases
+
+    settings = preprocess_params(params)
+    cases = find_cases(in_dir, settings.channels)
+    incomplete = [c for c in cases if c.missing]
+    if incomplete:
+        c = incomplete[0]
+        raise ValueError(f"case folder {str(c.folder)!r} has no {', '.join(c.missing)} file; every case needs {settings.channels}.")
+    shape = getattr(model, "input_shape", None)
+    if not (isinstance(shape, tuple) and len(shape) == 4 and shape[1] and shape[2]):
+        raise ValueError(f"the model must have a fixed input shape (None, H, W, C). Received: input_shape={shape}")
+    out_dir = Path(out_dir)
+    todo = [c for c in cases if overwrite or not (out_dir / brats_filename(c.case_id)).is_file()]
+    stream = (preprocess_case_files(c, settings, (shape[1], shape[2])) for c in todo)
+    predict_cases(model, stream, out_dir, batch_size=batch_size, progress=progress, length=len(todo))
+    return [out_dir / brats_filename(c.case_id) for c in cases]

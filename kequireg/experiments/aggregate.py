@@ -1,0 +1,169 @@
+"""Aggregate an experiment: per-(method, fraction) means with bootstrap intervals, bridging.
+
+Inputs are the per-patient CSVs of every run. For one (method, fraction) the scores form a
+(runs x patients) matrix (all runs are evaluated on the same held-out patients); its mean is
+reported with a 95% two-level bootstrap interval (runs and patients resampled, see
+``kequireg.experiments.stats``). The bridging coefficient at fraction p < 1 compares EquiReg_p
+and Baseline_p with Baseline_100%, per region and for the collective Dice.
+
+Outputs in the experiment folder: ``per_patient.csv`` (every run x patient), ``runs.csv``
+(per-run means), ``summary.csv``, ``bridging.csv``, ``summary.json`` and ``results.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kequireg.evaluation.evaluate import atomic_write_text, read_csv_rows, rows_to_csv
+from kequireg.experiments.grid import ExperimentSettings, eval_csv, plan_grid
+from kequireg.experiments.stats import bootstrap_bridging, bootstrap_mean
+
+SUMMARY_METRICS = ("dice_wt", "dice_tc", "dice_et", "dice", "hd95_wt", "hd95_tc", "hd95_et", "equivariance_dice")
+BRIDGING_METRICS = ("dice_wt", "dice_tc", "dice_et", "dice")
+LABELS = {"dice_wt": "WT", "dice_tc": "TC", "dice_et": "ET", "dice": "collective", "hd95_wt": "HD95 WT",
+          "hd95_tc": "HD95 TC", "hd95_et": "HD95 ET", "equivariance_dice": "equivariance"}
+
+
+def collect(experiment_dir: str | os.PathLike, settings: ExperimentSettings | None = None) -> list[dict]:
+    """Every finished run's per-patient rows, tagged with method, fraction, label_seed, repeat, run."""
+    experiment_dir = Path(experiment_dir)
+    if settings is None:
+        path = experiment_dir / "experiment.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{str(experiment_dir)!r} is not an experiment folder (no experiment.json).")
+        settings = ExperimentSettings.from_json(json.loads(path.read_text()))
+    rows = []
+    for spec in plan_grid(settings):
+        path = eval_csv(experiment_dir, spec, settings.split)
+        if not path.is_file():
+            continue
+        for row in read_csv_rows(path):
+            rows.append({"method": spec.method, "fraction": spec.fraction, "label_seed": spec.label_seed,
+                         "repeat": spec.repeat, "run": spec.name, **row})
+    return rows
+
+
+def score_matrix(rows: list[dict], method: str, fraction: float, metric: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """(runs, patients) matrix of one metric for one cell; patients sorted, runs sorted by name.
+
+    Raises:
+        ValueError: if the runs of the cell were not scored on the same patients.
+    """
+    cell = [r for r in rows if r["method"] == method and r["fraction"] == fraction]
+    runs = sorted({r["run"] for r in cell})
+    patients = sorted({r["case_id"] for r in cell})
+    matrix = np.full((len(runs), len(patients)), np.nan)
+    for r in cell:
+        matrix[runs.index(r["run"]), patients.index(r["case_id"])] = float(r[metric])
+    if np.isnan(matrix).any() and not np.isnan(matrix).all():
+        raise ValueError(f"runs of {method} at {fraction:g} were evaluated on different patients; re-evaluate them.")
+    return matrix, runs, patients
+
+
+def summarize_experiment(rows: list[dict], seed: int = 0, n_boot: int = 10_000) -> dict:
+    """Means with 95% intervals per (method, fraction) and bridging coefficients per fraction."""
+    cells = sorted({(r["method"], r["fraction"]) for r in rows}, key=lambda c: (c[1], c[0]))
+    summary = []
+    for method, fraction in cells:
+        entry = {"method": method, "fraction": fraction}
+        for metric in SUMMARY_METRICS:
+            matrix, runs, patients = score_matrix(rows, method, fraction, metric)
+            entry["runs"], entry["patients"] = len(runs), len(patients)
+            if np.isnan(matrix).all():
+                continue
+            entry[metric] = bootstrap_mean(matrix, seed=seed, n_boot=n_boot).as_dict()
+        summary.append(entry)
+    bridging = []
+    has = {(r["method"], r["fraction"]) for r in rows}
+    for fraction in sorted({f for _, f in cells if f < 1.0}):
+        if not {("equireg", fraction), ("baseline", fraction), ("baseline", 1.0)} <= has:
+            continue
+        entry = {"fraction": fraction}
+        for metric in BRIDGING_METRICS:
+            mats = [score_matrix(rows, m, f, metric) for m, f in (("equireg", fraction), ("baseline", fraction), ("baseline", 1.0))]
+            if len({tuple(p) for _, _, p in mats}) != 1:
+                raise ValueError("the runs at different fractions were evaluated on different patients; re-evaluate them.")
+            entry[metric] = bootstrap_bridging(*(m for m, _, _ in mats), seed=seed, n_boot=n_boot).as_dict()
+        bridging.append(entry)
+    return {"cells": summary, "bridging": bridging}
+
+
+def _fmt(stats: dict | None, digits: int = 3) -> str:
+    if not stats or not np.isfinite(stats["mean"]):
+        return "–"
+    return f"{stats['mean']:.{digits}f} [{stats['ci_low']:.{digits}f}, {stats['ci_high']:.{digits}f}]"
+
+
+def markdown_tables(summary: dict) -> str:
+    """The results as Markdown: Dice per (method, fraction), HD95, then bridging coefficients."""
+    lines = ["| method | labeled | runs | patients | " + " | ".join(f"Dice {LABELS[m]}" for m in BRIDGING_METRICS)
+             + " | equivariance Dice |", "|---|---:|---:|---:|" + "---|" * (len(BRIDGING_METRICS) + 1)]
+    for c in summary["cells"]:
+        cells = [_fmt(c.get(m)) for m in (*BRIDGING_METRICS, "equivariance_dice")]
+        lines.append(f"| {c['method']} | {c['fraction']:.0%} | {c['runs']} | {c['patients']} | " + " | ".join(cells) + " |")
+    lines += ["", "| method | labeled | HD95 WT (mm) | HD95 TC (mm) | HD95 ET (mm) |", "|---|---:|---|---|---|"]
+    for c in summary["cells"]:
+        lines.append(f"| {c['method']} | {c['fraction']:.0%} | " + " | ".join(_fmt(c.get(m), 1) for m in ("hd95_wt", "hd95_tc", "hd95_et")) + " |")
+    if summary["bridging"]:
+        lines += ["", "Bridging coefficient (EquiReg_p − Baseline_p) / (Baseline_100% − Baseline_p):", "",
+                  "| labeled | " + " | ".join(LABELS[m] for m in BRIDGING_METRICS) + " |", "|---:|" + "---|" * len(BRIDGING_METRICS)]
+        for b in summary["bridging"]:
+            lines.append(f"| {b['fraction']:.0%} | " + " | ".join(_fmt(b.get(m), 2) for m in BRIDGING_METRICS) + " |")
+    lines += ["", "Means over runs × held-out patients; [95% bootstrap interval, runs and patients resampled]."]
+    return "\n".join(lines) + "\n"
+
+
+def _flat(summary: dict) -> tuple[list[dict], list[dict]]:
+    cells, bridges = [], []
+    for c in summary["cells"]:
+        row = {"method": c["method"], "fraction": c["fraction"], "runs": c["runs"], "patients": c["patients"]}
+        for m in SUMMARY_METRICS:
+            if m in c:
+                row.update({f"{m}_{k}": v for k, v in c[m].items()})
+        cells.append(row)
+    for b in summary["bridging"]:
+        row = {"fraction": b["fraction"]}
+        for m in BRIDGING_METRICS:
+            row.update({f"{m}_{k}": v for k, v in b[m].items()})
+        bridges.append(row)
+    return cells, bridges
+
+
+def run_means(rows: list[dict]) -> list[dict]:
+    """One row per run: the mean of each metric over its patients."""
+    out = []
+    for run in sorted({r["run"] for r in rows}):
+        mine = [r for r in rows if r["run"] == run]
+        entry = {k: mine[0][k] for k in ("run", "method", "fraction", "label_seed", "repeat")}
+        entry["patients"] = len(mine)
+        for m in SUMMARY_METRICS:
+            values = np.array([float(r[m]) for r in mine if m in r], dtype=float)
+            entry[m] = float(np.nanmean(values)) if values.size and np.isfinite(values).any() else float("nan")
+        out.append(entry)
+    return out
+
+
+def aggregate(experiment_dir: str | os.PathLike, settings: ExperimentSettings | None = None, seed: int = 0) -> dict:
+    """Collect, summarise and write every result file of an experiment; return the summary.
+
+    Raises:
+        FileNotFoundError: if the folder is not an experiment or holds no evaluated run yet.
+    """
+    experiment_dir = Path(experiment_dir)
+    rows = collect(experiment_dir, settings)
+    if not rows:
+        raise FileNotFoundError(f"no evaluated runs in {str(experiment_dir)!r} yet; run `kequireg experiment` first.")
+    summary = summarize_experiment(rows, seed=seed)
+    cells, bridges = _flat(summary)
+    atomic_write_text(experiment_dir / "per_patient.csv", rows_to_csv(rows))
+    atomic_write_text(experiment_dir / "runs.csv", rows_to_csv(run_means(rows)))
+    atomic_write_text(experiment_dir / "summary.csv", rows_to_csv(cells))
+    if bridges:
+        atomic_write_text(experiment_dir / "bridging.csv", rows_to_csv(bridges))
+    atomic_write_text(experiment_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(experiment_dir / "results.md", markdown_tables(summary))
+    return summary

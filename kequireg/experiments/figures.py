@@ -1,0 +1,192 @@
+"""The thesis's figures for an experiment folder (matplotlib, Agg backend, PNG files).
+
+* ``dice_scatter_<method>.png``: per-model mean Dice per region vs labeled fraction, coloured by
+  label seed (thesis Fig. 11-12).
+* ``dice_vs_fraction.png``: mean Dice vs labeled fraction with 95% intervals, per region and
+  collective, baseline vs EquiReg (Fig. 13-14).
+* ``bridging.png``: bridging coefficients per fraction and region with intervals (Fig. 15-16).
+* ``equivariance.png``: equivariance Dice per method and fraction with intervals (Fig. 17).
+* ``overlays_<case>.png``: ground truth, baseline and EquiReg on the same slices (Fig. 18-21).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kequireg.experiments.aggregate import BRIDGING_METRICS, LABELS, run_means
+
+METHOD_COLOURS = {"baseline": "#4c72b0", "equireg": "#dd8452"}
+CLASS_COLOURS = np.array([[0, 0, 0, 0], [0.85, 0.1, 0.1, 0.75], [0.1, 0.75, 0.2, 0.55], [1.0, 0.85, 0.0, 0.8]])
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as err:  # plotting is an optional extra
+        raise ImportError("figures need matplotlib: pip install 'kequireg[plotting]'") from err
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    os.replace(tmp, path)
+    _pyplot().close(fig)
+    return path
+
+
+def _fraction_axis(ax, fractions):
+    ax.set_xscale("log")
+    ax.set_xticks(fractions)
+    ax.set_xticklabels([f"{f:.0%}" for f in fractions])
+    ax.minorticks_off()
+    ax.set_xlabel("labeled patients")
+
+
+def dice_scatter(rows: list[dict], out_dir: Path) -> list[Path]:
+    """Per-model mean Dice per region, one panel per region, colour = label seed; one file per method."""
+    plt = _pyplot()
+    runs = run_means(rows)
+    fractions = sorted({r["fraction"] for r in runs})
+    seeds = sorted({int(r["label_seed"]) for r in runs})
+    cmap = plt.get_cmap("tab10")
+    paths = []
+    for method in sorted({r["method"] for r in runs}):
+        fig, axes = plt.subplots(1, len(BRIDGING_METRICS), figsize=(3.2 * len(BRIDGING_METRICS), 3.2), sharey=True)
+        mine = [r for r in runs if r["method"] == method]
+        for ax, metric in zip(axes, BRIDGING_METRICS):
+            for seed in seeds:
+                pts = [r for r in mine if int(r["label_seed"]) == seed]
+                jitter = 1 + 0.06 * (seeds.index(seed) - (len(seeds) - 1) / 2)
+                ax.scatter([r["fraction"] * jitter for r in pts], [r[metric] for r in pts], color=cmap(seed % 10),
+                           label=f"label seed {seed}", s=28, alpha=0.85, edgecolor="none")
+            ax.set_title(f"Dice {LABELS[metric]}")
+            _fraction_axis(ax, fractions)
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("mean Dice over held-out patients")
+        axes[-1].legend(fontsize=8, loc="lower right")
+        fig.suptitle(f"{method}: one point per trained model", y=1.03)
+        paths.append(_save(fig, out_dir / f"dice_scatter_{method}.png"))
+    return paths
+
+
+def dice_vs_fraction(summary: dict, out_dir: Path) -> Path:
+    """Mean Dice vs labeled fraction with 95% intervals, per region, one line per method."""
+    plt = _pyplot()
+    cells = summary["cells"]
+    fractions = sorted({c["fraction"] for c in cells})
+    fig, axes = plt.subplots(1, len(BRIDGING_METRICS), figsize=(3.2 * len(BRIDGING_METRICS), 3.2), sharey=True)
+    for ax, metric in zip(axes, BRIDGING_METRICS):
+        for method in sorted({c["method"] for c in cells}):
+            mine = sorted((c for c in cells if c["method"] == method and metric in c), key=lambda c: c["fraction"])
+            x = np.array([c["fraction"] for c in mine])
+            m = np.array([c[metric]["mean"] for c in mine])
+            lo = np.array([c[metric]["ci_low"] for c in mine])
+            hi = np.array([c[metric]["ci_high"] for c in mine])
+            ax.errorbar(x, m, yerr=[m - lo, hi - m], marker="o", capsize=3, color=METHOD_COLOURS.get(method), label=method)
+        ax.set_title(f"Dice {LABELS[metric]}")
+        _fraction_axis(ax, fractions)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mean Dice (95% CI)")
+    axes[-1].legend(fontsize=8, loc="lower right")
+    return _save(fig, out_dir / "dice_vs_fraction.png")
+
+
+def bridging_bars(summary: dict, out_dir: Path) -> Path | None:
+    """Bridging coefficient per fraction (groups) and region (bars) with 95% intervals."""
+    if not summary["bridging"]:
+        return None
+    plt = _pyplot()
+    entries = summary["bridging"]
+    width = 0.8 / len(BRIDGING_METRICS)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.8 * len(entries), 3.4))
+    cmap = plt.get_cmap("Set2")
+    for k, metric in enumerate(BRIDGING_METRICS):
+        x = np.arange(len(entries)) + (k - (len(BRIDGING_METRICS) - 1) / 2) * width
+        m = np.array([e[metric]["mean"] for e in entries])
+        lo = np.array([e[metric]["ci_low"] for e in entries])
+        hi = np.array([e[metric]["ci_high"] for e in entries])
+        ax.bar(x, m, width, color=cmap(k), label=LABELS[metric])
+        ax.errorbar(x, m, yerr=[np.maximum(m - lo, 0), np.maximum(hi - m, 0)], fmt="none", ecolor="black", capsize=3)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.axhline(1, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(np.arange(len(entries)))
+    ax.set_xticklabels([f"{e['fraction']:.0%} labeled" for e in entries])
+    ax.set_ylabel("bridging coefficient (95% CI)")
+    ax.set_title("share of the gap to 100% labels closed by EquiReg")
+    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    return _save(fig, out_dir / "bridging.png")
+
+
+def equivariance_bars(summary: dict, out_dir: Path) -> Path | None:
+    """Equivariance Dice per fraction (groups) and method (bars) with 95% intervals."""
+    cells = [c for c in summary["cells"] if "equivariance_dice" in c]
+    if not cells:
+        return None
+    plt = _pyplot()
+    fractions = sorted({c["fraction"] for c in cells})
+    methods = sorted({c["method"] for c in cells})
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(fractions), 3.4))
+    for k, method in enumerate(methods):
+        for i, fraction in enumerate(fractions):
+            c = next((c for c in cells if c["method"] == method and c["fraction"] == fraction), None)
+            if c is None:
+                continue
+            s = c["equivariance_dice"]
+            x = i + (k - (len(methods) - 1) / 2) * width
+            ax.bar(x, s["mean"], width, color=METHOD_COLOURS.get(method))
+            ax.errorbar(x, s["mean"], yerr=[[s["mean"] - s["ci_low"]], [s["ci_high"] - s["mean"]]], fmt="none",
+                        ecolor="black", capsize=3)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=METHOD_COLOURS.get(m)) for m in methods]
+    ax.legend(handles, methods, fontsize=8, loc="lower right")
+    ax.set_xticks(np.arange(len(fractions)))
+    ax.set_xticklabels([f"{f:.0%}" for f in fractions])
+    ax.set_xlabel("labeled patients")
+    ax.set_ylabel("equivariance Dice (95% CI)")
+    lows = [c["equivariance_dice"]["ci_low"] for c in cells]
+    ax.set_ylim(max(0.0, min(lows) - 0.1), 1.0)
+    ax.set_title("Dice(T(f(x)), f(T(x))), strong T")
+    return _save(fig, out_dir / "equivariance.png")
+
+
+def overlay_rgba(labels: np.ndarray) -> np.ndarray:
+    """RGBA colours of internal labels: 1 necrosis red, 2 edema green, 3 enhancing yellow."""
+    return CLASS_COLOURS[np.asarray(labels, dtype=np.intp)]
+
+
+def overlays(image_slices: np.ndarray, panels: dict[str, np.ndarray], case_id: str, out_dir: Path, channel: int = 0) -> Path:
+    """Rows = slices; columns = the panels (e.g. ground truth, baseline, EquiReg) over one channel."""
+    plt = _pyplot()
+    n_rows, n_cols = len(image_slices), len(panels)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.4 * n_cols, 2.4 * n_rows), squeeze=False)
+    for r in range(n_rows):
+        for c, (title, labels) in enumerate(panels.items()):
+            ax = axes[r, c]
+            ax.imshow(image_slices[r, ..., channel], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.imshow(overlay_rgba(labels[r]), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=9)
+    fig.suptitle(f"{case_id}: red necrosis/non-enhancing, green edema, yellow enhancing", fontsize=9)
+    return _save(fig, out_dir / f"overlays_{case_id}.png")
+
+
+def tumour_slices(labels: np.ndarray, count: int = 3) -> np.ndarray:
+    """Indices of ``count`` slices spread over the tumour (largest-tumour slice included), ascending."""
+    area = (np.asarray(labels) > 0).sum(axis=(1, 2))
+    with_tumour = np.flatnonzero(area)
+    if with_tumour.size == 0:
+        return np.linspace(0, len(labels) - 1, min(count, len(labels))).round().astype(int)
+    picks = set(np.quantile(with_tumour, np.linspace(0.25, 0.75, count)).round().astype(int).tolist())
+    picks.add(int(np.argmax(area)))
+    picks = sorted(int(with_tumour[np.abs(with_tumour - p).argmin()]) for p in picks)
+    return np.array(sorted(set(picks))[:count])

@@ -1,0 +1,119 @@
+"""``kequireg report``: results tables, figures and a Markdown report for an experiment folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kequireg.evaluation.evaluate import atomic_write_text
+from kequireg.experiments import figures
+from kequireg.experiments.aggregate import aggregate, collect, markdown_tables
+from kequireg.experiments.grid import ExperimentSettings, plan_grid, run_dir, training_finished
+
+
+def _settings(experiment_dir: Path) -> ExperimentSettings:
+    path = experiment_dir / "experiment.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(experiment_dir)!r} is not an experiment folder (no experiment.json).")
+    return ExperimentSettings.from_json(json.loads(path.read_text()))
+
+
+def overlay_runs(experiment_dir: Path, settings: ExperimentSettings) -> tuple[float, dict[str, Path]] | None:
+    """The first finished baseline and EquiReg runs at the smallest fraction below 1 that has both."""
+    specs = plan_grid(settings)
+    for fraction in sorted({s.fraction for s in specs if s.fraction < 1.0}):
+        chosen = {}
+        for method in ("baseline", "equireg"):
+            for spec in specs:
+                if spec.method == method and spec.fraction == fraction and training_finished(run_dir(experiment_dir, spec)):
+                    chosen[method] = run_dir(experiment_dir, spec)
+                    break
+        if len(chosen) == 2:
+            return fraction, chosen
+    return None
+
+
+def draw_overlays(experiment_dir: Path, settings: ExperimentSettings, out_dir: Path, n_cases: int = 2, n_slices: int = 3) -> list[Path]:
+    """Ground truth / baseline / EquiReg on the same slices of the first held-out patients."""
+    from kequireg.data.store import SliceStore
+    from kequireg.evaluation.evaluate import run_data_path, split_case_ids
+    from kequireg.evaluation.inference import load_network, predict_labels
+
+    picked = overlay_runs(experiment_dir, settings)
+    if picked is None:
+        return []
+    fraction, runs = picked
+    models = {}
+    config = {}
+    for method, path in runs.items():
+        models[method], config = load_network(path)
+    store_path = Path(settings.data) if settings.data else run_data_path(config)
+    case_ids = split_case_ids(store_path, settings.split)
+    paths = []
+    with SliceStore(store_path) as store:
+        # the patients with the most tumour make the clearest pictures
+        sizes = [(int((store.case_arrays(c)[1] > 0).sum()), c) for c in case_ids]
+        for _, case_id in sorted(sizes, reverse=True)[:n_cases]:
+            images, labels, _ = store.case_arrays(case_id)
+            idx = figures.tumour_slices(labels, n_slices)
+            panels = {"ground truth": labels[idx]}
+            for method, model in models.items():
+                panels[f"{method} ({fraction:.0%} labels)"] = predict_labels(model, images[idx])
+            paths.append(figures.overlays(images[idx], panels, case_id, out_dir))
+    return paths
+
+
+def make_report(experiment_dir: str | os.PathLike, *, out_dir: str | os.PathLike | None = None, with_overlays: bool = True,
+                n_cases: int = 2, seed: int = 0) -> tuple[dict, list[Path]]:
+    """Aggregate an experiment and draw every figure; write ``report.md`` beside them.
+
+    Args:
+        experiment_dir: folder written by ``kequireg experiment`` (or ``kequireg demo``).
+        out_dir: where the PNGs and ``report.md`` go. Defaults to ``EXPERIMENT_DIR/figures``.
+        with_overlays: bool. Draw the qualitative overlays (loads two models). Defaults to True.
+        n_cases: int. Patients in the overlays. Defaults to 2.
+        seed: int. Bootstrap seed. Defaults to 0.
+
+    Returns:
+        (summary, figure paths).
+    """
+    experiment_dir = Path(experiment_dir)
+    settings = _settings(experiment_dir)
+    out_dir = Path(out_dir) if out_dir else experiment_dir / "figures"
+    summary = aggregate(experiment_dir, settings, seed=seed)
+    rows = collect(experiment_dir, settings)
+    paths = [*figures.dice_scatter(rows, out_dir), figures.dice_vs_fraction(summary, out_dir)]
+    paths += [p for p in (figures.bridging_bars(summary, out_dir), figures.equivariance_bars(summary, out_dir)) if p]
+    if with_overlays:
+        paths += draw_overlays(experiment_dir, settings, out_dir, n_cases=n_cases)
+    body = ["# Experiment results", "", f"Experiment folder: `{experiment_dir}`; held-out split: `{settings.split}`.", "",
+            markdown_tables(summary), verdict(summary), ""]
+    body += [f"![{p.stem}]({os.path.relpath(p, out_dir)})" for p in paths]
+    atomic_write_text(out_dir / "report.md", "\n".join(body) + "\n")
+    return summary, paths
+
+
+def verdict(summary: dict) -> str:
+    """One plain sentence per fraction: did EquiReg beat the baseline on collective Dice, with intervals."""
+    lines = []
+    cells = {(c["method"], c["fraction"]): c for c in summary["cells"]}
+    for (method, fraction), c in sorted(cells.items(), key=lambda kv: kv[0][1]):
+        if method != "equireg" or ("baseline", fraction) not in cells or "dice" not in c:
+            continue
+        e, b = c["dice"], cells[("baseline", fraction)]["dice"]
+        diff = e["mean"] - b["mean"]
+        overlap = not (e["ci_low"] > b["ci_high"] or b["ci_low"] > e["ci_high"])
+        word = "higher" if diff > 0 else "lower" if diff < 0 else "equal"
+        lines.append(
+            f"At {fraction:.0%} labels, EquiReg's collective Dice {e['mean']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}] is "
+            f"{word} than the baseline's {b['mean']:.3f} [{b['ci_low']:.3f}, {b['ci_high']:.3f}] by {diff:+.3f}; "
+            + ("the 95% intervals overlap, so the difference is not conclusive." if overlap else "the 95% intervals do not overlap.")
+        )
+    for bridge in summary["bridging"]:
+        s = bridge["dice"]
+        lines.append(f"Bridging coefficient at {bridge['fraction']:.0%} (collective Dice): {s['mean']:.2f} "
+                     f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}].")
+    return "\n".join(lines) + ("\n" if lines else "")

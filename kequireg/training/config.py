@@ -1,0 +1,175 @@
+"""``TrainConfig``: every setting of a training run, saved as ``config.json`` in the run dir.
+
+Fields left as None are filled by :meth:`TrainConfig.resolve` with the thesis's settings on a
+real slice store, or with small demo settings on the embedded demo data (``data=None``), so
+``kequireg train --labeled 0.1`` finishes in minutes on a laptop CPU.
+
+Example:
+    >>> cfg = TrainConfig(data="brats.h5", fraction=0.1).resolve(demo=False)
+    >>> cfg.labeled_batch, cfg.unlabeled_batch, cfg.steps_per_epoch
+    (2, 6, 500)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from kequireg.training.losses import MASK_MODES
+
+METHODS = ("equireg", "baseline")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+# Thesis settings (DESIGN.md) on real data, small ones on the demo data set.
+THESIS_DEFAULTS = {"steps_per_epoch": 500, "patience": 10, "max_steps": 50_000, "val_slices": None}
+DEMO_DEFAULTS = {"steps_per_epoch": 40, "patience": 4, "max_steps": 400, "val_slices": 96}
+BATCH_DEFAULTS = {"equireg": (2, 6), "baseline": (4, 0)}
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Settings of one training run.
+
+    Args:
+        data: str or None. HDF5 slice store (splits JSON beside it); None = the demo data set.
+        method: str. ``"equireg"`` or ``"baseline"`` (supervised only).
+        fraction: float in (0, 1]. Share of training patients whose labels are used.
+        seed: int. Run seed: weights, augmentation, batch sampling.
+        label_seed: int. Seed of the labeled-patient subset (``labeled_subset``).
+        model: str or None. ``kequireg.models`` preset; None = ``fc-densenet103`` on real data,
+            ``tiny`` on the demo data.
+        lambda_: float. Weight λ of the equivariance term.
+        rampup_steps: int. Steps of λ ramp-up (0 = none). rampup: ``"linear"`` or ``"sigmoid"``.
+        mask: str. KL mask ``"thesis"``, ``"valid"`` or ``"none"``.
+        temperature: float. Teacher sharpening (UDA); 1 = off.
+        confidence: float. Teacher confidence threshold (UDA); 0 = off.
+        steps_per_epoch: int or None. Steps between validations (and checkpoints).
+        patience: int or None. Validations without a better val CE before stopping.
+        max_steps: int or None. Total step budget (rounded up to whole epochs).
+        labeled_batch, unlabeled_batch: int or None. Batch composition (thesis 2 + 6; baseline 4 + 0).
+        learning_rate: float. Adam's learning rate.
+        precision: str. ``"float32"``, ``"mixed_bfloat16"`` or ``"mixed_float16"``.
+        val_slices: int or None. Validate on this many validation slices (fixed random subset); None = all.
+        val_batch: int. Validation batch size.
+        workers: int. Threads preparing training batches.
+        run_dir: str or None. Output folder; None = ``runs/<method>-<fraction>-s<seed>-<time>``.
+    """
+
+    data: str | None = None
+    method: str = "equireg"
+    fraction: float = 0.1
+    seed: int = 0
+    label_seed: int = 0
+    model: str | None = None
+    lambda_: float = 1.0
+    rampup_steps: int = 0
+    rampup: str = "linear"
+    mask: str = "thesis"
+    temperature: float = 1.0
+    confidence: float = 0.0
+    steps_per_epoch: int | None = None
+    patience: int | None = None
+    max_steps: int | None = None
+    labeled_batch: int | None = None
+    unlabeled_batch: int | None = None
+    learning_rate: float = 1e-3
+    precision: str = "float32"
+    val_slices: int | None = None
+    val_batch: int = 16
+    workers: int = 2
+    run_dir: str | None = None
+
+    def resolve(self, demo: bool) -> TrainConfig:
+        """A copy with every None default filled (thesis or demo settings) and all values checked."""
+        cfg = dataclasses.replace(self)
+        defaults = DEMO_DEFAULTS if demo else THESIS_DEFAULTS
+        for key, value in defaults.items():
+            if getattr(cfg, key) is None:
+                setattr(cfg, key, value)
+        if cfg.model is None:
+            cfg.model = "tiny" if demo else "fc-densenet103"
+        if cfg.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}. Received: method={cfg.method!r}")
+        labeled, unlabeled = BATCH_DEFAULTS[cfg.method]
+        if cfg.labeled_batch is None:
+            cfg.labeled_batch = labeled
+        if cfg.unlabeled_batch is None:
+            cfg.unlabeled_batch = unlabeled
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise a ``ValueError`` naming the first bad field, its value and the fix."""
+
+        def fail(name, rule):
+            raise ValueError(f"{name} must be {rule}. Received: {name}={getattr(self, name)!r}")
+
+        if self.method not in METHODS:
+            fail("method", f"one of {METHODS}")
+        if not (isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1):
+            fail("fraction", "in (0, 1] (the share of labeled training patients, e.g. 0.1)")
+        if self.mask not in MASK_MODES:
+            fail("mask", f"one of {MASK_MODES}")
+        if self.precision not in PRECISIONS:
+            fail("precision", f"one of {PRECISIONS}")
+        if self.rampup not in ("linear", "sigmoid"):
+            fail("rampup", "'linear' or 'sigmoid'")
+        for name in ("steps_per_epoch", "max_steps", "labeled_batch", "val_batch", "workers"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                fail(name, "a positive integer")
+        for name in ("patience", "unlabeled_batch", "rampup_steps"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                fail(name, "a non-negative integer")
+        if self.val_slices is not None and (not isinstance(self.val_slices, int) or self.val_slices < 1):
+            fail("val_slices", "a positive integer or None (all validation slices)")
+        if self.method == "baseline" and self.unlabeled_batch:
+            fail("unlabeled_batch", "0 for the baseline (supervised only); use method='equireg'")
+        if self.method == "equireg" and self.unlabeled_batch == 0:
+            fail("unlabeled_batch", "> 0 for EquiReg (thesis: 6); use method='baseline' for supervised only")
+        if self.lambda_ < 0:
+            fail("lambda_", ">= 0")
+        if not self.temperature > 0:
+            fail("temperature", "> 0")
+        if not 0 <= self.confidence <= 1:
+            fail("confidence", "in [0, 1]")
+        if not self.learning_rate > 0:
+            fail("learning_rate", "> 0")
+
+    @property
+    def epochs(self) -> int:
+        """Number of validation periods covering ``max_steps`` (resolved configs only)."""
+        return -(-self.max_steps // self.steps_per_epoch)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; known fields: {sorted(known)}")
+        return cls(**values)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the config as JSON atomically (``path.tmp`` then rename)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TrainConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"run config {str(path)!r} does not exist; is this a kequireg run dir?")
+        try:
+            values = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"run config {str(path)!r} is not valid JSON ({err})") from err
+        return cls.from_dict(values)

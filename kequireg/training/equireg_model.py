@@ -1,0 +1,231 @@
+"""``EquiRegModel``: a Keras model wrapping any segmentation network with the EquiReg train step.
+
+A training batch is a dict of arrays::
+
+    labeled    (B_l, H, W, C) float   weakly augmented labeled slices
+    labels     (B_l, H, W)    int     their labels, warped with the same weak grid
+    unlabeled  (B_u, H, W, C) float   weakly augmented unlabeled slices (teacher input)
+    strong     (B_u, H, W, C) float   ``unlabeled`` warped by one strong transform (student input)
+    grid       (B_u, H, W, 2) float   that strong transform's grid
+
+The step runs the teacher (the same network, inference mode: no dropout, BatchNorm moving
+statistics) on ``unlabeled`` with no gradient tape, warps its probabilities on the device with
+``grid``, then runs the student once on ``concat(labeled, strong)`` with gradients and minimises
+
+    loss = CE(labels, student(labeled)) + λ · masked-mean KL(warp(teacher) ‖ student(strong)).
+
+A batch without the unlabeled keys is the supervised baseline (``loss = CE``). The loss math
+lives here and in ``losses.py`` (``keras.ops`` only); ``backend_step.py`` holds the per-backend
+gradient plumbing. Validation batches are ``(images, labels)`` tuples and log ``loss`` (the
+mean pixel cross-entropy, the early-stopping signal) and slice-level Dice WT / TC / ET.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from kequireg.training import backend_step, losses
+from kequireg.training.metrics import SliceDice
+
+UNLABELED_KEYS = ("unlabeled", "strong", "grid")
+
+
+@keras.saving.register_keras_serializable(package="kequireg")
+class EquiRegModel(keras.Model):
+    """Train a segmentation network with Equivariance Regularization (or supervised only).
+
+    Args:
+        network: keras.Model mapping (B, H, W, C) images to (B, H, W, K) logits.
+        lambda_: float. Weight λ of the equivariance term (a non-trainable variable, saved in
+            checkpoints; change it with ``model.er_lambda.assign(v)``). Defaults to 1.0.
+        mask: str. KL mask: ``"thesis"`` (strong input non-zero in some channel), ``"valid"``
+            (strong grid's source inside the image) or ``"none"``. Defaults to ``"thesis"``.
+        rampup_steps: int. λ ramps up from 0 over this many optimizer steps; 0 = no ramp.
+            Defaults to 0.
+        rampup: str. Ramp shape, ``"linear"`` or ``"sigmoid"``. Defaults to ``"linear"``.
+        temperature: float. Teacher sharpening ``softmax(z / T)`` (UDA); 1 = off. Defaults to 1.0.
+        confidence: float. Only pixels whose warped teacher max probability is ≥ this count in
+            the KL (UDA); 0 = off. Defaults to 0.0.
+        background: int. Class read by out-of-image taps when warping teacher probabilities.
+            Defaults to 0.
+
+    Example:
+        >>> model = EquiRegModel(network)
+        >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        >>> model.fit(train_dataset, steps_per_epoch=500, validation_data=val_dataset)
+    """
+
+    def __init__(
+        self,
+        network: keras.Model,
+        lambda_: float = 1.0,
+        mask: str = "thesis",
+        rampup_steps: int = 0,
+        rampup: str = "linear",
+        temperature: float = 1.0,
+        confidence: float = 0.0,
+        background: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(network, keras.Model):
+            raise ValueError(f"network must be a keras.Model. Received: network={type(network).__name__}")
+        losses.check_mask_mode(mask)
+        losses.ramp_weight(0, rampup_steps, rampup)  # validates the shape name
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0. Received: temperature={temperature!r}")
+        if not 0.0 <= confidence <= 1.0:
+            raise ValueError(f"confidence must be in [0, 1]. Received: confidence={confidence!r}")
+        if int(rampup_steps) < 0:
+            raise ValueError(f"rampup_steps must be >= 0. Received: rampup_steps={rampup_steps!r}")
+        # Layers and state.
+        self.network = network
+        self.er_lambda = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(float(lambda_)), trainable=False,
+            name="er_lambda", dtype="float32",
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.sup_loss_tracker = keras.metrics.Mean(name="sup_loss")
+        self.er_loss_tracker = keras.metrics.Mean(name="er_loss")
+        self.dice_metrics = [SliceDice(region) for region in ("WT", "TC", "ET")]
+        # Config.
+        self.lambda_ = float(lambda_)
+        self.mask = mask
+        self.rampup_steps = int(rampup_steps)
+        self.rampup = rampup
+        self.temperature = float(temperature)
+        self.confidence = float(confidence)
+        self.background = int(background)
+        self.built = network.built
+
+    def call(self, inputs, training=None):
+        return self.network(inputs, training=training)
+
+    # ---- the loss, written once (keras.ops) -------------------------------------------------
+
+    def lambda_value(self):
+        """Effective λ now: ``er_lambda`` times the ramp-up factor at the optimizer's step."""
+        step = self.optimizer.iterations if self.optimizer is not None else 0
+        return self.er_lambda * losses.ramp_weight(step, self.rampup_steps, self.rampup)
+
+    def teacher_targets(self, data):
+        """Warped teacher probabilities and the KL mask for a batch; constants (no gradient).
+
+        Returns:
+            ``(targets (B_u, H, W, K), mask (B_u, H, W))``, or None for a supervised batch.
+        """
+        if not has_unlabeled(data):
+            return None
+        from kequireg.training.device_warp import valid_mask, warp_probs
+
+        logits = self.network(data["unlabeled"], training=False)
+        probs = losses.teacher_probabilities(logits, self.temperature)
+        grid = ops.cast(data["grid"], "float32")
+        targets = ops.stop_gradient(warp_probs(probs, grid, background=self.background))
+        height, width = int(grid.shape[1]), int(grid.shape[2])
+        if self.mask == "thesis":
+            mask = losses.nonzero_input_mask(data["strong"])
+        elif self.mask == "valid":
+            mask = ops.cast(valid_mask(grid, height, width), "float32")
+        else:
+            mask = ops.ones(ops.shape(grid)[:3], "float32")
+        if self.confidence > 0:
+            mask = mask * losses.confidence_mask(targets, self.confidence)
+        return targets, ops.stop_gradient(mask)
+
+    def student_losses(self, data, teacher):
+        """Student forward (training mode): ``(loss, sup_loss, er_loss, λ used)``, float32 scalars."""
+        labeled, labels = data["labeled"], data["labels"]
+        if teacher is None:
+            logits = self.network(labeled, training=True)
+            sup = losses.sparse_cross_entropy(labels, logits)
+            return sup, sup, ops.zeros((), "float32"), ops.zeros((), "float32")
+        targets, mask = teacher
+        n_labeled = ops.shape(labeled)[0]
+        inputs = ops.concatenate([ops.cast(labeled, "float32"), ops.cast(data["strong"], "float32")], axis=0)
+        logits = self.network(inputs, training=True)
+        sup = losses.sparse_cross_entropy(labels, logits[:n_labeled])
+        er = losses.masked_image_mean(losses.kl_map(targets, logits[n_labeled:]), mask)
+        lam = ops.cast(self.lambda_value(), "float32")
+        return sup + lam * er, sup, er, lam
+
+    def update_train_metrics(self, loss, sup, er, lam):
+        self.loss_tracker.update_state(loss)
+        self.sup_loss_tracker.update_state(sup)
+        self.er_loss_tracker.update_state(er)
+        return {
+            "loss": self.loss_tracker.result(),
+            "sup_loss": self.sup_loss_tracker.result(),
+            "er_loss": self.er_loss_tracker.result(),
+            "lambda": lam,
+        }
+
+    def evaluate_batch(self, data):
+        """Validation on ``(images, labels)``: updates the mean CE and the Dice metrics."""
+        images, labels = unpack_validation(data)
+        logits = self.network(images, training=False)
+        batch = ops.cast(ops.shape(labels)[0], "float32")
+        self.loss_tracker.update_state(losses.sparse_cross_entropy(labels, logits), sample_weight=batch)
+        logs = {"loss": self.loss_tracker.result()}
+        for metric in self.dice_metrics:
+            metric.update_state(labels, logits)
+            logs[metric.name] = metric.result()
+        logs["dice_mean"] = sum(logs[m.name] for m in self.dice_metrics) / len(self.dice_metrics)
+        return logs
+
+    # ---- Keras hooks ------------------------------------------------------------------------
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.sup_loss_tracker, self.er_loss_tracker, *self.dice_metrics]
+
+    def train_step(self, *args):
+        # TensorFlow and torch call train_step(data); JAX calls train_step(state, data).
+        return backend_step.train_step(self, *args)
+
+    def test_step(self, *args):
+        return backend_step.test_step(self, *args)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "network": keras.saving.serialize_keras_object(self.network),
+            "lambda_": self.lambda_,
+            "mask": self.mask,
+            "rampup_steps": self.rampup_steps,
+            "rampup": self.rampup,
+            "temperature": self.temperature,
+            "confidence": self.confidence,
+            "background": self.background,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        return cls(**config)
+
+
+def has_unlabeled(data) -> bool:
+    """Whether a training batch dict carries the unlabeled part (EquiReg) or not (baseline)."""
+    if not isinstance(data, dict):
+        raise ValueError(
+            "EquiRegModel training batches must be dicts with keys 'labeled', 'labels' and optionally "
+            f"{UNLABELED_KEYS}. Received: {type(data).__name__}"
+        )
+    present = [k for k in UNLABELED_KEYS if data.get(k) is not None]
+    if present and len(present) != len(UNLABELED_KEYS):
+        raise ValueError(
+            f"an EquiReg batch needs all of {UNLABELED_KEYS}. Received keys: {sorted(k for k in data if data[k] is not None)}"
+        )
+    return bool(present)
+
+
+def unpack_validation(data):
+    """``(images, labels)`` from a validation batch given as a tuple/list or a dict."""
+    if isinstance(data, dict):
+        return data["labeled"], data["labels"]
+    if isinstance(data, (tuple, list)) and len(data) >= 2:
+        return data[0], data[1]
+    raise ValueError(f"validation batches must be (images, labels). Received: {type(data).__name__}")

@@ -1,0 +1,156 @@
+"""EquiReg loss terms as pure ``keras.ops`` functions (any backend, differentiable).
+
+    L     = L_sup + λ · L_ER
+    L_sup = mean over the labeled pixels of CE(y*, softmax(student(labeled)))
+    L_ER  = mean over unlabeled images of the masked mean over pixels of
+            KL( warp(stop_grad teacher probs) ‖ softmax(student(strong)) )
+
+Shapes: logits and probabilities are channels-last ``(B, H, W, K)``, labels ``(B, H, W)``
+integers, masks ``(B, H, W)`` float (1 = counted). Everything is computed in float32, so
+mixed-precision networks give the same loss values up to their logits' precision.
+
+Example:
+    >>> import numpy as np
+    >>> logits = np.zeros((1, 2, 2, 4), "float32")
+    >>> float(sparse_cross_entropy(np.zeros((1, 2, 2), "int32"), logits))  # log(4)
+    1.386...
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+MASK_MODES: tuple[str, ...] = ("thesis", "valid", "none")
+
+# Teacher probabilities can be exactly 0 after a warp; 0 · log(0) must read 0, not nan.
+_TINY = 1e-12
+
+
+def check_mask_mode(mask: str) -> str:
+    """Return ``mask`` if it is one of ``MASK_MODES``, else raise a ``ValueError`` naming the choices."""
+    if mask not in MASK_MODES:
+        raise ValueError(f"mask must be one of {MASK_MODES}. Received: mask={mask!r}")
+    return mask
+
+
+def cross_entropy_map(labels, logits):
+    """Per-pixel cross-entropy ``-log softmax(logits)[label]``.
+
+    Args:
+        labels: integer tensor (B, H, W) with values in [0, K).
+        logits: float tensor (B, H, W, K).
+
+    Returns:
+        float32 tensor (B, H, W).
+    """
+    logits = ops.cast(logits, "float32")
+    log_probs = ops.log_softmax(logits, axis=-1)
+    onehot = ops.one_hot(ops.cast(labels, "int32"), ops.shape(logits)[-1], dtype="float32")
+    return -ops.sum(onehot * log_probs, axis=-1)
+
+
+def sparse_cross_entropy(labels, logits):
+    """Mean cross-entropy over every pixel of every labeled image (the supervised term).
+
+    Args:
+        labels: integer tensor (B, H, W).
+        logits: float tensor (B, H, W, K).
+
+    Returns:
+        float32 scalar.
+    """
+    return ops.mean(cross_entropy_map(labels, logits))
+
+
+def teacher_probabilities(logits, temperature=1.0):
+    """Softmax of the teacher's logits, optionally sharpened (UDA): ``softmax(logits / T)``.
+
+    Args:
+        logits: float tensor (B, H, W, K).
+        temperature: float > 0. ``T < 1`` sharpens. Defaults to 1 (plain softmax).
+
+    Returns:
+        float32 tensor (B, H, W, K) summing to 1 over K.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0. Received: temperature={temperature!r}")
+    logits = ops.cast(logits, "float32")
+    if temperature != 1.0:
+        logits = logits / temperature
+    return ops.softmax(logits, axis=-1)
+
+
+def kl_map(target_probs, student_logits):
+    """Per-pixel ``KL(target ‖ softmax(student_logits)) = Σ_k t_k (log t_k − log s_k)``.
+
+    Args:
+        target_probs: float tensor (B, H, W, K), a distribution per pixel (zeros allowed).
+        student_logits: float tensor (B, H, W, K).
+
+    Returns:
+        float32 tensor (B, H, W), ≥ 0.
+    """
+    target = ops.cast(target_probs, "float32")
+    log_student = ops.log_softmax(ops.cast(student_logits, "float32"), axis=-1)
+    log_target = ops.log(ops.maximum(target, _TINY))
+    return ops.sum(target * (log_target - log_student), axis=-1)
+
+
+def masked_image_mean(values, mask=None):
+    """Masked mean over the pixels of each image, then the mean over images.
+
+    An image whose mask is empty contributes 0 (its masked sum is 0 and its pixel count is
+    clamped to 1), so a batch of empty masks gives a loss of 0, not nan.
+
+    Args:
+        values: float tensor (B, H, W).
+        mask: float or bool tensor (B, H, W), or None for every pixel.
+
+    Returns:
+        float32 scalar.
+    """
+    values = ops.cast(values, "float32")
+    if mask is None:
+        return ops.mean(values)
+    mask = ops.cast(mask, "float32")
+    per_image = ops.sum(values * mask, axis=(1, 2)) / ops.maximum(ops.sum(mask, axis=(1, 2)), 1.0)
+    return ops.mean(per_image)
+
+
+def nonzero_input_mask(images):
+    """The thesis's KL mask: 1 where the (strong-augmented) input is non-zero in some channel.
+
+    Args:
+        images: float tensor (B, H, W, C).
+
+    Returns:
+        float32 tensor (B, H, W).
+    """
+    return ops.cast(ops.any(ops.not_equal(images, 0), axis=-1), "float32")
+
+
+def confidence_mask(probs, threshold):
+    """1 where the teacher's highest class probability is at least ``threshold`` (UDA)."""
+    return ops.cast(ops.greater_equal(ops.max(probs, axis=-1), threshold), "float32")
+
+
+def ramp_weight(step, rampup_steps, shape="linear"):
+    """Ramp-up factor in [0, 1] for λ after ``step`` optimizer steps.
+
+    Args:
+        step: scalar tensor or number, optimizer steps done so far.
+        rampup_steps: int ≥ 0. Length of the ramp; 0 means no ramp (factor 1 from the start).
+        shape: str. ``"linear"`` (``t``) or ``"sigmoid"`` (``exp(-5 (1 - t)^2)``, Laine & Aila),
+            with ``t = min(step / rampup_steps, 1)``. Defaults to ``"linear"``.
+
+    Returns:
+        float32 scalar.
+    """
+    if shape not in ("linear", "sigmoid"):
+        raise ValueError(f"rampup shape must be 'linear' or 'sigmoid'. Received: shape={shape!r}")
+    if rampup_steps <= 0:
+        return ops.convert_to_tensor(1.0, "float32")
+    t = ops.minimum(ops.cast(step, "float32") / float(rampup_steps), 1.0)
+    if shape == "linear":
+        return t
+    return ops.exp(-5.0 * ops.square(1.0 - t))

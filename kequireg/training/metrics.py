@@ -1,0 +1,83 @@
+"""Slice-level Dice of the BraTS regions as Keras metrics (validation during training).
+
+Per slice and region, Dice = 2TP / (2TP + FP + FN), and 1 when TP = FP = FN = 0 (the region
+is absent from both the prediction and the reference). The metric is the mean over slices.
+Internal labels {0, 1, 2, 3}: WT = {1, 2, 3}, TC = {1, 3}, ET = {3}.
+
+Example:
+    >>> import numpy as np
+    >>> m = SliceDice("WT")
+    >>> logits = np.zeros((1, 2, 2, 4), "float32"); logits[..., 2] = 1   # predicts edema
+    >>> m.update_state(np.array([[[0, 2], [2, 2]]]), logits)
+    >>> round(float(m.result()), 4)   # 2*3 / (2*3 + 1 + 0)
+    0.8571
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+REGION_CLASSES: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}
+
+
+def region_mask(labels, classes):
+    """1.0 where ``labels`` is one of ``classes`` (float32, same shape as ``labels``)."""
+    labels = ops.cast(labels, "int32")
+    hit = ops.zeros(ops.shape(labels), "bool")
+    for c in classes:
+        hit = ops.logical_or(hit, ops.equal(labels, c))
+    return ops.cast(hit, "float32")
+
+
+def slice_dice(labels, predicted, classes):
+    """Dice per slice of the region made of ``classes``, 1 for slices where it is empty in both.
+
+    Args:
+        labels: integer tensor (B, H, W), reference labels.
+        predicted: integer tensor (B, H, W), predicted labels.
+        classes: sequence of ints forming the region.
+
+    Returns:
+        float32 tensor (B,).
+    """
+    ref = region_mask(labels, classes)
+    pred = region_mask(predicted, classes)
+    tp = ops.sum(ref * pred, axis=(1, 2))
+    denominator = ops.sum(ref, axis=(1, 2)) + ops.sum(pred, axis=(1, 2))  # = 2TP + FP + FN
+    return ops.where(denominator > 0, 2.0 * tp / ops.maximum(denominator, 1.0), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="kequireg")
+class SliceDice(keras.metrics.Metric):
+    """Mean slice-level Dice of one BraTS region, from integer labels and logits or probabilities.
+
+    Args:
+        region: str. ``"WT"``, ``"TC"`` or ``"ET"``.
+        name: str. Metric name. Defaults to ``"dice_<region>"`` in lower case.
+    """
+
+    def __init__(self, region: str = "WT", name: str | None = None, **kwargs):
+        if region not in REGION_CLASSES:
+            raise ValueError(f"region must be one of {tuple(REGION_CLASSES)}. Received: region={region!r}")
+        super().__init__(name=name or f"dice_{region.lower()}", **kwargs)
+        self.region = region
+        self.dice_sum = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="dice_sum")
+        self.count = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add the slices of a batch: ``y_true`` (B, H, W) labels, ``y_pred`` (B, H, W, K) scores."""
+        predicted = ops.argmax(y_pred, axis=-1)
+        dice = slice_dice(y_true, predicted, REGION_CLASSES[self.region])
+        self.dice_sum.assign_add(ops.sum(dice))
+        self.count.assign_add(ops.cast(ops.shape(dice)[0], "float32"))
+
+    def result(self):
+        return ops.where(self.count > 0, self.dice_sum / ops.maximum(self.count, 1.0), 0.0)
+
+    def reset_state(self):
+        self.dice_sum.assign(0.0)
+        self.count.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "region": self.region}

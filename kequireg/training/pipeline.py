@@ -1,0 +1,209 @@
+"""Input pipeline: ``keras.utils.PyDataset`` s over the HDF5 slice store, augmented by ``augment``.
+
+``EquiRegBatches`` yields the training batch dict of ``EquiRegModel``::
+
+    labeled (B_l,H,W,C) float32, labels (B_l,H,W) int32      weak warp (image bilinear, labels nearest)
+    unlabeled (B_u,H,W,C), strong (B_u,H,W,C), grid (B_u,H,W,2)   weak warp, then a strong warp of it
+
+Batch ``i`` of epoch ``e`` depends only on ``(seed, e, i)`` (a ``numpy.random.SeedSequence``):
+which slices, and the seeds of their weak and strong transforms. So a run gives the same
+batches whatever the number of worker threads, and a resumed run continues the sequence.
+Workers are threads (``use_multiprocessing=False``): the warp kernels release the GIL.
+
+Example:
+    >>> ds = EquiRegBatches("brats.h5", labeled_ids, unlabeled_ids, 2, 6, steps_per_epoch=500, seed=0)
+    >>> batch = ds[0]; batch["strong"].shape
+    (6, 224, 224, 4)
+"""
+
+from __future__ import annotations
+
+import threading
+
+import keras
+import numpy as np
+
+import augment
+from kequireg.data.store import SliceStore
+
+# Keep the slices a dataset needs in memory when they fit in this many bytes (float32).
+DEFAULT_CACHE_BYTES = 2 * 1024**3
+
+
+class _SliceSource:
+    """Image/label rows of a slice store, from memory when small enough, else read per batch."""
+
+    def __init__(self, store_path, rows: np.ndarray, with_labels: bool, cache_bytes: int):
+        self.store = SliceStore(store_path)
+        self.rows = np.asarray(rows, np.int64)
+        self._lock = threading.Lock()
+        h, w, c = self.store.image_shape
+        self.images = self.labels = None
+        if self.rows.size * h * w * c * 4 <= cache_bytes:
+            self.images = self.store.read_images(self.rows)
+            self.labels = self.store.read_labels(self.rows) if with_labels else None
+
+    def read(self, positions: np.ndarray, with_labels: bool):
+        """Images (n,H,W,C) float32 and labels (n,H,W) int32 (or None) at ``positions`` into ``rows``."""
+        if self.images is not None:
+            images = self.images[positions]
+            labels = self.labels[positions] if with_labels else None
+        else:
+            with self._lock:  # h5py serialises anyway; the lock keeps read order simple
+                images = self.store.read_images(self.rows[positions])
+                labels = self.store.read_labels(self.rows[positions]) if with_labels else None
+        return np.ascontiguousarray(images, np.float32), None if labels is None else labels.astype(np.int32)
+
+    def close(self):
+        self.store.close()
+
+
+def _rows_of(store: SliceStore, case_ids, what: str) -> np.ndarray:
+    rows = store.slice_indices(case_ids)
+    if rows.size == 0:
+        raise ValueError(f"{what} has no slices in {str(store.path)!r}. Received case ids: {list(case_ids)[:5]}")
+    return rows
+
+
+class EquiRegBatches(keras.utils.PyDataset):
+    """Training batches (EquiReg or, with ``unlabeled_batch=0``, supervised) from a slice store.
+
+    Args:
+        store_path: path of the HDF5 slice store.
+        labeled_ids: case ids whose labels are used (all must be labeled in the store).
+        unlabeled_ids: case ids of the unlabeled pool (labels never read); may be empty for the baseline.
+        labeled_batch: int ≥ 1. Labeled slices per batch (thesis 2; baseline 4).
+        unlabeled_batch: int ≥ 0. Unlabeled slices per batch (thesis 6; baseline 0).
+        steps_per_epoch: int. Batches per epoch (``num_batches``).
+        seed: int. Run seed.
+        epoch: int. Epoch of the first batches (a resumed run starts at its saved epoch).
+        weak, strong: ``augment.Policy``. Defaults to ``augment.weak()`` / ``augment.strong()``.
+        workers: int. Threads preparing batches ahead of the training step.
+        max_queue_size: int. Batches prepared ahead. Defaults to ``2 * workers + 2``.
+        cache_bytes: int. Keep the needed slices in memory if they fit. Defaults to 2 GiB.
+
+    Raises:
+        ValueError: empty id lists, unlabeled cases among ``labeled_ids``, bad batch sizes.
+    """
+
+    def __init__(
+        self,
+        store_path,
+        labeled_ids,
+        unlabeled_ids,
+        labeled_batch: int,
+        unlabeled_batch: int,
+        steps_per_epoch: int,
+        seed: int,
+        epoch: int = 0,
+        weak: augment.Policy | None = None,
+        strong: augment.Policy | None = None,
+        workers: int = 1,
+        max_queue_size: int | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size or 2 * workers + 2)
+        if int(labeled_batch) < 1:
+            raise ValueError(f"labeled_batch must be >= 1. Received: labeled_batch={labeled_batch!r}")
+        if int(unlabeled_batch) < 0:
+            raise ValueError(f"unlabeled_batch must be >= 0. Received: unlabeled_batch={unlabeled_batch!r}")
+        if int(steps_per_epoch) < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1. Received: steps_per_epoch={steps_per_epoch!r}")
+        with SliceStore(store_path) as store:
+            unlabeled_in_store = sorted(set(labeled_ids) - set(store.labeled_case_ids))
+            if unlabeled_in_store:
+                raise ValueError(
+                    f"labeled_ids holds cases without labels in {str(store_path)!r}: {unlabeled_in_store[:5]}; "
+                    "take them from splits['train'] (cases with a segmentation)."
+                )
+            labeled_rows = _rows_of(store, labeled_ids, "labeled_ids")
+            unlabeled_rows = _rows_of(store, unlabeled_ids, "unlabeled_ids") if unlabeled_batch else np.zeros(0, np.int64)
+            self.image_shape = store.image_shape
+        self.labeled = _SliceSource(store_path, labeled_rows, True, cache_bytes)
+        self.unlabeled = _SliceSource(store_path, unlabeled_rows, False, cache_bytes) if unlabeled_batch else None
+        self.labeled_batch = int(labeled_batch)
+        self.unlabeled_batch = int(unlabeled_batch)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.seed = int(seed)
+        self.epoch = int(epoch)
+        self.weak = weak if weak is not None else augment.weak()
+        self.strong = strong if strong is not None else augment.strong()
+
+    @property
+    def num_batches(self) -> int:
+        return self.steps_per_epoch
+
+    def on_epoch_end(self) -> None:
+        # Called by Keras after the epoch's last batch was consumed and the workers stopped.
+        self.epoch += 1
+
+    def batch(self, epoch: int, index: int) -> dict:
+        """The batch ``index`` of ``epoch`` (deterministic in ``(seed, epoch, index)``)."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(epoch), int(index)]))
+        h, w, _ = self.image_shape
+        n_l, n_u = self.labeled_batch, self.unlabeled_batch
+        picks = rng.choice(self.labeled.rows.size, n_l, replace=n_l > self.labeled.rows.size)
+        seeds = rng.integers(0, 2**63 - 1, size=n_l + 2 * n_u).tolist()
+        images, labels = self.labeled.read(picks, with_labels=True)
+        grid = self.weak.sample_grids((h, w), seeds[:n_l])
+        out = {"labeled": augment.warp_image(images, grid), "labels": augment.warp_labels(labels, grid).astype(np.int32)}
+        if n_u:
+            picks = rng.choice(self.unlabeled.rows.size, n_u, replace=n_u > self.unlabeled.rows.size)
+            images, _ = self.unlabeled.read(picks, with_labels=False)
+            weak_grid = self.weak.sample_grids((h, w), seeds[n_l:n_l + n_u])
+            strong_grid = self.strong.sample_grids((h, w), seeds[n_l + n_u:])
+            unlabeled = augment.warp_image(images, weak_grid)
+            out.update(unlabeled=unlabeled, strong=augment.warp_image(unlabeled, strong_grid), grid=strong_grid)
+        return out
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.steps_per_epoch:
+            raise IndexError(f"batch index must be in [0, {self.steps_per_epoch}). Received: index={index}")
+        return self.batch(self.epoch, index)
+
+    def close(self) -> None:
+        self.labeled.close()
+        if self.unlabeled is not None:
+            self.unlabeled.close()
+
+
+class ValidationBatches(keras.utils.PyDataset):
+    """``(images, labels)`` batches of validation slices, no augmentation, fixed order.
+
+    Args:
+        store_path: path of the HDF5 slice store.
+        case_ids: validation case ids (labeled).
+        batch_size: int. Slices per batch.
+        max_slices: int or None. Use a fixed random subset of this many slices (seeded by
+            ``seed``), for faster validation; None = every slice.
+        seed: int. Seed of that subset. Defaults to 0.
+        cache_bytes: int. Keep the slices in memory if they fit. Defaults to 2 GiB.
+    """
+
+    def __init__(self, store_path, case_ids, batch_size: int = 16, max_slices: int | None = None, seed: int = 0,
+                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+        super().__init__(workers=1, use_multiprocessing=False)
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size!r}")
+        with SliceStore(store_path) as store:
+            missing = sorted(set(case_ids) - set(store.labeled_case_ids))
+            if missing:
+                raise ValueError(f"validation cases without labels in {str(store_path)!r}: {missing[:5]}")
+            rows = _rows_of(store, case_ids, "validation case_ids")
+        if max_slices is not None and max_slices < rows.size:
+            rows = np.sort(np.random.default_rng(seed).choice(rows, int(max_slices), replace=False))
+        self.source = _SliceSource(store_path, rows, True, cache_bytes)
+        self.batch_size = int(batch_size)
+
+    @property
+    def num_batches(self) -> int:
+        return -(-self.source.rows.size // self.batch_size)
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < self.num_batches:
+            raise IndexError(f"batch index must be in [0, {self.num_batches}). Received: index={index}")
+        positions = np.arange(index * self.batch_size, min((index + 1) * self.batch_size, self.source.rows.size))
+        return self.source.read(positions, with_labels=True)
+
+    def close(self) -> None:
+        self.source.close()

@@ -1,0 +1,73 @@
+"""Grid planning, settings resume checks and aggregation on known per-patient scores."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kequireg.evaluation.evaluate import atomic_write_text, rows_to_csv
+from kequireg.experiments.aggregate import aggregate
+from kequireg.experiments.grid import ExperimentSettings, RunSpec, eval_csv, load_or_save_settings, plan_grid
+
+
+def test_thesis_grid_size_and_order():
+    specs = plan_grid(ExperimentSettings())
+    assert len(specs) == 2 * (3 * 3 + 1) * 3
+    assert specs[0] == RunSpec("baseline", 0.01, 0, 0)
+    full = [s for s in specs if s.fraction == 1.0]
+    assert {s.label_seed for s in full} == {0} and {s.method for s in full} == {"baseline", "equireg"}
+    demo = plan_grid(ExperimentSettings(fractions=(0.1, 1.0), label_seeds=(0, 1), repeats=1, equireg_full=False))
+    assert [s.name for s in demo] == ["baseline-f0.1-l0-r0", "equireg-f0.1-l0-r0", "baseline-f0.1-l1-r0",
+                                      "equireg-f0.1-l1-r0", "baseline-f1-l0-r0"]
+
+
+def test_settings_validate_and_resume_refuses_changes(tmp_path):
+    with pytest.raises(ValueError, match="fractions"):
+        ExperimentSettings(fractions=(0.0,))
+    with pytest.raises(ValueError, match="methods"):
+        ExperimentSettings(methods=("mixmatch",))
+    settings = ExperimentSettings(fractions=(0.1,), repeats=1)
+    load_or_save_settings(tmp_path, settings)
+    assert load_or_save_settings(tmp_path, ExperimentSettings(fractions=(0.1,), repeats=1)) == settings
+    with pytest.raises(ValueError, match="repeats: saved 1, now 2"):
+        load_or_save_settings(tmp_path, ExperimentSettings(fractions=(0.1,), repeats=2))
+
+
+def write_fake_results(tmp_path, settings, score):
+    """Per-patient CSVs as evaluation writes them, with Dice values given by score(spec, patient)."""
+    load_or_save_settings(tmp_path, settings)
+    for spec in plan_grid(settings):
+        rows = []
+        for p in range(4):
+            value = score(spec, p)
+            rows.append({"case_id": f"P{p}", "dice": value, "dice_wt": value, "dice_tc": value, "dice_et": value,
+                         "hd95_wt": 10 * (1 - value), "hd95_tc": 1.0, "hd95_et": 1.0, "equivariance_dice": 0.9})
+        atomic_write_text(eval_csv(tmp_path, spec, settings.split), rows_to_csv(rows))
+
+
+def test_aggregate_means_and_bridging_on_known_numbers(tmp_path):
+    settings = ExperimentSettings(fractions=(0.1, 1.0), label_seeds=(0, 1), repeats=1, equireg_full=False)
+    level = {("baseline", 0.1): 0.5, ("equireg", 0.1): 0.6, ("baseline", 1.0): 0.9}
+    shift = [0.0, 0.02, -0.03, 0.01]  # per-patient offsets shared by all runs: cancel in bridging
+    write_fake_results(tmp_path, settings, lambda s, p: level[(s.method, s.fraction)] + shift[p])
+    summary = aggregate(tmp_path, seed=0)
+    cells = {(c["method"], c["fraction"]): c for c in summary["cells"]}
+    assert cells[("baseline", 0.1)]["runs"] == 2 and cells[("baseline", 1.0)]["runs"] == 1
+    assert cells[("equireg", 0.1)]["dice"]["mean"] == pytest.approx(0.6 + np.mean(shift))
+    assert cells[("equireg", 0.1)]["hd95_wt"]["mean"] == pytest.approx(10 * (0.4 - np.mean(shift)))
+    (bridge,) = summary["bridging"]
+    assert bridge["fraction"] == 0.1
+    for key in ("dice", "dice_wt", "dice_tc", "dice_et"):
+        assert bridge[key]["mean"] == pytest.approx(0.25)
+        assert (bridge[key]["ci_low"], bridge[key]["ci_high"]) == pytest.approx((0.25, 0.25))
+    table = (tmp_path / "results.md").read_text()
+    assert "| equireg | 10% | 2 | 4 |" in table and "0.25 [0.25, 0.25]" in table
+    for name in ("per_patient.csv", "runs.csv", "summary.csv", "bridging.csv", "summary.json"):
+        assert (tmp_path / name).is_file()
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_aggregate_without_results_says_so(tmp_path):
+    load_or_save_settings(tmp_path, ExperimentSettings(fractions=(0.1,), repeats=1))
+    with pytest.raises(FileNotFoundError, match="kequireg experiment"):
+        aggregate(tmp_path)

@@ -1,0 +1,206 @@
+"""EquiRegModel's train step: loss value, stop-gradient, equivariance, fitting, saving."""
+
+import numpy as np
+import pytest
+from training_helpers import conv_net, equireg_batch, flip_grid, np_equireg_loss
+
+pytestmark = pytest.mark.backend
+
+
+def _np(x):
+    from keras import ops
+
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def _model(network, lr=1.0, **kwargs):
+    import keras
+
+    from kequireg.training import EquiRegModel
+
+    model = EquiRegModel(network, **kwargs)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
+    return model
+
+
+def _gradients(model, loss_fn):
+    """d loss_fn() / d trainable variables, with the backend's own autodiff (test-only)."""
+    import keras
+
+    backend = keras.backend.backend()
+    variables = model.trainable_variables
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        return [np.asarray(g) for g in tape.gradient(loss, variables)]
+    if backend == "torch":
+        model.zero_grad()
+        loss_fn().backward()
+        return [v.value.grad.detach().cpu().numpy().copy() for v in variables]
+    import jax
+
+    fixed = [(v, v.value) for v in model.non_trainable_variables]
+
+    def pure(values):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values)) + fixed):
+            return loss_fn()
+
+    return [np.asarray(g) for g in jax.grad(pure)([v.value for v in variables])]
+
+
+@pytest.mark.parametrize("mask", ["thesis", "valid", "none"])
+def test_step_loss_equals_numpy_reference(mask):
+    network = conv_net()
+    batch = equireg_batch()
+    lam = 0.7
+    # the network has no dropout / BatchNorm, so training and inference forwards agree
+    teacher_logits = _np(network(batch["unlabeled"]))
+    student = _np(network(np.concatenate([batch["labeled"], batch["strong"]])))
+    ref, ref_ce, ref_er = np_equireg_loss(
+        student[:2], batch["labels"], teacher_logits, student[2:], batch["grid"], batch["strong"], lam, mask
+    )
+    assert ref_er > 1e-3  # the check below is not vacuous
+    model = _model(network, lambda_=lam, mask=mask)
+    logs = model.train_on_batch(batch, return_dict=True)
+    assert logs["sup_loss"] == pytest.approx(ref_ce, rel=1e-5)
+    assert logs["er_loss"] == pytest.approx(ref_er, rel=1e-5)
+    assert logs["loss"] == pytest.approx(ref, rel=1e-5)
+    assert logs["lambda"] == pytest.approx(lam)
+
+
+def test_gradients_treat_teacher_as_constant():
+    from keras import ops
+
+    from kequireg.training import losses
+    from kequireg.training.device_warp import warp_probs
+
+    network = conv_net(seed=4)
+    batch = equireg_batch(seed=4)
+    model = _model(network, lambda_=1.0, mask="none")
+    w0 = [_np(v).copy() for v in model.trainable_variables]
+    constant = _np(warp_probs(ops.softmax(network(batch["unlabeled"]), -1), batch["grid"]))
+    ones = np.ones(batch["grid"].shape[:3], "float32")
+    expected = _gradients(model, lambda: model.student_losses(batch, (constant, ones))[0])
+
+    def no_stop():  # the teacher differentiated too: what a missing stop-gradient would give
+        target = warp_probs(losses.teacher_probabilities(network(batch["unlabeled"])), batch["grid"])
+        return model.student_losses(batch, (target, ones))[0]
+
+    leaky = _gradients(model, no_stop)
+    assert max(np.abs(a - b).max() for a, b in zip(leaky, expected)) > 1e-4
+
+    model.train_on_batch(batch)  # SGD, lr = 1: w1 = w0 - grad
+    step = [a - _np(v) for a, v in zip(w0, model.trainable_variables)]
+    for got, want in zip(step, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_kl_is_zero_for_an_equivariant_network():
+    network = conv_net(kernel=1, batchnorm=False)  # 1x1 convs commute with pixel permutations
+    batch = equireg_batch(n_unlabeled=4, zero_border=0)
+    batch["grid"] = flip_grid(4, 16, 16)
+    batch["strong"] = batch["unlabeled"][:, :, ::-1].copy()
+    logs = _model(network, mask="none").train_on_batch(batch, return_dict=True)
+    assert logs["sup_loss"] > 0.1
+    assert abs(logs["er_loss"]) < 1e-5
+    # the same network with 3x3 convs is not flip-equivariant: the term is really measured
+    logs = _model(conv_net(), mask="none").train_on_batch(batch, return_dict=True)
+    assert logs["er_loss"] > 1e-4
+
+
+class FixedBatches:
+    """A keras PyDataset yielding the same batch ``n`` times per epoch."""
+
+    def __new__(cls, batch, n):
+        import keras
+
+        class _Fixed(keras.utils.PyDataset):
+            @property
+            def num_batches(self):
+                return n
+
+            def __getitem__(self, i):
+                return batch
+
+        return _Fixed()
+
+
+def test_fit_reduces_loss_on_a_fixed_batch():
+    import keras
+
+    from kequireg.training import EquiRegModel
+
+    batch = equireg_batch(n_labeled=2, n_unlabeled=6, seed=5)
+    batch["labels"] = batch["labeled"].argmax(-1).astype("int32")  # learnable, unlike noise
+    model = EquiRegModel(conv_net(batchnorm=True, dropout=0.1, seed=5), lambda_=1.0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = model.fit(FixedBatches(batch, 5), epochs=4, verbose=0).history
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    assert np.all(np.isfinite(history["er_loss"])) and history["er_loss"][0] > 0
+    # the BatchNorm moving statistics were updated by the student passes
+    moving = [v for v in model.non_trainable_variables if "moving_mean" in v.path]
+    assert moving and np.abs(_np(moving[0])).max() > 0
+
+
+def test_fit_with_validation_logs_everything():
+    import keras
+
+    from kequireg.training import EquiRegModel
+
+    batch = equireg_batch(n_labeled=2, n_unlabeled=2, seed=6)
+
+    model = EquiRegModel(conv_net(), rampup_steps=4)
+    model.compile(optimizer="adam")
+    val = (batch["labeled"], batch["labels"])
+    history = model.fit(FixedBatches(batch, 3), epochs=2, validation_data=val, verbose=0)
+    keys = set(history.history)
+    assert {"loss", "sup_loss", "er_loss", "lambda", "val_loss", "val_dice_wt", "val_dice_tc", "val_dice_et"} <= keys
+    assert "val_sup_loss" not in keys
+    assert history.history["lambda"] == pytest.approx([0.5, 1.0])  # linear ramp over 4 steps: λ of steps 2 and 5
+    logits = _np(model.network(batch["labeled"]))
+    from training_helpers import np_softmax
+
+    ce = -np.log(np.take_along_axis(np_softmax(logits.astype("float64")), batch["labels"][..., None], -1)).mean()
+    assert history.history["val_loss"][-1] == pytest.approx(ce, rel=1e-4)
+
+
+def test_baseline_batch_is_supervised_only():
+    batch = equireg_batch()
+    sup = {"labeled": batch["labeled"], "labels": batch["labels"]}
+    logs = _model(conv_net()).train_on_batch(sup, return_dict=True)
+    assert logs["er_loss"] == 0.0
+    assert logs["loss"] == pytest.approx(logs["sup_loss"])
+
+
+def test_bad_batches_and_arguments_are_named():
+    from kequireg.training import EquiRegModel
+
+    batch = equireg_batch()
+    del batch["grid"]
+    with pytest.raises(ValueError, match="needs all of"):
+        _model(conv_net()).train_on_batch(batch)
+    with pytest.raises(ValueError, match="mask must be one of"):
+        EquiRegModel(conv_net(), mask="inside")
+    with pytest.raises(ValueError, match="network must be a keras.Model"):
+        EquiRegModel("tiny")
+
+
+def test_save_load_predicts_identically(tmp_path):
+    import keras
+
+    from kequireg.training import EquiRegModel
+
+    batch = equireg_batch(seed=7)
+    model = _model(conv_net(batchnorm=True, dropout=0.2), lambda_=0.3, mask="valid", rampup_steps=10, lr=0.01)
+    model.train_on_batch(batch)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(loaded, EquiRegModel)
+    assert (loaded.mask, loaded.rampup_steps, loaded.lambda_) == ("valid", 10, 0.3)
+    np.testing.assert_allclose(_np(loaded.predict(batch["labeled"], verbose=0)), _np(model.predict(batch["labeled"], verbose=0)), atol=1e-6)
+    model.network.save(tmp_path / "net.keras")
+    net = keras.saving.load_model(tmp_path / "net.keras", safe_mode=True)
+    np.testing.assert_allclose(_np(net.predict(batch["labeled"], verbose=0)), _np(model.predict(batch["labeled"], verbose=0)), atol=1e-6)
