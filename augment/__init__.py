@@ -17,7 +17,16 @@ NumPy + Numba only: no deep-learning framework is imported.
 from augment.ops import Elastic, FlipLR, FlipUD, Op, Rotate, Scale, Shear, Translate
 from augment.policy import Policy, strong, weak
 from augment.transform import Transform, compose, grids
-from augment.warp import from_normalized, identity_grid, to_normalized, valid_mask, warp_image, warp_labels, warp_probs
+from augment.warp import (
+    from_normalized,
+    identity_grid,
+    to_normalized,
+    valid_mask,
+    warp,
+    warp_image,
+    warp_labels,
+    warp_probs,
+)
 
 __all__ = [
     "Elastic",
@@ -37,6 +46,7 @@ __all__ = [
     "strong",
     "to_normalized",
     "valid_mask",
+    "warp",
     "warp_image",
     "warp_labels",
     "warp_probs",

@@ -20,82 +20,96 @@ STEP_ELASTIC = 1.0
 STEP_WIDTH = 8
 
 
-@njit(nogil=True, parallel=True, cache=True)
-def bilinear_kernel(src, grid, fill, out):
-    """Bilinear pull with per-tap fill: src (B,H,W,C), grid (1|B,Ho,Wo,2) -> out (B,Ho,Wo,C)."""
-    nb, h, w, nc = src.shape
-    ho, wo = grid.shape[1], grid.shape[2]
+@njit(nogil=True, parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+def warp_kernel(img, prb, lab, grid, fill, background, label_fill, out_img, out_prb, out_lab, ci, cp, cl):
+    """One pass over the grid warping up to three targets that share it.
+
+    img (B,H,W,Ci) float32: bilinear, taps outside read ``fill``;
+    prb (B,H,W,Cp) float32: bilinear, taps outside read one-hot(``background``);
+    lab (B,H,W,Cl) integer: nearest (floor(c + 0.5)), ``label_fill`` outside.
+    ``ci``, ``cp``, ``cl`` are tuples whose *lengths* equal Ci, Cp, Cl: that makes the channel
+    counts compile-time constants, so channel loops unroll (a target is absent when its
+    count is 0). grid is (1|B,H,W,2).
+    """
+    nci = len(ci)
+    ncp = len(cp)
+    ncl = len(cl)
+    nb = out_img.shape[0]
+    h, w = grid.shape[1], grid.shape[2]
     shared = grid.shape[0] == 1
     fill32 = np.float32(fill)
-    one = np.float32(1.0)
-    for row in prange(nb * ho):
-        b = row // ho
-        i = row - b * ho
-        g = 0 if shared else b
-        for j in range(wo):
-            r = grid[g, i, j, 0]
-            c = grid[g, i, j, 1]
-            # Outside (-1, H) x (-1, W) every tap is out of bounds; also catches NaN/inf.
-            if not (r > -1.0 and r < h and c > -1.0 and c < w):
-                for k in range(nc):
-                    out[b, i, j, k] = fill32
-                continue
-            rf = np.floor(r)
-            cf = np.floor(c)
-            r0 = int(rf)
-            c0 = int(cf)
-            fr = r - rf
-            fc = c - cf
-            if fr == 0.0 and fc == 0.0:
-                # Exact at pixel centres: identity and flips reproduce the input bit for bit.
-                for k in range(nc):
-                    out[b, i, j, k] = src[b, r0, c0, k]
-                continue
-            w00 = (one - fr) * (one - fc)
-            w01 = (one - fr) * fc
-            w10 = fr * (one - fc)
-            w11 = fr * fc
-            if r0 >= 0 and r0 < h - 1 and c0 >= 0 and c0 < w - 1:
-                for k in range(nc):
-                    out[b, i, j, k] = (
-                        w00 * src[b, r0, c0, k]
-                        + w01 * src[b, r0, c0 + 1, k]
-                        + w10 * src[b, r0 + 1, c0, k]
-                        + w11 * src[b, r0 + 1, c0 + 1, k]
-                    )
-                continue
-            in_r0 = r0 >= 0
-            in_r1 = r0 + 1 <= h - 1
-            in_c0 = c0 >= 0
-            in_c1 = c0 + 1 <= w - 1
-            for k in range(nc):
-                v00 = src[b, r0, c0, k] if (in_r0 and in_c0) else fill32
-                v01 = src[b, r0, c0 + 1, k] if (in_r0 and in_c1) else fill32
-                v10 = src[b, r0 + 1, c0, k] if (in_r1 and in_c0) else fill32
-                v11 = src[b, r0 + 1, c0 + 1, k] if (in_r1 and in_c1) else fill32
-                out[b, i, j, k] = w00 * v00 + w01 * v01 + w10 * v10 + w11 * v11
-    return out
-
-
-@njit(nogil=True, parallel=True, cache=True)
-def probs_kernel(src, grid, background, out):
-    """Bilinear pull of a probability map; out-of-bounds taps read one-hot(background)."""
-    nb, h, w, nc = src.shape
-    ho, wo = grid.shape[1], grid.shape[2]
-    shared = grid.shape[0] == 1
     zero = np.float32(0.0)
     one = np.float32(1.0)
-    for row in prange(nb * ho):
-        b = row // ho
-        i = row - b * ho
-        g = 0 if shared else b
-        for j in range(wo):
-            r = grid[g, i, j, 0]
-            c = grid[g, i, j, 1]
-            if not (r > -1.0 and r < h and c > -1.0 and c < w):
-                for k in range(nc):
-                    out[b, i, j, k] = zero
-                out[b, i, j, background] = one
+    half = np.float32(0.5)
+    hm1 = np.float32(h - 1)
+    wm1 = np.float32(w - 1)
+    for row in prange(nb * h):
+        b = row // h
+        i = row - b * h
+        gr = grid[0 if shared else b, i]
+        sbi = img[b]
+        sbp = prb[b]
+        sbl = lab[b]
+        obi = out_img[b, i]
+        obp = out_prb[b, i]
+        obl = out_lab[b, i]
+        for j in range(w):
+            r = gr[j, 0]
+            c = gr[j, 1]
+            if r >= 0 and r < hm1 and c >= 0 and c < wm1:
+                # all four taps inside: the common case, no per-tap checks
+                r0 = int(r)
+                c0 = int(c)
+                fr = r - np.float32(r0)
+                fc = c - np.float32(c0)
+                if fr == 0 and fc == 0:
+                    # exact at pixel centres: identity and flips reproduce the input bit for bit
+                    for k in range(nci):
+                        obi[j, k] = sbi[r0, c0, k]
+                    for k in range(ncp):
+                        obp[j, k] = sbp[r0, c0, k]
+                    for k in range(ncl):
+                        obl[j, k] = sbl[r0, c0, k]
+                    continue
+                w00 = (one - fr) * (one - fc)
+                w01 = (one - fr) * fc
+                w10 = fr * (one - fc)
+                w11 = fr * fc
+                for k in range(nci):
+                    obi[j, k] = (
+                        w00 * sbi[r0, c0, k] + w01 * sbi[r0, c0 + 1, k] + w10 * sbi[r0 + 1, c0, k] + w11 * sbi[r0 + 1, c0 + 1, k]
+                    )
+                for k in range(ncp):
+                    obp[j, k] = (
+                        w00 * sbp[r0, c0, k] + w01 * sbp[r0, c0 + 1, k] + w10 * sbp[r0 + 1, c0, k] + w11 * sbp[r0 + 1, c0 + 1, k]
+                    )
+                if ncl > 0:
+                    # floor(r + 0.5) == r0 + (fr >= 0.5) exactly, since fr = r - r0 is exact
+                    rn = r0 + 1 if fr >= half else r0
+                    cn = c0 + 1 if fc >= half else c0
+                    for k in range(ncl):
+                        obl[j, k] = sbl[rn, cn, k]
+                continue
+            # border band or outside: labels first (their own rule), then per-tap bilinear
+            if ncl > 0:
+                rd = np.float64(r) + 0.5
+                cd = np.float64(c) + 0.5
+                if rd >= 0 and rd < h and cd >= 0 and cd < w:
+                    rn = int(rd)
+                    cn = int(cd)
+                    for k in range(ncl):
+                        obl[j, k] = sbl[rn, cn, k]
+                else:
+                    for k in range(ncl):
+                        obl[j, k] = label_fill
+            if not (r > -1 and r < h and c > -1 and c < w):
+                # every tap outside (also NaN/inf, which the public API rejects anyway)
+                for k in range(nci):
+                    obi[j, k] = fill32
+                for k in range(ncp):
+                    obp[j, k] = zero
+                if ncp > 0:
+                    obp[j, background] = one
                 continue
             rf = np.floor(r)
             cf = np.floor(c)
@@ -103,51 +117,51 @@ def probs_kernel(src, grid, background, out):
             c0 = int(cf)
             fr = r - rf
             fc = c - cf
-            if fr == 0.0 and fc == 0.0:
-                for k in range(nc):
-                    out[b, i, j, k] = src[b, r0, c0, k]
+            if fr == 0 and fc == 0:
+                for k in range(nci):
+                    obi[j, k] = sbi[r0, c0, k]
+                for k in range(ncp):
+                    obp[j, k] = sbp[r0, c0, k]
                 continue
             w00 = (one - fr) * (one - fc)
             w01 = (one - fr) * fc
             w10 = fr * (one - fc)
             w11 = fr * fc
-            if r0 >= 0 and r0 < h - 1 and c0 >= 0 and c0 < w - 1:
-                for k in range(nc):
-                    out[b, i, j, k] = (
-                        w00 * src[b, r0, c0, k]
-                        + w01 * src[b, r0, c0 + 1, k]
-                        + w10 * src[b, r0 + 1, c0, k]
-                        + w11 * src[b, r0 + 1, c0 + 1, k]
-                    )
-                continue
-            in_r0 = r0 >= 0
-            in_r1 = r0 + 1 <= h - 1
-            in_c0 = c0 >= 0
-            in_c1 = c0 + 1 <= w - 1
-            w_out = zero
-            if not (in_r0 and in_c0):
-                w_out += w00
-            if not (in_r0 and in_c1):
-                w_out += w01
-            if not (in_r1 and in_c0):
-                w_out += w10
-            if not (in_r1 and in_c1):
-                w_out += w11
-            for k in range(nc):
-                acc = w_out if k == background else zero
-                if in_r0 and in_c0:
-                    acc += w00 * src[b, r0, c0, k]
-                if in_r0 and in_c1:
-                    acc += w01 * src[b, r0, c0 + 1, k]
-                if in_r1 and in_c0:
-                    acc += w10 * src[b, r0 + 1, c0, k]
-                if in_r1 and in_c1:
-                    acc += w11 * src[b, r0 + 1, c0 + 1, k]
-                out[b, i, j, k] = acc
-    return out
+            in00 = r0 >= 0 and c0 >= 0
+            in01 = r0 >= 0 and c0 + 1 <= w - 1
+            in10 = r0 + 1 <= h - 1 and c0 >= 0
+            in11 = r0 + 1 <= h - 1 and c0 + 1 <= w - 1
+            for k in range(nci):
+                v00 = sbi[r0, c0, k] if in00 else fill32
+                v01 = sbi[r0, c0 + 1, k] if in01 else fill32
+                v10 = sbi[r0 + 1, c0, k] if in10 else fill32
+                v11 = sbi[r0 + 1, c0 + 1, k] if in11 else fill32
+                obi[j, k] = w00 * v00 + w01 * v01 + w10 * v10 + w11 * v11
+            if ncp > 0:
+                w_out = zero
+                if not in00:
+                    w_out += w00
+                if not in01:
+                    w_out += w01
+                if not in10:
+                    w_out += w10
+                if not in11:
+                    w_out += w11
+                for k in range(ncp):
+                    acc = w_out if k == background else zero
+                    if in00:
+                        acc += w00 * sbp[r0, c0, k]
+                    if in01:
+                        acc += w01 * sbp[r0, c0 + 1, k]
+                    if in10:
+                        acc += w10 * sbp[r0 + 1, c0, k]
+                    if in11:
+                        acc += w11 * sbp[r0 + 1, c0 + 1, k]
+                    obp[j, k] = acc
+    return out_img
 
 
-@njit(nogil=True, parallel=True, cache=True)
+@njit(nogil=True, parallel=True, cache=True, error_model="numpy")
 def nearest_kernel(src, grid, fill, out):
     """Nearest pull: source pixel floor(coord + 0.5), ``fill`` outside. Any dtype, (B,H,W,C)."""
     nb, h, w, nc = src.shape
@@ -156,19 +170,21 @@ def nearest_kernel(src, grid, fill, out):
     for row in prange(nb * ho):
         b = row // ho
         i = row - b * ho
-        g = 0 if shared else b
+        gr = grid[0 if shared else b, i]
+        sb = src[b]
+        ob = out[b, i]
         for j in range(wo):
             # float64 so that floor(c + 0.5) is exact for every float32 coordinate
-            r = np.float64(grid[g, i, j, 0])
-            c = np.float64(grid[g, i, j, 1])
-            if r >= -0.5 and r < h - 0.5 and c >= -0.5 and c < w - 0.5:
-                ri = int(np.floor(r + 0.5))
-                ci = int(np.floor(c + 0.5))
+            r = np.float64(gr[j, 0]) + 0.5
+            c = np.float64(gr[j, 1]) + 0.5
+            if r >= 0 and r < h and c >= 0 and c < w:
+                ri = int(r)
+                ci = int(c)
                 for k in range(nc):
-                    out[b, i, j, k] = src[b, ri, ci, k]
+                    ob[j, k] = sb[ri, ci, k]
             else:
                 for k in range(nc):
-                    out[b, i, j, k] = fill
+                    ob[j, k] = fill
     return out
 
 
@@ -195,74 +211,70 @@ def count_nonfinite(a):
     return 0
 
 
-@njit(nogil=True, inline="always")
-def _field_read(fields, offset, hc, wc, stride, r, c):
-    """Bilinear read of a coarse displacement field (2, hc, wc) at pixel (r, c), clamped."""
-    fy = r / stride
-    fx = c / stride
-    if fy < 0.0:
-        fy = 0.0
-    if fy > hc - 1:
-        fy = float(hc - 1)
-    if fx < 0.0:
-        fx = 0.0
-    if fx > wc - 1:
-        fx = float(wc - 1)
-    y0 = int(fy)
-    x0 = int(fx)
-    if y0 > hc - 2:
-        y0 = max(hc - 2, 0)
-    if x0 > wc - 2:
-        x0 = max(wc - 2, 0)
-    ty = fy - y0
-    tx = fx - x0
-    y1 = min(y0 + 1, hc - 1)
-    x1 = min(x0 + 1, wc - 1)
-    plane = hc * wc
-    a = offset + y0 * wc
-    bb = offset + y1 * wc
-    dr = (1.0 - ty) * ((1.0 - tx) * fields[a + x0] + tx * fields[a + x1]) + ty * (
-        (1.0 - tx) * fields[bb + x0] + tx * fields[bb + x1]
-    )
-    a += plane
-    bb += plane
-    dc = (1.0 - ty) * ((1.0 - tx) * fields[a + x0] + tx * fields[a + x1]) + ty * (
-        (1.0 - tx) * fields[bb + x0] + tx * fields[bb + x1]
-    )
-    return dr, dc
-
-
-@njit(nogil=True, parallel=True, cache=True)
+@njit(nogil=True, parallel=True, cache=True, error_model="numpy")
 def grid_kernel(steps, n_steps, fields, out):
     """Chain pull-back steps for every output pixel: out (B,H,W,2) float32.
 
     ``steps[b, s]`` is a STEP_WIDTH record applied in order s = 0, 1, ...:
     affine ``[0, a00, a01, a02, a10, a11, a12, _]`` maps (r, c) -> (a00 r + a01 c + a02,
     a10 r + a11 c + a12); elastic ``[1, offset, hc, wc, stride, _, _, _]`` maps
-    p -> p + d(p) with d read bilinearly from ``fields[offset:]`` laid out (2, hc, wc).
-    Coordinates are chained in float64 and rounded once to float32.
+    p -> p + d(p) with d read bilinearly (clamped to the lattice) from ``fields[offset:]``
+    laid out (2, hc, wc). Coordinates are chained in float64 per row (one step at a time
+    over the whole row, so affine steps vectorize) and rounded once to float32.
     """
     nb, h, w = out.shape[0], out.shape[1], out.shape[2]
     for row in prange(nb * h):
         b = row // h
         i = row - b * h
-        ns = n_steps[b]
+        rr = np.empty(w, dtype=np.float64)
+        cc = np.empty(w, dtype=np.float64)
         for j in range(w):
-            r = float(i)
-            c = float(j)
-            for s in range(ns):
-                if steps[b, s, 0] == STEP_AFFINE:
-                    rn = steps[b, s, 1] * r + steps[b, s, 2] * c + steps[b, s, 3]
-                    c = steps[b, s, 4] * r + steps[b, s, 5] * c + steps[b, s, 6]
-                    r = rn
-                else:
-                    dr, dc = _field_read(
-                        fields, int(steps[b, s, 1]), int(steps[b, s, 2]), int(steps[b, s, 3]), steps[b, s, 4], r, c
+            rr[j] = i
+            cc[j] = j
+        for s in range(n_steps[b]):
+            if steps[b, s, 0] == STEP_AFFINE:
+                a00, a01, a02 = steps[b, s, 1], steps[b, s, 2], steps[b, s, 3]
+                a10, a11, a12 = steps[b, s, 4], steps[b, s, 5], steps[b, s, 6]
+                for j in range(w):
+                    r = rr[j]
+                    c = cc[j]
+                    rr[j] = a00 * r + a01 * c + a02
+                    cc[j] = a10 * r + a11 * c + a12
+            else:
+                offset = int(steps[b, s, 1])
+                hc = int(steps[b, s, 2])
+                wc = int(steps[b, s, 3])
+                inv = 1.0 / steps[b, s, 4]
+                ymax = float(hc - 1)
+                xmax = float(wc - 1)
+                plane = hc * wc
+                for j in range(w):
+                    fy = min(max(rr[j] * inv, 0.0), ymax)
+                    fx = min(max(cc[j] * inv, 0.0), xmax)
+                    y0 = min(int(fy), max(hc - 2, 0))
+                    x0 = min(int(fx), max(wc - 2, 0))
+                    ty = fy - y0
+                    tx = fx - x0
+                    y1 = min(y0 + 1, hc - 1)
+                    x1 = min(x0 + 1, wc - 1)
+                    p00 = offset + y0 * wc + x0
+                    p01 = offset + y0 * wc + x1
+                    p10 = offset + y1 * wc + x0
+                    p11 = offset + y1 * wc + x1
+                    w00 = (1.0 - ty) * (1.0 - tx)
+                    w01 = (1.0 - ty) * tx
+                    w10 = ty * (1.0 - tx)
+                    w11 = ty * tx
+                    rr[j] += w00 * fields[p00] + w01 * fields[p01] + w10 * fields[p10] + w11 * fields[p11]
+                    cc[j] += (
+                        w00 * fields[p00 + plane]
+                        + w01 * fields[p01 + plane]
+                        + w10 * fields[p10 + plane]
+                        + w11 * fields[p11 + plane]
                     )
-                    r += dr
-                    c += dc
-            out[b, i, j, 0] = r
-            out[b, i, j, 1] = c
+        for j in range(w):
+            out[b, i, j, 0] = rr[j]
+            out[b, i, j, 1] = cc[j]
     return out
 
 

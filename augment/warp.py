@@ -13,7 +13,7 @@ import numpy as np
 from augment import _kernels
 from augment._checks import as_array, check_contiguous, check_grid, check_pair
 
-__all__ = ["warp_image", "warp_labels", "warp_probs", "valid_mask", "identity_grid", "to_normalized", "from_normalized"]
+__all__ = ["warp", "warp_image", "warp_labels", "warp_probs", "valid_mask", "identity_grid", "to_normalized", "from_normalized"]
 
 
 def warp_image(image: np.ndarray, grid: np.ndarray, *, order: int = 1, fill: float = 0.0) -> np.ndarray:
@@ -46,30 +46,17 @@ def warp_image(image: np.ndarray, grid: np.ndarray, *, order: int = 1, fill: flo
         >>> out.shape, out.dtype
         ((32, 32, 3), dtype('float32'))
     """
-    image = as_array("image", image)
-    if image.ndim not in (3, 4):
-        raise ValueError(
-            f"image must have shape (H, W, C) or (B, H, W, C). Received: image.shape={image.shape}. "
-            f"For a single-channel (H, W) image pass image[..., None]."
-        )
-    if image.dtype != np.float32:
-        raise TypeError(
-            f"image must be float32. Received: image.dtype={image.dtype}. Use image.astype(numpy.float32) "
-            f"(labels go to warp_labels)."
-        )
+    image = _check_image(image, fill)
     if order not in (0, 1):
         raise ValueError(f"order must be 0 (nearest) or 1 (bilinear). Received: order={order!r}.")
-    if not np.isfinite(fill):
-        raise ValueError(f"fill must be a finite number. Received: fill={fill!r}.")
-    check_contiguous("image", image)
     grid4 = check_grid(grid)
     batched = image.ndim == 4
     check_pair("image", image, batched, grid, grid4)
     src = image if batched else image[None]
-    out = np.empty(src.shape, dtype=np.float32)
     if order == 1:
-        _kernels.bilinear_kernel(src, grid4, float(fill), out)
+        out = _run(grid4, src.shape[0], image=src, fill=fill)[0]
     else:
+        out = np.empty(src.shape, dtype=np.float32)
         _kernels.nearest_kernel(src, grid4, np.float32(fill), out)
     return out if batched else out[0]
 
@@ -100,28 +87,12 @@ def warp_labels(labels: np.ndarray, grid: np.ndarray, *, fill: int = 0) -> np.nd
         >>> sorted(np.unique(out).tolist())
         [0, 3]
     """
-    labels = as_array("labels", labels)
-    if labels.ndim not in (2, 3):
-        raise ValueError(
-            f"labels must have shape (H, W) or (B, H, W). Received: labels.shape={labels.shape}. "
-            f"For one-hot or probability maps use warp_probs."
-        )
-    if labels.dtype.kind not in "iub":
-        raise TypeError(
-            f"labels must have an integer dtype. Received: labels.dtype={labels.dtype}. "
-            f"Use labels.astype(numpy.uint8) for class indices, or warp_probs/warp_image for soft maps."
-        )
-    info = np.iinfo(labels.dtype) if labels.dtype.kind != "b" else None
-    if info is not None and not (info.min <= fill <= info.max) or (info is None and fill not in (0, 1)):
-        raise ValueError(f"fill={fill!r} does not fit labels.dtype={labels.dtype}. Pick a fill inside the dtype's range.")
-    check_contiguous("labels", labels)
+    labels = _check_labels(labels, fill)
     grid4 = check_grid(grid)
     batched = labels.ndim == 3
     check_pair("labels", labels, batched, grid, grid4)
     src = (labels if batched else labels[None])[..., None]
-    out = np.empty(src.shape, dtype=labels.dtype)
-    _kernels.nearest_kernel(src, grid4, labels.dtype.type(fill), out)
-    out = out[..., 0]
+    out = _run(grid4, src.shape[0], labels=src, label_fill=fill)[1][..., 0]
     return out if batched else out[0]
 
 
@@ -152,26 +123,12 @@ def warp_probs(probs: np.ndarray, grid: np.ndarray, background: int = 0) -> np.n
         >>> bool(np.allclose(out.sum(-1), 1, atol=1e-5))
         True
     """
-    probs = as_array("probs", probs)
-    if probs.ndim not in (3, 4):
-        raise ValueError(
-            f"probs must have shape (H, W, K) or (B, H, W, K), classes last. Received: probs.shape={probs.shape}."
-        )
-    if probs.dtype != np.float32:
-        raise TypeError(f"probs must be float32. Received: probs.dtype={probs.dtype}. Use probs.astype(numpy.float32).")
-    n_classes = probs.shape[-1]
-    if isinstance(background, bool) or not isinstance(background, (int, np.integer)) or not 0 <= background < n_classes:
-        raise ValueError(
-            f"background must be a class index in [0, {n_classes}) for probs with {n_classes} classes. "
-            f"Received: background={background!r}."
-        )
-    check_contiguous("probs", probs)
+    probs = _check_probs(probs, background)
     grid4 = check_grid(grid)
     batched = probs.ndim == 4
     check_pair("probs", probs, batched, grid, grid4)
     src = probs if batched else probs[None]
-    out = np.empty(src.shape, dtype=np.float32)
-    _kernels.probs_kernel(src, grid4, int(background), out)
+    out = _run(grid4, src.shape[0], probs=src, background=background)[2]
     return out if batched else out[0]
 
 
@@ -253,6 +210,166 @@ def from_normalized(normalized: np.ndarray) -> np.ndarray:
     out[..., 0] = (grid4[..., 1] + 1.0) * ((h - 1) / 2.0)
     out[..., 1] = (grid4[..., 0] + 1.0) * ((w - 1) / 2.0)
     return out if normalized.ndim == 4 else out[0]
+
+
+def warp(
+    grid: np.ndarray,
+    image: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    probs: np.ndarray | None = None,
+    *,
+    fill: float = 0.0,
+    label_fill: int = 0,
+    background: int = 0,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Warp several targets that share one grid in a single pass (coordinates computed once).
+
+    Same rules and results as :func:`warp_image`, :func:`warp_labels` and :func:`warp_probs`,
+    faster when more than one target is given. All given targets must be all single samples
+    or all batches of the same size.
+
+    Args:
+        grid: float32 (H, W, 2) or (B, H, W, 2).
+        image: float32 (H, W, C) or (B, H, W, C), or None.
+        labels: integer (H, W) or (B, H, W), or None.
+        probs: float32 (H, W, K) or (B, H, W, K), or None.
+        fill: float. Image value outside. Defaults to 0.0.
+        label_fill: int. Label outside. Defaults to 0.
+        background: int. Class receiving out-of-bounds probability. Defaults to 0.
+
+    Returns:
+        (image, labels, probs) warped; None for a target not given.
+
+    Raises:
+        TypeError, ValueError: as the single-target functions; also if no target is given or
+            the targets disagree on batching.
+
+    Example:
+        >>> import numpy as np, augment
+        >>> grid = augment.strong().sample((32, 32), seed=5).grid()
+        >>> img, lab, _ = augment.warp(grid, image=np.ones((32, 32, 2), np.float32), labels=np.ones((32, 32), np.uint8))
+        >>> img.shape, lab.dtype
+        ((32, 32, 2), dtype('uint8'))
+    """
+    given = {}
+    if image is not None:
+        given["image"] = _check_image(image, fill)
+    if labels is not None:
+        given["labels"] = _check_labels(labels, label_fill)
+    if probs is not None:
+        given["probs"] = _check_probs(probs, background)
+    if not given:
+        raise ValueError("warp needs at least one of image, labels, probs. Received: none.")
+    grid4 = check_grid(grid)
+    batch_flags = {}
+    for name, a in given.items():
+        batched = a.ndim == (3 if name == "labels" else 4)
+        check_pair(name, a, batched, grid, grid4)
+        batch_flags[name] = (batched, a.shape[0] if batched else None)
+    if len(set(batch_flags.values())) > 1:
+        raise ValueError(
+            f"image, labels and probs must all be single samples or all batches of one size. "
+            f"Received: {', '.join(f'{k}.shape={v.shape}' for k, v in given.items())}."
+        )
+    batched = next(iter(batch_flags.values()))[0]
+
+    def lift(a):
+        return a if batched else a[None]
+
+    n = lift(next(iter(given.values()))).shape[0]
+    outs = _run(
+        grid4,
+        n,
+        image=lift(given["image"]) if "image" in given else None,
+        labels=lift(given["labels"])[..., None] if "labels" in given else None,
+        probs=lift(given["probs"]) if "probs" in given else None,
+        fill=fill,
+        label_fill=label_fill,
+        background=background,
+    )
+    results = []
+    for name, out in zip(("image", "labels", "probs"), outs):
+        if name not in given:
+            results.append(None)
+            continue
+        if name == "labels":
+            out = out[..., 0]
+        results.append(out if batched else out[0])
+    return tuple(results)
+
+
+def _run(grid4, n, image=None, labels=None, probs=None, fill=0.0, label_fill=0, background=0):
+    """Call the fused kernel; absent targets become (n, H, W, 0) arrays."""
+    h, w = grid4.shape[1], grid4.shape[2]
+    empty_f = np.empty((n, h, w, 0), np.float32)
+    img = empty_f if image is None else image
+    prb = empty_f if probs is None else probs
+    lab = np.empty((n, h, w, 0), np.uint8) if labels is None else labels
+    out_img = np.empty((n, h, w, img.shape[3]), np.float32)
+    out_prb = np.empty((n, h, w, prb.shape[3]), np.float32)
+    out_lab = np.empty((n, h, w, lab.shape[3]), lab.dtype)
+    _kernels.warp_kernel(
+        img, prb, lab, grid4, float(fill), int(background), lab.dtype.type(label_fill),
+        out_img, out_prb, out_lab, (0,) * img.shape[3], (0,) * prb.shape[3], (0,) * lab.shape[3],
+    )
+    return out_img, out_lab, out_prb
+
+
+def _check_image(image, fill) -> np.ndarray:
+    image = as_array("image", image)
+    if image.ndim not in (3, 4):
+        raise ValueError(
+            f"image must have shape (H, W, C) or (B, H, W, C). Received: image.shape={image.shape}. "
+            f"For a single-channel (H, W) image pass image[..., None]."
+        )
+    if image.dtype != np.float32:
+        raise TypeError(
+            f"image must be float32. Received: image.dtype={image.dtype}. Use image.astype(numpy.float32) "
+            f"(labels go to warp_labels)."
+        )
+    if isinstance(fill, bool) or not isinstance(fill, (int, float, np.integer, np.floating)) or not np.isfinite(fill):
+        raise ValueError(f"fill must be a finite number. Received: fill={fill!r}.")
+    check_contiguous("image", image)
+    return image
+
+
+def _check_labels(labels, fill) -> np.ndarray:
+    labels = as_array("labels", labels)
+    if labels.ndim not in (2, 3):
+        raise ValueError(
+            f"labels must have shape (H, W) or (B, H, W). Received: labels.shape={labels.shape}. "
+            f"For one-hot or probability maps use warp_probs."
+        )
+    if labels.dtype.kind not in "iub":
+        raise TypeError(
+            f"labels must have an integer dtype. Received: labels.dtype={labels.dtype}. "
+            f"Use labels.astype(numpy.uint8) for class indices, or warp_probs/warp_image for soft maps."
+        )
+    if isinstance(fill, bool) or not isinstance(fill, (int, np.integer)):
+        raise ValueError(f"fill for labels must be an int. Received: fill={fill!r}.")
+    lo, hi = (0, 1) if labels.dtype.kind == "b" else (np.iinfo(labels.dtype).min, np.iinfo(labels.dtype).max)
+    if not lo <= fill <= hi:
+        raise ValueError(f"fill={fill!r} does not fit labels.dtype={labels.dtype}. Pick a fill inside the dtype's range.")
+    check_contiguous("labels", labels)
+    return labels
+
+
+def _check_probs(probs, background) -> np.ndarray:
+    probs = as_array("probs", probs)
+    if probs.ndim not in (3, 4):
+        raise ValueError(
+            f"probs must have shape (H, W, K) or (B, H, W, K), classes last. Received: probs.shape={probs.shape}."
+        )
+    if probs.dtype != np.float32:
+        raise TypeError(f"probs must be float32. Received: probs.dtype={probs.dtype}. Use probs.astype(numpy.float32).")
+    n_classes = probs.shape[-1]
+    if isinstance(background, bool) or not isinstance(background, (int, np.integer)) or not 0 <= background < n_classes:
+        raise ValueError(
+            f"background must be a class index in [0, {n_classes}) for probs with {n_classes} classes. "
+            f"Received: background={background!r}."
+        )
+    check_contiguous("probs", probs)
+    return probs
 
 
 def _check_shape(shape) -> tuple[int, int]:

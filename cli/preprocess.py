@@ -8,6 +8,7 @@ import sys
 import click
 
 from cli.options import progress_option, seed_option
+from kequireg.data.preprocess import DEFAULT_N4_SHRINK
 
 
 @contextlib.contextmanager
@@ -31,8 +32,10 @@ def click_progress(total: int, label: str, enabled: bool):
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes. Defaults to all cores.")
 @click.option("--n4/--no-n4", default=True, show_default=True, help="N4 bias-field correction per modality.")
-@click.option("--n4-shrink", type=click.IntRange(min=1), default=None,
-              help="N4 fitting shrink factor per axis. Defaults to kequireg.data.preprocess.DEFAULT_N4_SHRINK.")
+@click.option("--n4-shrink", type=click.IntRange(min=1), default=DEFAULT_N4_SHRINK, show_default=True,
+              help="N4 is fitted on the image shrunk by this factor per axis (1 = full resolution, slow).")
+@click.option("--n4-iterations", default="50,50,50,50", show_default=True,
+              help="N4 iterations per fitting level, comma-separated (the count is the number of levels).")
 @click.option("--equalize/--no-equalize", default=True, show_default=True,
               help="Histogram equalization per scan and modality (else scale by the 99.5th percentile).")
 @click.option("--val", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True,
@@ -45,7 +48,7 @@ def click_progress(total: int, label: str, enabled: bool):
 @click.option("--keep-parts", is_flag=True, default=False,
               help="Keep STORE.parts/ (per-case results) after a complete run.")
 @progress_option
-def preprocess(in_dir, store, workers, n4, n4_shrink, equalize, val, test, seed, dtype, keep_parts, progress) -> None:
+def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, val, test, seed, dtype, keep_parts, progress) -> None:
     """Preprocess the BraTS case folders under IN_DIR into the slice store STORE (.h5).
 
     Per case and modality: N4 bias correction inside the brain mask, histogram equalization over
@@ -59,11 +62,17 @@ def preprocess(in_dir, store, workers, n4, n4_shrink, equalize, val, test, seed,
 
     Example: kequireg preprocess MICCAI_BraTS_2019_Data_Training brats.h5 --workers 2
     """
-    from kequireg.data.preprocess import DEFAULT_N4_SHRINK, PreprocessParams, preprocess_dataset
+    from kequireg.data.preprocess import PreprocessParams, preprocess_dataset
     from kequireg.data.ingest import find_cases
 
     try:
-        params = PreprocessParams(n4=n4, n4_shrink=n4_shrink or DEFAULT_N4_SHRINK, equalize=equalize, dtype=dtype)
+        iterations = tuple(int(v) for v in n4_iterations.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected integers separated by commas, e.g. 50,50,50,50. Received: {n4_iterations!r}",
+                                 param_hint="--n4-iterations") from None
+    try:
+        params = PreprocessParams(n4=n4, n4_shrink=n4_shrink, n4_iterations=iterations,
+                                  equalize=equalize, dtype=dtype)
         total = len(find_cases(in_dir, params.channels))
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err

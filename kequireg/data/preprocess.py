@@ -127,12 +127,16 @@ def n4_correct(
     mask = volume > 0 if mask is None else np.asarray(mask, dtype=bool)
     if not mask.any():
         raise ValueError("N4 mask is empty: the volume has no non-zero voxel.")
+    # N4 only on the brain's bounding box: the B-spline field then spans the brain, and BraTS
+    # volumes shrink ~2.7x (240x240x155 -> ~140x175x135), which cuts N4's time accordingly.
+    box = tuple(slice(max(0, int(i[0]) - 2), int(i[-1]) + 3) for i in (np.flatnonzero(mask.any(axis=a)) for a in ((1, 2), (0, 2), (0, 1))))
+    sub, sub_mask = volume[box], mask[box]
     # sitk arrays are (z, y, x): hand it the transposed view so that spacing lines up.
-    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.transpose(2, 1, 0)))
+    image = sitk.GetImageFromArray(np.ascontiguousarray(sub.transpose(2, 1, 0)))
     image.SetSpacing([float(s) for s in spacing])
-    mask_image = sitk.GetImageFromArray(np.ascontiguousarray(mask.transpose(2, 1, 0)).astype(np.uint8))
+    mask_image = sitk.GetImageFromArray(np.ascontiguousarray(sub_mask.transpose(2, 1, 0)).astype(np.uint8))
     mask_image.CopyInformation(image)
-    factors = [max(1, min(int(shrink), n // 8)) for n in volume.shape]
+    factors = [max(1, min(int(shrink), n // 8)) for n in sub.shape]
     small = sitk.Shrink(image, factors) if max(factors) > 1 else image
     small_mask = sitk.Shrink(mask_image, factors) if max(factors) > 1 else mask_image
     corrector = sitk.N4BiasFieldCorrectionImageFilter()
@@ -140,7 +144,7 @@ def n4_correct(
     corrector.Execute(small, small_mask)
     log_bias = sitk.GetArrayFromImage(corrector.GetLogBiasFieldAsImage(image)).transpose(2, 1, 0)
     out = np.zeros_like(volume)
-    out[mask] = volume[mask] / np.exp(log_bias[mask])
+    out[box][sub_mask] = sub[sub_mask] / np.exp(log_bias[sub_mask])
     return out
 
 

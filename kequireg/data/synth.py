@@ -106,7 +106,9 @@ def _coords(shape: tuple[int, int, int]) -> list[np.ndarray]:
     return np.meshgrid(*axes, indexing="ij", sparse=True)
 
 
-def generate_case(preset: Preset, seed: int, *, lgg: bool | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def generate_case(
+    preset: Preset, seed: int, *, lgg: bool | None = None, return_tissue: bool = False
+) -> tuple[dict[str, np.ndarray], np.ndarray] | tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Draw one synthetic case.
 
     Args:
@@ -202,6 +204,9 @@ def generate_case(preset: Preset, seed: int, *, lgg: bool | None = None) -> tupl
         out = np.clip(np.rint(img * scale), 1, 32767).astype(np.int16)
         out[~brain] = 0
         images[modality] = out
+    if return_tissue:
+        tissue_map[~brain] = 255
+        return images, labels, tissue_map
     return images, labels
 
 

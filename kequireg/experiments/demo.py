@@ -23,15 +23,16 @@ def demo_settings(store_path: str | os.PathLike, *, label_seeds=(0, 1), max_step
                   steps_per_epoch: int | None = None, model: str = DEMO_MODEL, split: str | None = None) -> ExperimentSettings:
     """The demo's grid: baseline and EquiReg at 10%, baseline at 100%, one repeat per label seed.
 
-    The held-out split is the store's test patients when it has any (they played no part in
-    early stopping), else its validation patients.
+    ``data`` stays None so that training applies its demo defaults (steps, patience, validation
+    subset) to the embedded store. The held-out split is the store's test patients when it has
+    any (they played no part in early stopping), else its validation patients.
     """
     if split is None:
         from kequireg.data.splits import load_splits, splits_path
 
         split = "test" if load_splits(splits_path(store_path)).get("test") else "val"
     return ExperimentSettings(
-        data=str(store_path), methods=("baseline", "equireg"), fractions=(DEMO_FRACTION, 1.0), label_seeds=tuple(label_seeds),
+        data=None, methods=("baseline", "equireg"), fractions=(DEMO_FRACTION, 1.0), label_seeds=tuple(label_seeds),
         repeats=1, equireg_full=False, model=model, max_steps=max_steps, steps_per_epoch=steps_per_epoch, split=split,
     )
 
@@ -60,10 +61,9 @@ def run_demo(out_dir: str | os.PathLike = "kequireg-demo", *, label_seeds=(0, 1)
 
     start = time.time()
     store = ensure_demo_store(progress=progress)
-    settings = demo_settings(store, label_seeds=label_seeds, model=model,
-                             max_steps=DEMO_MAX_STEPS if max_steps is None else max_steps,
-                             steps_per_epoch=DEMO_STEPS_PER_EPOCH if steps_per_epoch is None else steps_per_epoch)
-    log(f"demo: {len(settings.label_seeds) * 2 + 1} runs of the {model!r} model, {settings.max_steps} steps each, "
+    settings = demo_settings(store, label_seeds=label_seeds, model=model, max_steps=max_steps, steps_per_epoch=steps_per_epoch)
+    steps = f"{settings.max_steps} steps" if settings.max_steps else "the trainer's demo step budget"
+    log(f"demo: {len(settings.label_seeds) * 2 + 1} runs of the {model!r} model ({steps} each, early stopping), "
         f"evaluated on the {settings.split} patients, into {out_dir}")
     run_experiment(out_dir, settings, progress=progress, log=log)
     if figures:
@@ -75,6 +75,3 @@ def run_demo(out_dir: str | os.PathLike = "kequireg-demo", *, label_seeds=(0, 1)
     log(f"demo finished in {time.time() - start:.0f} s")
     return summary
 
-
-DEMO_MAX_STEPS = 600
-DEMO_STEPS_PER_EPOCH = 100

@@ -3,7 +3,8 @@
 Every grid cell is one training run in ``EXPERIMENT_DIR/runs/<name>``, evaluated on the
 held-out patients into ``runs/<name>/eval-<split>/per_patient.csv``. The experiment is
 resumable: a run whose evaluation file exists is skipped; a run whose training finished is only
-evaluated; an unfinished run is handed back to training, which resumes from its checkpoint.
+evaluated (``trained.json``, written by the experiment when ``train`` returns); an unfinished
+run is handed back to ``train(..., resume=True)``, which continues from its last checkpoint.
 The settings are saved in ``experiment.json``; resuming with different settings is refused.
 
 At a labeled fraction of 1.0 every label seed selects the same patients, so only the first
@@ -131,9 +132,26 @@ def eval_csv(experiment_dir: str | os.PathLike, spec: RunSpec, split: str) -> Pa
     return run_dir(experiment_dir, spec) / f"eval-{split}" / "per_patient.csv"
 
 
+TRAINED_MARKER = "trained.json"
+
+
 def training_finished(path: Path) -> bool:
-    """A run folder whose training completed: the best model is saved and the trainer wrote its result."""
-    return (path / "best.keras").is_file() and (path / "result.json").is_file()
+    """A run folder whose training completed (``train`` returned; the experiment then writes its marker)."""
+    return (path / "best.keras").is_file() and (path / TRAINED_MARKER).is_file()
+
+
+def train_run(settings: ExperimentSettings, spec: RunSpec, experiment_dir: str | os.PathLike, progress: bool = True) -> None:
+    """Train one grid cell, resuming it if an earlier attempt left a run behind; then mark it trained."""
+    from kequireg.evaluation.evaluate import atomic_write_text
+    from kequireg.training import train
+
+    path = run_dir(experiment_dir, spec)
+    config = train_config(settings, spec, experiment_dir)
+    start = time.time()
+    result = train(config, resume=(path / "config.json").is_file(), progress=progress)
+    marker = {"steps": result.steps, "stopped_early": result.stopped_early, "seconds": round(time.time() - start, 1),
+              "best_model": str(result.best_model_path)}
+    atomic_write_text(path / TRAINED_MARKER, json.dumps(marker, indent=2) + "\n")
 
 
 def load_or_save_settings(experiment_dir: str | os.PathLike, settings: ExperimentSettings) -> ExperimentSettings:
@@ -196,7 +214,6 @@ def run_experiment(
         The grid's run specs.
     """
     from kequireg.evaluation.evaluate import evaluate_run
-    from kequireg.training import train
 
     experiment_dir = Path(experiment_dir)
     settings = load_or_save_settings(experiment_dir, settings)
@@ -213,8 +230,8 @@ def run_experiment(
         if training_finished(path):
             log(f"{header}: trained earlier, evaluating")
         else:
-            log(f"{header}: training{' (resuming)' if path.exists() else ''}")
-            train(train_config(settings, spec, experiment_dir))
+            log(f"{header}: training{' (resuming)' if (path / 'config.json').is_file() else ''}")
+            train_run(settings, spec, experiment_dir, progress=progress)
         evaluate_run(path, split=settings.split, data=data, batch_size=batch_size,
                      equivariance_seed=settings.equivariance_seed, progress=progress)
         log(f"{header}: finished in {time.time() - start:.0f} s")

@@ -7,6 +7,8 @@
 Importing this package imports keras: set ``KERAS_BACKEND`` first.
 """
 
+from kequireg.training.config import TrainConfig
 from kequireg.training.equireg_model import EquiRegModel
+from kequireg.training.run import TrainResult, load_run, train
 
-__all__ = ["EquiRegModel"]
+__all__ = ["EquiRegModel", "TrainConfig", "TrainResult", "load_run", "train"]

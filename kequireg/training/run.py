@@ -218,14 +218,21 @@ def _build(config: TrainConfig, image_shape):
     from kequireg.models import build_model
     from kequireg.training.equireg_model import EquiRegModel
 
-    keras.mixed_precision.set_dtype_policy(config.precision)
-    keras.utils.set_random_seed(config.seed)
-    network = build_model(config.model, input_shape=tuple(image_shape), num_classes=4)
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(config.precision)  # layers keep the policy they are built with
+    try:
+        keras.utils.set_random_seed(config.seed)
+        network = build_model(config.model, input_shape=tuple(image_shape), num_classes=4)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
     model = EquiRegModel(
         network, lambda_=config.lambda_, mask=config.mask, rampup_steps=config.rampup_steps, rampup=config.rampup,
         temperature=config.temperature, confidence=config.confidence,
     )
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+    if config.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer)
     model.optimizer.build(model.trainable_variables)
     return model
 

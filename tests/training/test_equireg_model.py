@@ -50,19 +50,26 @@ def _gradients(model, loss_fn):
     return [np.asarray(g) for g in jax.grad(pure)([v.value for v in variables])]
 
 
-@pytest.mark.parametrize("mask", ["thesis", "valid", "none"])
-def test_step_loss_equals_numpy_reference(mask):
+def test_step_loss_equals_numpy_reference():
     network = conv_net()
     batch = equireg_batch()
     lam = 0.7
     # the network has no dropout / BatchNorm, so training and inference forwards agree
     teacher_logits = _np(network(batch["unlabeled"]))
     student = _np(network(np.concatenate([batch["labeled"], batch["strong"]])))
-    ref, ref_ce, ref_er = np_equireg_loss(
-        student[:2], batch["labels"], teacher_logits, student[2:], batch["grid"], batch["strong"], lam, mask
-    )
-    assert ref_er > 1e-3  # the check below is not vacuous
-    model = _model(network, lambda_=lam, mask=mask)
+
+    def reference(mask):
+        return np_equireg_loss(
+            student[:2], batch["labels"], teacher_logits, student[2:], batch["grid"], batch["strong"], lam, mask
+        )
+
+    for mask in ("valid", "none"):  # the loss function itself, eagerly
+        model = _model(network, lambda_=lam, mask=mask)
+        loss, sup, er, used = (float(_np(v)) for v in model.student_losses(batch, model.teacher_targets(batch)))
+        assert (loss, sup, er, used) == pytest.approx((*reference(mask), lam), rel=1e-5)
+    ref, ref_ce, ref_er = reference("thesis")
+    assert ref_er > 1e-3 and ref_er != pytest.approx(reference("none")[2], rel=1e-3)  # the masks matter
+    model = _model(network, lambda_=lam)  # default mask: thesis; through the compiled train step
     logs = model.train_on_batch(batch, return_dict=True)
     assert logs["sup_loss"] == pytest.approx(ref_ce, rel=1e-5)
     assert logs["er_loss"] == pytest.approx(ref_er, rel=1e-5)

@@ -1,0 +1,75 @@
+"""``kequireg train``: train a baseline or EquiReg model on a slice store (or the demo data)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cli.options import backend_option, progress_option
+
+
+@click.command("train")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="HDF5 slice store from `kequireg preprocess` (splits JSON beside it). Default: the demo data set.")
+@click.option("--labeled", "fraction", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
+              help="Share of training patients whose labels are used.")
+@click.option("--method", type=click.Choice(["equireg", "baseline"]), default="equireg", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Run seed (weights, augmentation, batches).")
+@click.option("--label-seed", type=int, default=0, show_default=True, help="Seed of the labeled-patient subset.")
+@click.option("--model", default=None, help="Model preset (fc-densenet103, fc-densenet67, fc-densenet56, tiny). "
+              "Default: fc-densenet103, or tiny on the demo data.")
+@backend_option
+@click.option("--lambda", "lambda_", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Weight of the equivariance term.")
+@click.option("--rampup-steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Linear ramp-up of lambda over this many steps (0 = none).")
+@click.option("--mask", type=click.Choice(["thesis", "valid", "none"]), default="thesis", show_default=True,
+              help="KL mask: strong input non-zero (thesis), source inside the image (valid), or every pixel.")
+@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
+              help="Steps between validations/checkpoints. Default: 500 (demo: 40).")
+@click.option("--patience", type=click.IntRange(min=0), default=None,
+              help="Validations without improvement before early stopping (0 = never). Default: 10 (demo: 4).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Total step budget. Default: 50000 (demo: 400).")
+@click.option("--labeled-batch", type=click.IntRange(min=1), default=None,
+              help="Labeled slices per batch. Default: 2 (equireg), 4 (baseline).")
+@click.option("--unlabeled-batch", type=click.IntRange(min=0), default=None,
+              help="Unlabeled slices per batch. Default: 6 (equireg), 0 (baseline).")
+@click.option("--val-slices", type=click.IntRange(min=1), default=None,
+              help="Validate on a fixed random subset of this many slices. Default: all (demo: 96).")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]), default="float32",
+              show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Threads preparing batches.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder. Default: runs/<method>-<fraction>-s<seed>-<time>.")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint (same config).")
+@progress_option
+def train(backend, resume, run_dir, progress, **options):
+    """Train a baseline or EquiReg model; prints the run dir on stdout at the end.
+
+    The run dir holds config.json, best.keras (the best network, by validation
+    cross-entropy), history.csv and checkpoint.npz (for --resume after a crash).
+    """
+    from kequireg.training.config import TrainConfig
+    from kequireg.training.run import train as run_training
+
+    if resume:
+        if run_dir is None:
+            raise click.BadParameter("--resume needs the run to continue: pass --run-dir DIR.", param_hint="--resume")
+        click.echo("kequireg train: --resume uses the run dir's config.json; other options are ignored.", err=True)
+        config = TrainConfig(run_dir=run_dir)
+    else:
+        config = TrainConfig(run_dir=run_dir, **options)
+        try:
+            config.validate()
+        except ValueError as err:
+            raise click.UsageError(str(err)) from None
+    try:
+        result = run_training(config, resume=resume, progress=progress)
+    except (ValueError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(str(result.run_dir))
+    sys.stdout.flush()

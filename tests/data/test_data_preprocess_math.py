@@ -1,0 +1,103 @@
+"""N4, histogram equalization and the crop rule, on arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from kequireg.data.preprocess import DEFAULT_N4_SHRINK, equalize, n4_correct, target_size, window_origin
+
+
+def _reference_equalize(volume):
+    """Obviously right: for every non-zero voxel, the share of non-zero voxels <= its value."""
+    values = volume[volume != 0]
+    out = np.zeros(volume.shape, np.float64)
+    for index in zip(*np.nonzero(volume)):
+        out[index] = np.mean(values <= volume[index])
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_equalize_matches_reference(seed):
+    rng = np.random.default_rng(seed)
+    vol = rng.integers(0, 12, size=(6, 5, 4)).astype(np.float32)  # many ties and zeros
+    vol[0] = 0
+    np.testing.assert_allclose(equalize(vol), _reference_equalize(vol), rtol=1e-6)
+
+
+def test_equalize_range_zeros_and_scale_invariance():
+    rng = np.random.default_rng(0)
+    vol = rng.gamma(2.0, 300.0, size=(40, 40, 20)).astype(np.float32)
+    vol[rng.random(vol.shape) < 0.3] = 0
+    out = equalize(vol)
+    brain = vol != 0
+    assert out.dtype == np.float32
+    assert np.all(out[~brain] == 0), "zeros stay 0"
+    assert out[brain].min() > 0 and out[brain].max() == 1.0, "non-zero voxels map into (0, 1]"
+    order = np.argsort(vol[brain], kind="stable")
+    assert np.all(np.diff(out[brain][order]) >= 0), "monotone"
+    for scale in (1e-3, 3.7, 1000.0):
+        # scaled in float64 so that the input itself gets no new ties from rounding
+        assert np.array_equal(equalize(vol.astype(np.float64) * scale), out), f"scale {scale}"
+    ints = np.rint(vol).astype(np.int16)
+    assert np.array_equal(equalize(ints), equalize(ints.astype(np.float64) * 7.3))
+
+
+def test_equalize_roughly_uniform_output():
+    vol = np.random.default_rng(1).lognormal(5, 1, size=(50, 50, 10))
+    out = equalize(vol)
+    hist = np.histogram(out, bins=10, range=(0, 1))[0] / out.size
+    assert np.allclose(hist, 0.1, atol=0.01)
+
+
+def _phantom(shape=(64, 64, 40), seed=0):
+    """Brain-like phantom: WM ellipsoid inside GM shell inside CSF rim; returns (volume, wm mask, bias)."""
+    rng = np.random.default_rng(seed)
+    axes = [np.linspace(-1, 1, n) for n in shape]
+    x, y, z = np.meshgrid(*axes, indexing="ij")
+    r = np.sqrt((x / 0.85) ** 2 + (y / 0.9) ** 2 + (z / 0.85) ** 2)
+    tissue = np.select([r < 0.6, r < 0.85, r < 1.0], [1.0, 0.65, 0.3], 0.0)
+    wm = r < 0.55
+    # smooth multiplicative bias: a gradient plus a smooth blob, +-~30%
+    blob = ndimage.gaussian_filter(rng.standard_normal(shape), 10)
+    log_bias = 0.25 * x + 0.15 * y - 0.1 * z + 0.2 * blob / blob.std()
+    bias = np.exp(log_bias)
+    vol = tissue * bias * (1 + 0.02 * rng.standard_normal(shape))
+    vol[r >= 1.0] = 0
+    return (vol * 1000).astype(np.float32), wm, bias
+
+
+def _cv(values):
+    return float(values.std() / values.mean())
+
+
+@pytest.mark.parametrize("shrink", [DEFAULT_N4_SHRINK])
+def test_n4_removes_most_of_a_known_bias_field(shrink):
+    vol, wm, _ = _phantom()
+    before = _cv(vol[wm])
+    corrected = n4_correct(vol, shrink=shrink)
+    after = _cv(corrected[wm])
+    assert after <= 0.5 * before, f"CV of white matter {before:.3f} -> {after:.3f} (shrink {shrink})"
+    assert np.all(corrected[vol == 0] == 0) and np.all(corrected[vol > 0] > 0)
+
+
+def test_n4_rejects_bad_volumes():
+    with pytest.raises(ValueError, match="3D"):
+        n4_correct(np.ones((4, 4)))
+    with pytest.raises(ValueError, match="non-negative"):
+        n4_correct(-np.ones((8, 8, 8)))
+    with pytest.raises(ValueError, match="empty"):
+        n4_correct(np.zeros((8, 8, 8)))
+
+
+def test_target_size_rule():
+    assert [target_size(n) for n in (240, 224, 64, 250, 200, 180, 20, 256)] == [224, 224, 64, 256, 192, 192, 32, 256]
+
+
+def test_window_origin_thesis_crop_and_brain_shifts():
+    assert window_origin(240, 224, 30, 210) == 8, "BraTS: rows/cols 8..231"
+    assert window_origin(240, 224, 2, 200) == 2, "shift to hold the brain"
+    assert window_origin(240, 224, 40, 239) == 15
+    assert window_origin(180, 192, 0, 180) == -6, "pad: negative origin"
+    assert window_origin(300, 224, 0, 300) == 38, "brain larger than window: centred on brain"

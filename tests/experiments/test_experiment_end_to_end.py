@@ -1,0 +1,69 @@
+"""A tiny real experiment: train, evaluate, resume, aggregate, report, and `kequireg evaluate RUN_DIR`.
+
+Backend-agnostic (runs once, under the default backend); marked slow.
+"""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    from kequireg.data.preprocess import PreprocessParams, preprocess_dataset
+    from kequireg.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("experiment")
+    synthesize(root / "raw", preset="demo", cases=6, seed=5)
+    store = root / "small.h5"
+    preprocess_dataset(root / "raw", store, params=PreprocessParams(n4=False), workers=1, val=0.34, seed=0)
+    return store
+
+
+def test_tiny_experiment_trains_evaluates_resumes_and_reports(small_store, tmp_path):
+    from kequireg.experiments.grid import ExperimentSettings, eval_csv, plan_grid, run_dir, run_experiment
+    from kequireg.experiments.report import make_report
+
+    settings = ExperimentSettings(
+        data=str(small_store), fractions=(0.5, 1.0), label_seeds=(0,), repeats=1, equireg_full=False, model="tiny",
+        steps_per_epoch=2, max_steps=4, patience=1, train_overrides={"val_slices": 8, "workers": 1},
+    )
+    out = tmp_path / "exp"
+    lines = []
+    specs = run_experiment(out, settings, progress=False, log=lines.append)
+    assert [s.name for s in specs] == ["baseline-f0.5-l0-r0", "equireg-f0.5-l0-r0", "baseline-f1-l0-r0"]
+    for spec in specs:
+        assert eval_csv(out, spec, "val").is_file()
+        assert (run_dir(out, spec) / "trained.json").is_file()
+
+    # resume: finished runs are skipped; a run with training done but no evaluation is only evaluated
+    eval_csv(out, specs[1], "val").unlink()
+    lines.clear()
+    run_experiment(out, settings, progress=False, log=lines.append)
+    assert sum("done, skipped" in line for line in lines) == 2
+    assert any("trained earlier, evaluating" in line for line in lines)
+    with pytest.raises(ValueError, match="other settings"):
+        run_experiment(out, ExperimentSettings(**{**settings.__dict__, "repeats": 2}), progress=False, log=lines.append)
+
+    summary, paths = make_report(out, with_overlays=True, n_cases=1)
+    assert {c["method"] for c in summary["cells"]} == {"baseline", "equireg"}
+    assert summary["bridging"] and summary["bridging"][0]["fraction"] == 0.5
+    names = {p.name for p in paths}
+    assert {"dice_vs_fraction.png", "bridging.png", "equivariance.png"} <= names
+    assert any(name.startswith("overlays_") for name in names)
+    assert "Bridging coefficient" in (out / "results.md").read_text()
+    assert len(plan_grid(settings)) == 3
+
+    # `kequireg evaluate RUN_DIR` on the same run gives the same per-patient table
+    from cli.main import main
+
+    target = run_dir(out, specs[0])
+    result = CliRunner().invoke(main, ["evaluate", str(target), "--out", str(tmp_path / "again"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    again = json.loads((tmp_path / "again" / "summary.json").read_text())
+    first = json.loads((target / "eval-val" / "summary.json").read_text())
+    assert again["metrics"]["dice"]["mean"] == pytest.approx(first["metrics"]["dice"]["mean"])
+    assert "equivariance_dice" in result.stdout

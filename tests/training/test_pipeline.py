@@ -1,0 +1,103 @@
+"""The training and validation PyDatasets over a slice store."""
+
+import numpy as np
+import pytest
+
+import augment
+from kequireg.data.splits import labeled_subset, load_splits, splits_path
+from kequireg.data.store import SliceStore
+
+
+def _datasets(small_store, **kwargs):
+    from kequireg.training.pipeline import EquiRegBatches
+
+    splits = load_splits(splits_path(small_store))
+    labeled = labeled_subset(splits["train"], 0.5, 0)
+    unlabeled = splits["train"] + splits["unlabeled"]
+    args = dict(labeled_batch=2, unlabeled_batch=3, steps_per_epoch=4, seed=11)
+    args.update(kwargs)
+    return EquiRegBatches(small_store, labeled, unlabeled, **args), splits, labeled
+
+
+def test_batch_contents_follow_the_grids(small_store):
+    ds, splits, labeled = _datasets(small_store)
+    batch = ds[1]
+    assert batch["labeled"].shape == (2, 32, 32, 4) and batch["labeled"].dtype == np.float32
+    assert batch["labels"].shape == (2, 32, 32) and batch["labels"].dtype == np.int32
+    assert batch["unlabeled"].shape == batch["strong"].shape == (3, 32, 32, 4)
+    assert batch["grid"].shape == (3, 32, 32, 2)
+    np.testing.assert_array_equal(augment.warp_image(batch["unlabeled"], batch["grid"]), batch["strong"])
+    assert set(np.unique(batch["labels"])) <= {0, 1, 2, 3}
+    # labeled slices come only from the labeled subset: their labels are consistent with an unwarped slice
+    with SliceStore(small_store) as store:
+        rows = store.slice_indices(labeled)
+        originals = store.read_images(rows)
+    sums = originals.sum(axis=(1, 2, 3))
+    # weak augmentation only flips and shifts by <= 10%: the mass of the image is mostly kept
+    assert any(np.isclose(batch["labeled"][0].sum(), s, rtol=0.35) for s in sums)
+    ds.close()
+
+
+def test_batches_depend_only_on_seed_epoch_index(small_store):
+    a, _, _ = _datasets(small_store, workers=1)
+    b, _, _ = _datasets(small_store, workers=3)
+    for key in ("labeled", "labels", "strong", "grid"):
+        np.testing.assert_array_equal(a[2][key], b[2][key])
+    assert not np.array_equal(a[0]["strong"], a[1]["strong"])
+    first = a[0]["labeled"]
+    a.on_epoch_end()
+    assert a.epoch == 1 and not np.array_equal(a[0]["labeled"], first)
+    np.testing.assert_array_equal(a.batch(0, 0)["labeled"], first)
+    c, _, _ = _datasets(small_store, epoch=1)
+    np.testing.assert_array_equal(c[0]["labeled"], a[0]["labeled"])
+    for ds in (a, b, c):
+        ds.close()
+
+
+def test_threaded_epoch_yields_the_same_batches(small_store):
+    """Keras' thread enqueuer delivers the batches in order, identical to direct indexing."""
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    ds, _, _ = _datasets(small_store, workers=3)
+    adapter = PyDatasetAdapter(ds, shuffle=False)
+    adapter.on_epoch_begin()
+    got = [batch["strong"] for batch in adapter.get_numpy_iterator()]
+    adapter.on_epoch_end()
+    assert len(got) == 4
+    for i, strong in enumerate(got):
+        np.testing.assert_array_equal(strong, ds.batch(0, i)["strong"])
+    assert ds.epoch == 1
+    ds.close()
+
+
+def test_baseline_batches_and_validation(small_store):
+    from kequireg.training.pipeline import ValidationBatches
+
+    ds, splits, _ = _datasets(small_store, labeled_batch=4, unlabeled_batch=0)
+    assert set(ds[0]) == {"labeled", "labels"}
+    ds.close()
+    val = ValidationBatches(small_store, splits["val"], batch_size=5)
+    with SliceStore(small_store) as store:
+        n = store.slice_indices(splits["val"]).size
+        images, labels = val[0]
+        np.testing.assert_array_equal(images, store.read_images(store.slice_indices(splits["val"])[:5]))
+    assert val.num_batches == -(-n // 5)
+    assert len(val[val.num_batches - 1][0]) == n - 5 * (val.num_batches - 1)
+    sub = ValidationBatches(small_store, splits["val"], batch_size=4, max_slices=5)
+    assert sub.source.rows.size == 5
+    val.close()
+    sub.close()
+
+
+def test_bad_inputs_are_named(small_store):
+    from kequireg.training.pipeline import EquiRegBatches
+
+    splits = load_splits(splits_path(small_store))
+    with pytest.raises(ValueError, match="labeled_ids holds cases without labels"):
+        EquiRegBatches(small_store, splits["unlabeled"], [], 2, 0, 4, 0)
+    with pytest.raises(ValueError, match="unlabeled_batch must be >= 0"):
+        EquiRegBatches(small_store, splits["train"], [], 2, -1, 4, 0)
+    ds, _, _ = _datasets(small_store)
+    with pytest.raises(IndexError, match="batch index"):
+        ds[4]
+    ds.close()
