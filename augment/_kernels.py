@@ -278,28 +278,35 @@ def grid_kernel(steps, n_steps, fields, out):
     return out
 
 
-@njit(nogil=True, parallel=True, cache=True)
+@njit(nogil=True, parallel=True, cache=True, error_model="numpy")
 def smooth_noise_kernel(noise, weights, scale, out):
     """Separable 'valid' blur of uniform noise: noise (F, hc+2m, wc+2m) in [0, 1) -> out (F, hc, wc).
 
     The noise is mapped to U(-1, 1), blurred with the symmetric ``weights`` (2m+1 taps)
-    along both axes, then multiplied by ``scale[f]``.
+    along both axes, then multiplied by ``scale[f]``. Loops run tap-outer, pixel-inner so
+    the inner loops are contiguous and vectorize.
     """
     nf, hc, wc = out.shape
     nt = weights.shape[0]
     nh = noise.shape[1]
     for f in prange(nf):
-        tmp = np.empty((nh, wc), dtype=np.float64)
+        u = np.empty((nh, noise.shape[2]), dtype=np.float64)
         for y in range(nh):
-            for x in range(wc):
-                acc = 0.0
-                for t in range(nt):
-                    acc += weights[t] * (2.0 * noise[f, y, x + t] - 1.0)
-                tmp[y, x] = acc
+            for x in range(noise.shape[2]):
+                u[y, x] = 2.0 * noise[f, y, x] - 1.0
+        tmp = np.zeros((nh, wc), dtype=np.float64)
+        for y in range(nh):
+            for t in range(nt):
+                wt = weights[t]
+                for x in range(wc):
+                    tmp[y, x] += wt * u[y, x + t]
+        acc = np.zeros((hc, wc), dtype=np.float64)
+        for y in range(hc):
+            for t in range(nt):
+                wt = weights[t]
+                for x in range(wc):
+                    acc[y, x] += wt * tmp[y + t, x]
         for y in range(hc):
             for x in range(wc):
-                acc = 0.0
-                for t in range(nt):
-                    acc += weights[t] * tmp[y + t, x]
-                out[f, y, x] = acc * scale[f]
+                out[f, y, x] = acc[y, x] * scale[f]
     return out

@@ -79,7 +79,7 @@ class Policy:
             chosen = rng.permutation(len(self.ops))[:n]
         else:
             chosen = np.sort(rng.permutation(len(self.ops))[:n])
-        return Transform(shape, [self.ops[i].sample(rng, shape) for i in chosen])
+        return Transform._from_sampled(shape, [self.ops[i].sample(rng, shape) for i in chosen])
 
     def sample_transforms(self, shape: tuple[int, int], seeds: Sequence) -> list[Transform]:
         """One Transform per seed."""

@@ -43,6 +43,14 @@ class Transform:
             raise ValueError(f"steps must be a sequence of step dicts. Received: steps={steps!r}.")
         self.steps = tuple(check_step(s, self.shape) for s in steps)
 
+    @classmethod
+    def _from_sampled(cls, shape: tuple[int, int], steps: list[dict]) -> Transform:
+        """Skip validation for steps that ops just sampled (they are valid by construction)."""
+        t = cls.__new__(cls)
+        t.shape = shape
+        t.steps = tuple(steps)
+        return t
+
     # ---- grids -------------------------------------------------------------------------
     def grid(self) -> np.ndarray:
         """(H, W, 2) float32 source (row, col) coordinates for every output pixel."""

@@ -487,13 +487,13 @@ def preprocess_dataset(
         log(f"no case could be preprocessed ({len(failures)} failed); no store written")
         return PreprocessReport(None, None, [], resumed, failures, None, warnings, time.time() - start_time)
     part_paths = [folder / f"{c.case_id}.npz" for c in good]
-    shapes = [tuple(int(v) for v in np.load(p)["original_shape"][:2]) for p in part_paths]
-    size = store_window(shapes)
-    labeled_ids = []
+    shapes, labeled_ids = [], []
     for p in part_paths:
         with np.load(p) as data:
+            shapes.append(tuple(int(v) for v in data["original_shape"][:2]))
             if "labels" in data.files:
                 labeled_ids.append(str(data["case_id"]))
+    size = store_window(shapes)
     store_params = params.to_dict()
     store_params["window"] = list(size)
     store_params["crop_rule"] = f"each in-plane axis to the nearest multiple of {CROP_MULTIPLE} (ties crop), window around the brain"

@@ -76,7 +76,7 @@ def resolve_config(name_or_preset, input_shape=(224, 224, 4), num_classes: int =
     return config
 
 
-def build_model(name_or_preset, input_shape=(224, 224, 4), num_classes: int = 4, **overrides):
+def build_model(name_or_preset, input_shape=(224, 224, 4), num_classes: int = 4, seed: int | None = None, **overrides):
     """Build a named Tiramisu preset (or a dict of arguments) with optional overrides.
 
     Args:
@@ -86,6 +86,8 @@ def build_model(name_or_preset, input_shape=(224, 224, 4), num_classes: int = 4,
         input_shape: (H, W, C); H, W multiples of 2**len(down_blocks) (32 for the
             FC-DenseNets, 8 for small, 4 for tiny). Defaults to (224, 224, 4).
         num_classes: int. Defaults to 4.
+        seed: int or None. Seed of the initial weights (same weights on every backend);
+            None follows ``keras.utils.set_random_seed``. Defaults to None.
         **overrides: stem_filters, growth_rate, down_blocks, bottleneck_layers, up_blocks,
             dropout, name.
 
@@ -100,7 +102,7 @@ def build_model(name_or_preset, input_shape=(224, 224, 4), num_classes: int = 4,
     """
     config = resolve_config(name_or_preset, input_shape, num_classes, **overrides)
     config["input_shape"] = tuple(config["input_shape"])
-    return build_tiramisu(**config)
+    return build_tiramisu(**config, seed=seed)
 
 
 __all__ = [

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from keras import layers
 
+from kequireg.models._host_init import track
+
 _KERNEL_INIT = "he_uniform"
 
 
@@ -28,10 +30,10 @@ def apply_bn_relu_conv(x, filters: int, kernel_size: int, dropout: float, name: 
     Returns:
         Keras tensor (B, H, W, filters).
     """
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = track(layers.BatchNormalization(name=f"{name}_bn"))(x)
     x = layers.Activation("relu", name=f"{name}_relu")(x)
-    x = layers.Conv2D(
-        filters, kernel_size, padding="same", kernel_initializer=_KERNEL_INIT, name=f"{name}_conv"
+    x = track(
+        layers.Conv2D(filters, kernel_size, padding="same", kernel_initializer=_KERNEL_INIT, name=f"{name}_conv")
     )(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
@@ -107,8 +109,10 @@ def apply_transition_up(x, skip, name: str):
     Returns:
         Keras tensor (B, 2h, 2w, n + c).
     """
-    up = layers.Conv2DTranspose(
-        x.shape[-1], 3, strides=2, padding="same", kernel_initializer=_KERNEL_INIT, name=f"{name}_upconv"
+    up = track(
+        layers.Conv2DTranspose(
+            x.shape[-1], 3, strides=2, padding="same", kernel_initializer=_KERNEL_INIT, name=f"{name}_upconv"
+        )
     )(x)
     return layers.Concatenate(axis=-1, name=f"{name}_concat")([up, skip])
 

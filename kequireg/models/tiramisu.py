@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kequireg.models._host_init import host_initialization, track
 from kequireg.models.blocks import apply_dense_block, apply_transition_down, apply_transition_up
 
 
@@ -109,6 +110,7 @@ def build_tiramisu(
     up_blocks: Sequence[int] | None = None,
     dropout: float = 0.2,
     name: str = "fc_densenet",
+    seed: int | None = None,
 ):
     """Build a Tiramisu (FC-DenseNet) returning per-pixel logits.
 
@@ -133,6 +135,10 @@ def build_tiramisu(
         dropout: float. Dropout after every convolution except the stem, transposed convs and
             classifier; 0 removes the dropout layers. Defaults to 0.2.
         name: str. Model name. Defaults to "fc_densenet".
+        seed: int or None. Seed of the initial weights (He-uniform kernels, drawn with NumPy
+            so that building is fast on every backend and the same seed gives the same
+            weights on TensorFlow, JAX and PyTorch). None draws it from NumPy's global RNG,
+            which ``keras.utils.set_random_seed`` seeds. Defaults to None.
 
     Returns:
         A functional ``keras.Model``: (B, H, W, C) → float32 logits (B, H, W, num_classes).
@@ -154,24 +160,30 @@ def build_tiramisu(
     )
     down_blocks, up_blocks, dropout = args["down_blocks"], args["up_blocks"], args["dropout"]
 
-    inputs = keras.Input(shape=args["input_shape"], name="image")
-    x = layers.Conv2D(stem_filters, 3, padding="same", kernel_initializer="he_uniform", name="stem_conv")(inputs)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"seed must be an integer or None. Received: seed={seed!r}")
 
-    skips = []
-    for i, n in enumerate(down_blocks, start=1):
-        x = apply_dense_block(x, n, growth_rate, dropout, name=f"down{i}")
-        skips.append(x)
-        x = apply_transition_down(x, dropout, name=f"td{i}")
+    with host_initialization(seed):
+        inputs = keras.Input(shape=args["input_shape"], name="image")
+        stem = layers.Conv2D(stem_filters, 3, padding="same", kernel_initializer="he_uniform", name="stem_conv")
+        x = track(stem)(inputs)
 
-    x = apply_dense_block(x, bottleneck_layers, growth_rate, dropout, name="bottleneck", keep_input=False)
+        skips = []
+        for i, n in enumerate(down_blocks, start=1):
+            x = apply_dense_block(x, n, growth_rate, dropout, name=f"down{i}")
+            skips.append(x)
+            x = apply_transition_down(x, dropout, name=f"td{i}")
 
-    for i, (n, skip) in enumerate(zip(up_blocks, reversed(skips)), start=1):
-        x = apply_transition_up(x, skip, name=f"tu{i}")
-        last = i == len(up_blocks)
-        x = apply_dense_block(x, n, growth_rate, dropout, name=f"up{i}", keep_input=last)
+        x = apply_dense_block(x, bottleneck_layers, growth_rate, dropout, name="bottleneck", keep_input=False)
 
-    # float32 logits even under mixed_float16 / mixed_bfloat16: the losses need the range.
-    logits = layers.Conv2D(
-        num_classes, 1, padding="same", kernel_initializer="he_uniform", dtype="float32", name="classifier"
-    )(x)
+        for i, (n, skip) in enumerate(zip(up_blocks, reversed(skips)), start=1):
+            x = apply_transition_up(x, skip, name=f"tu{i}")
+            last = i == len(up_blocks)
+            x = apply_dense_block(x, n, growth_rate, dropout, name=f"up{i}", keep_input=last)
+
+        # float32 logits even under mixed_float16 / mixed_bfloat16: the losses need the range.
+        classifier = layers.Conv2D(
+            num_classes, 1, padding="same", kernel_initializer="he_uniform", dtype="float32", name="classifier"
+        )
+        logits = track(classifier)(x)
     return keras.Model(inputs, logits, name=name)

@@ -79,10 +79,17 @@ def test_far_away_but_finite_coordinates_read_the_fill():
     grid = _grid()
     grid[0, 0] = (1e30, -1e30)
     grid[0, 1] = (-3e9, 5.0)
-    image = np.ones((H, W, 2), np.float32)
+    image = np.ones((H, W, 3), np.float32)
     out = augment.warp_image(image, grid)
-    assert out[0, 0].tolist() == [0, 0] and out[0, 1].tolist() == [0, 0] and out[1:].min() == 1
+    assert out[0, 0].tolist() == [0, 0, 0] and out[0, 1].tolist() == [0, 0, 0] and out[1:].min() == 1
     assert augment.warp_labels(np.ones((H, W), np.uint8), grid)[0, :2].tolist() == [0, 0]
-    probs = np.zeros((H, W, 3), np.float32)
+    probs = np.zeros((H, W, 4), np.float32)
     probs[..., 1] = 1
-    assert augment.warp_probs(probs, grid, background=2)[0, 0].tolist() == [0, 0, 1]
+    assert augment.warp_probs(probs, grid, background=2)[0, 0].tolist() == [0, 0, 1, 0]
+
+
+def test_fused_warp_rejects_missing_or_mixed_targets():
+    with pytest.raises(ValueError, match="at least one of image, labels, probs"):
+        augment.warp(_grid())
+    with pytest.raises(ValueError, match="all be single samples or all batches"):
+        augment.warp(_grid(), image=np.zeros((2, H, W, 3), np.float32), labels=np.zeros((3, H, W), np.uint8))

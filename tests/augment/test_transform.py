@@ -14,7 +14,8 @@ SHAPE = (30, 40)
 
 def _blob_image():
     rows, cols = np.meshgrid(np.arange(SHAPE[0]), np.arange(SHAPE[1]), indexing="ij")
-    return np.exp(-((rows - 15.0) ** 2 + (cols - 20.0) ** 2) / 40.0).astype(np.float32)[..., None]
+    blob = np.exp(-((rows - 15.0) ** 2 + (cols - 20.0) ** 2) / 40.0).astype(np.float32)
+    return np.ascontiguousarray(np.repeat(blob[..., None], 3, axis=-1))
 
 
 def test_to_dict_json_round_trip_replays_the_grid():

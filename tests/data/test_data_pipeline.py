@@ -20,7 +20,9 @@ FAST = PreprocessParams(n4=False)
 @pytest.fixture(scope="module")
 def store_and_root(small_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("store") / "small.h5"
-    report = preprocess_dataset(small_dataset, out, params=PreprocessParams(), workers=1, val=0.25, seed=0, log=lambda m: None)
+    # N4 on (its accuracy is tested in test_data_preprocess_math), with few iterations for speed
+    params = PreprocessParams(n4_iterations=(10, 10))
+    report = preprocess_dataset(small_dataset, out, params=params, workers=1, val=0.25, seed=0, log=lambda m: None)
     assert report.ok, report.failures
     return out, small_dataset, report
 
@@ -31,7 +33,7 @@ def test_read_back_shapes_channels_and_params(store_and_root):
         assert store.image_shape == (64, 64, 4) == report.image_shape
         assert store.channels == ("flair", "t1", "t1ce", "t2")
         assert len(store.case_ids) == 5 and len(store.labeled_case_ids) == 4
-        assert store.params["n4"] is True and store.params["equalize"] is True and store.params["window"] == [64, 64]
+        assert store.params["n4"] is True and store.params["n4_iterations"] == [10, 10] and store.params["equalize"] is True and store.params["window"] == [64, 64]
         images = store.read_images(np.arange(store.n_slices))
         assert images.min() == 0.0 and images.max() == 1.0
     assert not parts_dir(path).exists(), "parts removed after a complete run"

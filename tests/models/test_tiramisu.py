@@ -72,7 +72,7 @@ def test_thesis_code_variant_is_reproducible_by_parameters():
     assert by_preset.count_params() == by_args.count_params() == 11_241_988
     assert not [l for l in by_preset.layers if isinstance(l, keras.layers.Dropout)]
     assert tuple(by_preset.get_layer("up1_new_maps").output.shape[1:]) == (14, 14, 15 * 16)
-    assert tuple(by_preset.get_layer("up5_concat").output.shape[1:]) == (224, 224, 80 + 112 + 5 * 16)
+    assert tuple(by_preset.get_layer("up5_concat").output.shape[1:]) == (224, 224, 112 + 112 + 5 * 16)
 
 
 @pytest.mark.parametrize(
@@ -164,6 +164,30 @@ def test_resolved_config_survives_json_and_rebuilds_the_same_model():
     b = build_model("tiny", input_shape=(32, 32, 4), num_classes=3, growth_rate=6)
     assert a.count_params() == b.count_params()
     assert name == "tiny" and b.name == "tiny"
+
+
+def test_seed_fixes_the_initial_weights():
+    a = build_model("tiny", input_shape=(16, 16, 4), seed=5)
+    b = build_model("tiny", input_shape=(16, 16, 4), seed=5)
+    c = build_model("tiny", input_shape=(16, 16, 4), seed=6)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    kernel = a.get_layer("down1_layer1_conv").get_weights()[0]  # (3, 3, 8, 4): fan_in 72
+    limit = np.sqrt(6 / 72)
+    assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.8 * limit  # He-uniform
+    assert not np.array_equal(kernel, c.get_layer("down1_layer1_conv").get_weights()[0])
+    assert a.get_layer("down1_layer1_bn").get_weights()[0].tolist() == [1.0] * 8  # gamma = ones
+    # The config still names Keras's own initializer: nothing custom is saved.
+    assert a.get_layer("stem_conv").get_config()["kernel_initializer"]["class_name"] == "HeUniform"
+
+
+def test_set_random_seed_makes_building_reproducible():
+    keras.utils.set_random_seed(11)
+    a = build_model("tiny", input_shape=(16, 16, 4))
+    keras.utils.set_random_seed(11)
+    b = build_model("tiny", input_shape=(16, 16, 4))
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
 
 
 def _inputs(size=32, batch=2):
