@@ -62,7 +62,8 @@ class Op:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls.name = cls.__name__
-        Op.registry[cls.__name__] = cls
+        if not cls.__name__.startswith("_"):
+            Op.registry[cls.__name__] = cls
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> dict:
         """Draw one step (a dict with key "op") for an image of ``shape``."""

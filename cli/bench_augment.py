@@ -446,8 +446,9 @@ def write_json_atomic(path: Path, results: dict) -> None:
 @click.option("--imgaug-python", type=click.Path(exists=True, dir_okay=False), default=None,
               envvar="KEQUIREG_IMGAUG_PYTHON", show_envvar=True,
               help="Interpreter with imgaug==0.4.0 and numpy<2 (see docs/augment.md); imgaug is skipped without it.")
-@click.option("--peers", type=click.Choice(["albumentations", "scipy", "imgaug"]), multiple=True,
-              default=("albumentations", "scipy", "imgaug"), show_default=True, help="Peers to measure (repeatable).")
+@click.option("--peers", type=click.Choice(["albumentations", "scipy", "imgaug", "none"]), multiple=True,
+              default=("albumentations", "scipy", "imgaug"), show_default=True,
+              help="Peers to measure (repeatable); 'none' measures augment alone.")
 @click.option("--skip-compile", is_flag=True, help="Do not measure the Numba compile time (saves ~1 min).")
 @progress_option
 def augment(json_path, seconds, batch, repeats, imgaug_python, peers, skip_compile, progress):

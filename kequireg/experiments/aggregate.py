@@ -20,7 +20,7 @@ import numpy as np
 
 from kequireg.evaluation.evaluate import atomic_write_text, read_csv_rows, rows_to_csv
 from kequireg.experiments.grid import ExperimentSettings, eval_csv, plan_grid
-from kequireg.experiments.stats import bootstrap_bridging, bootstrap_mean
+from kequireg.experiments.stats import bootstrap_bridging, bootstrap_difference, bootstrap_mean
 
 SUMMARY_METRICS = ("dice_wt", "dice_tc", "dice_et", "dice", "hd95_wt", "hd95_tc", "hd95_et", "equivariance_dice")
 BRIDGING_METRICS = ("dice_wt", "dice_tc", "dice_et", "dice")
@@ -77,25 +77,46 @@ def summarize_experiment(rows: list[dict], seed: int = 0, n_boot: int = 10_000) 
                 continue
             entry[metric] = bootstrap_mean(matrix, seed=seed, n_boot=n_boot).as_dict()
         summary.append(entry)
-    bridging = []
+    differences, bridging = [], []
     has = {(r["method"], r["fraction"]) for r in rows}
-    for fraction in sorted({f for _, f in cells if f < 1.0}):
-        if not {("equireg", fraction), ("baseline", fraction), ("baseline", 1.0)} <= has:
+    for fraction in sorted({f for _, f in cells}):
+        if not {("equireg", fraction), ("baseline", fraction)} <= has:
+            continue
+        entry = {"fraction": fraction}
+        for metric in (*BRIDGING_METRICS, "hd95_wt", "hd95_tc", "hd95_et", "equivariance_dice"):
+            e, b = (_paired(rows, m, fraction, metric) for m in ("equireg", "baseline"))
+            if e is not None and b is not None:
+                entry[metric] = bootstrap_difference(e, b, seed=seed, n_boot=n_boot).as_dict()
+        differences.append(entry)
+        if fraction >= 1.0 or ("baseline", 1.0) not in has:
             continue
         entry = {"fraction": fraction}
         for metric in BRIDGING_METRICS:
-            mats = [score_matrix(rows, m, f, metric) for m, f in (("equireg", fraction), ("baseline", fraction), ("baseline", 1.0))]
-            if len({tuple(p) for _, _, p in mats}) != 1:
-                raise ValueError("the runs at different fractions were evaluated on different patients; re-evaluate them.")
-            entry[metric] = bootstrap_bridging(*(m for m, _, _ in mats), seed=seed, n_boot=n_boot).as_dict()
+            e, b, f = (_paired(rows, m, fr, metric) for m, fr in (("equireg", fraction), ("baseline", fraction), ("baseline", 1.0)))
+            entry[metric] = bootstrap_bridging(e, b, f, seed=seed, n_boot=n_boot).as_dict()
+            # the gap Baseline_100% - Baseline_p: the coefficient is only meaningful when it is clearly > 0
+            entry[metric]["gap"] = bootstrap_difference(f, b, seed=seed, n_boot=n_boot).as_dict()
         bridging.append(entry)
-    return {"cells": summary, "bridging": bridging}
+    return {"cells": summary, "differences": differences, "bridging": bridging}
 
 
-def _fmt(stats: dict | None, digits: int = 3) -> str:
+def _paired(rows: list[dict], method: str, fraction: float, metric: str) -> np.ndarray | None:
+    """The (runs, patients) matrix of a cell, or None if the metric was not computed."""
+    matrix, _, patients = score_matrix(rows, method, fraction, metric)
+    all_patients = sorted({r["case_id"] for r in rows})
+    if patients != all_patients:
+        raise ValueError(
+            f"runs of {method} at {fraction:g} were evaluated on {len(patients)} patients, others on {len(all_patients)}; "
+            "evaluate every run on the same split."
+        )
+    return None if np.isnan(matrix).any() else matrix
+
+
+def _fmt(stats: dict | None, digits: int = 3, signed: bool = False) -> str:
     if not stats or not np.isfinite(stats["mean"]):
         return "–"
-    return f"{stats['mean']:.{digits}f} [{stats['ci_low']:.{digits}f}, {stats['ci_high']:.{digits}f}]"
+    sign = "+" if signed else ""
+    return f"{stats['mean']:{sign}.{digits}f} [{stats['ci_low']:{sign}.{digits}f}, {stats['ci_high']:{sign}.{digits}f}]"
 
 
 def markdown_tables(summary: dict) -> str:
@@ -108,12 +129,33 @@ def markdown_tables(summary: dict) -> str:
     lines += ["", "| method | labeled | HD95 WT (mm) | HD95 TC (mm) | HD95 ET (mm) |", "|---|---:|---|---|---|"]
     for c in summary["cells"]:
         lines.append(f"| {c['method']} | {c['fraction']:.0%} | " + " | ".join(_fmt(c.get(m), 1) for m in ("hd95_wt", "hd95_tc", "hd95_et")) + " |")
+    if summary.get("differences"):
+        lines += ["", "EquiReg − baseline (paired by patient):", "",
+                  "| labeled | " + " | ".join(f"Dice {LABELS[m]}" for m in BRIDGING_METRICS) + " | equivariance Dice |",
+                  "|---:|" + "---|" * (len(BRIDGING_METRICS) + 1)]
+        for d in summary["differences"]:
+            lines.append(f"| {d['fraction']:.0%} | " + " | ".join(_fmt(d.get(m), 3, signed=True) for m in (*BRIDGING_METRICS, "equivariance_dice")) + " |")
+    footnote = False
     if summary["bridging"]:
         lines += ["", "Bridging coefficient (EquiReg_p − Baseline_p) / (Baseline_100% − Baseline_p):", "",
                   "| labeled | " + " | ".join(LABELS[m] for m in BRIDGING_METRICS) + " |", "|---:|" + "---|" * len(BRIDGING_METRICS)]
         for b in summary["bridging"]:
-            lines.append(f"| {b['fraction']:.0%} | " + " | ".join(_fmt(b.get(m), 2) for m in BRIDGING_METRICS) + " |")
+            cells = []
+            for m in BRIDGING_METRICS:
+                gap = b[m]["gap"]
+                if gap["mean"] <= 0:
+                    cells.append(f"n/a (gap {gap['mean']:+.3f})")
+                    footnote = True
+                elif gap["ci_low"] <= 0:
+                    cells.append(_fmt(b[m], 2) + " †")
+                    footnote = True
+                else:
+                    cells.append(_fmt(b[m], 2))
+            lines.append(f"| {b['fraction']:.0%} | " + " | ".join(cells) + " |")
     lines += ["", "Means over runs × held-out patients; [95% bootstrap interval, runs and patients resampled]."]
+    if footnote:
+        lines += ["n/a: the 100% baseline is not better than the baseline at p (gap = Baseline_100% − Baseline_p ≤ 0), "
+                  "so there is no gap to bridge. †: the gap's interval includes 0, so the coefficient's interval is unreliable."]
     return "\n".join(lines) + "\n"
 
 
@@ -128,7 +170,8 @@ def _flat(summary: dict) -> tuple[list[dict], list[dict]]:
     for b in summary["bridging"]:
         row = {"fraction": b["fraction"]}
         for m in BRIDGING_METRICS:
-            row.update({f"{m}_{k}": v for k, v in b[m].items()})
+            row.update({f"{m}_{k}": v for k, v in b[m].items() if k != "gap"})
+            row.update({f"{m}_gap_{k}": v for k, v in b[m]["gap"].items()})
         bridges.append(row)
     return cells, bridges
 

@@ -108,20 +108,31 @@ def bridging_bars(summary: dict, out_dir: Path) -> Path | None:
     width = 0.8 / len(BRIDGING_METRICS)
     fig, ax = plt.subplots(figsize=(1.6 + 1.8 * len(entries), 3.4))
     cmap = plt.get_cmap("Set2")
+    shown = []
     for k, metric in enumerate(BRIDGING_METRICS):
-        x = np.arange(len(entries)) + (k - (len(BRIDGING_METRICS) - 1) / 2) * width
-        m = np.array([e[metric]["mean"] for e in entries])
-        lo = np.array([e[metric]["ci_low"] for e in entries])
-        hi = np.array([e[metric]["ci_high"] for e in entries])
-        ax.bar(x, m, width, color=cmap(k), label=LABELS[metric])
-        ax.errorbar(x, m, yerr=[np.maximum(m - lo, 0), np.maximum(hi - m, 0)], fmt="none", ecolor="black", capsize=3)
+        for i, e in enumerate(entries):
+            x = i + (k - (len(BRIDGING_METRICS) - 1) / 2) * width
+            s = e[metric]
+            if s.get("gap", {}).get("mean", 1.0) <= 0 or not np.isfinite(s["mean"]):
+                # no gap between the baseline at p and at 100%: nothing to bridge
+                ax.text(x, 0.02, "n/a", rotation=90, ha="center", va="bottom", fontsize=7, color=cmap(k))
+                continue
+            ax.bar(x, s["mean"], width, color=cmap(k), label=LABELS[metric] if i == 0 else None,
+                   hatch="//" if s.get("gap", {}).get("ci_low", 1.0) <= 0 else None)
+            ax.errorbar(x, s["mean"], yerr=[[max(s["mean"] - s["ci_low"], 0)], [max(s["ci_high"] - s["mean"], 0)]],
+                        fmt="none", ecolor="black", capsize=3)
+            shown += [s["ci_low"], s["ci_high"], s["mean"]]
+    if shown:  # keep a readable scale when a small gap makes an interval explode
+        ax.set_ylim(max(min(min(shown), 0) - 0.1, -2.0), min(max(max(shown), 1) + 0.1, 3.0))
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(k)) for k in range(len(BRIDGING_METRICS))]
     ax.axhline(0, color="black", lw=0.8)
     ax.axhline(1, color="grey", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(entries)))
     ax.set_xticklabels([f"{e['fraction']:.0%} labeled" for e in entries])
     ax.set_ylabel("bridging coefficient (95% CI)")
     ax.set_title("share of the gap to 100% labels closed by EquiReg")
-    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.legend(handles, [LABELS[m] for m in BRIDGING_METRICS], fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.text(1.0, -0.3, "hatched: gap interval includes 0; n/a: no gap", transform=ax.transAxes, ha="right", fontsize=7)
     return _save(fig, out_dir / "bridging.png")
 
 

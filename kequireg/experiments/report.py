@@ -97,23 +97,27 @@ def make_report(experiment_dir: str | os.PathLike, *, out_dir: str | os.PathLike
 
 
 def verdict(summary: dict) -> str:
-    """One plain sentence per fraction: did EquiReg beat the baseline on collective Dice, with intervals."""
+    """Plain sentences: did EquiReg beat the baseline (paired difference and its interval), and bridging."""
     lines = []
-    cells = {(c["method"], c["fraction"]): c for c in summary["cells"]}
-    for (method, fraction), c in sorted(cells.items(), key=lambda kv: kv[0][1]):
-        if method != "equireg" or ("baseline", fraction) not in cells or "dice" not in c:
+    for d in summary.get("differences", []):
+        if "dice" not in d:
             continue
-        e, b = c["dice"], cells[("baseline", fraction)]["dice"]
-        diff = e["mean"] - b["mean"]
-        overlap = not (e["ci_low"] > b["ci_high"] or b["ci_low"] > e["ci_high"])
-        word = "higher" if diff > 0 else "lower" if diff < 0 else "equal"
-        lines.append(
-            f"At {fraction:.0%} labels, EquiReg's collective Dice {e['mean']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}] is "
-            f"{word} than the baseline's {b['mean']:.3f} [{b['ci_low']:.3f}, {b['ci_high']:.3f}] by {diff:+.3f}; "
-            + ("the 95% intervals overlap, so the difference is not conclusive." if overlap else "the 95% intervals do not overlap.")
-        )
+        diff = d["dice"]
+        if diff["ci_low"] > 0:
+            word = "EquiReg beat the baseline"
+        elif diff["ci_high"] < 0:
+            word = "EquiReg did worse than the baseline"
+        else:
+            word = "no conclusive difference between EquiReg and the baseline"
+        lines.append(f"At {d['fraction']:.0%} labels: {word} on collective Dice: EquiReg − baseline = {diff['mean']:+.3f} "
+                     f"(95% CI [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]).")
     for bridge in summary["bridging"]:
-        s = bridge["dice"]
-        lines.append(f"Bridging coefficient at {bridge['fraction']:.0%} (collective Dice): {s['mean']:.2f} "
-                     f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}].")
+        s, gap = bridge["dice"], bridge["dice"]["gap"]
+        if gap["mean"] <= 0:
+            lines.append(f"Bridging at {bridge['fraction']:.0%}: not defined, the 100% baseline is not better than the "
+                         f"{bridge['fraction']:.0%} baseline (gap {gap['mean']:+.3f}, 95% CI [{gap['ci_low']:+.3f}, {gap['ci_high']:+.3f}]).")
+        else:
+            caveat = " (the gap's interval includes 0, so this interval is unreliable)" if gap["ci_low"] <= 0 else ""
+            lines.append(f"Bridging coefficient at {bridge['fraction']:.0%} (collective Dice): {s['mean']:.2f} "
+                         f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}]{caveat}.")
     return "\n".join(lines) + ("\n" if lines else "")

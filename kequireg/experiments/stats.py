@@ -98,6 +98,42 @@ def bootstrap_mean(
     return Interval(float(matrix.mean()), float(low), float(high))
 
 
+def bootstrap_difference(
+    scores_a, scores_b, resample: str = "both", n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0
+) -> Interval:
+    """mean(a) - mean(b) of two score matrices on the same patients, with a paired bootstrap interval.
+
+    Each resample draws one set of patients shared by both matrices (the scores are paired by
+    patient) and, independently per matrix, a set of runs.
+
+    Args:
+        scores_a: array (runs, patients) or (patients,).
+        scores_b: array (runs, patients) or (patients,), the same patients in the same order.
+        resample, n_boot, confidence, seed: as in :func:`bootstrap_mean`.
+
+    Returns:
+        Interval(estimate, low, high).
+
+    Raises:
+        ValueError: if the matrices do not share the number of patients.
+
+    Example:
+        >>> bootstrap_difference([[0.75, 0.5]], [[0.5, 0.25]]).estimate
+        0.25
+    """
+    _check(resample, confidence, n_boot)
+    a, b = _as_matrix(scores_a, "scores_a"), _as_matrix(scores_b, "scores_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"scores_a and scores_b must be scored on the same patients. Received: {a.shape[1]} and {b.shape[1]} patients")
+    rng = np.random.default_rng(seed)
+    patient_counts = _counts(rng, a.shape[1], n_boot, resample in ("patients", "both"))
+    boot_a = _boot_means(a, _counts(rng, a.shape[0], n_boot, resample in ("runs", "both")), patient_counts)
+    boot_b = _boot_means(b, _counts(rng, b.shape[0], n_boot, resample in ("runs", "both")), patient_counts)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(boot_a - boot_b, [tail, 100 - tail])
+    return Interval(float(a.mean() - b.mean()), float(low), float(high))
+
+
 def bridging(equireg: float, baseline: float, baseline_full: float) -> float:
     """Bridging coefficient (EquiReg_p - Baseline_p) / (Baseline_100% - Baseline_p).
 
@@ -121,7 +157,9 @@ def bootstrap_bridging(
     The three matrices hold per-patient scores of the runs of EquiReg at p, the baseline at p and
     the baseline at 100%, on the *same* patients in the same column order. Each resample draws one
     set of patients shared by the three (paired) and, independently per matrix, a set of runs.
-    Resamples whose gap is exactly 0 are dropped.
+    Resamples whose gap is exactly 0 are dropped. The coefficient only means something when the
+    fully supervised baseline is clearly better than the baseline at p: check the gap with
+    :func:`bootstrap_difference` (if its interval reaches 0 the ratio's interval is unbounded).
 
     Args:
         equireg: array (runs, patients) or (patients,).

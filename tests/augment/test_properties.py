@@ -192,3 +192,19 @@ def test_policy_config_round_trip():
         again = augment.Policy.from_config(config)
         assert again == policy
         assert again.sample((16, 16), 4) == policy.sample((16, 16), 4)
+
+
+def test_concurrent_python_threads_give_the_same_results():
+    from concurrent.futures import ThreadPoolExecutor
+
+    policy = augment.strong()
+    image, labels, probs = _inputs(4)
+    images = np.broadcast_to(image, (4,) + image.shape).copy()
+
+    def job(s):
+        grids = policy.sample_grids(SHAPE, range(4 * s, 4 * s + 4))
+        return augment.warp(grids, image=images, probs=np.broadcast_to(probs, (4,) + probs.shape).copy())[0].tobytes()
+
+    expected = [job(s) for s in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(job, range(8))) == expected

@@ -88,3 +88,18 @@ def test_stats_validate_input():
         bootstrap_mean([1.0], resample="cases")
     with pytest.raises(ValueError, match="NaN"):
         bootstrap_mean([1.0, np.nan])
+
+
+def test_bootstrap_difference_is_paired_by_patient():
+    from kequireg.experiments.stats import bootstrap_difference
+
+    patient_effect = np.array([0.1, 0.5, 0.9, 0.3, 0.7])
+    got = bootstrap_difference(patient_effect + 0.2, patient_effect, resample="patients")
+    assert (got.estimate, got.low, got.high) == pytest.approx((0.2, 0.2, 0.2))  # pairing removes patient spread
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0.6, 0.1, (3, 30)), rng.normal(0.5, 0.1, (2, 30))
+    got = bootstrap_difference(a, b)
+    assert got.estimate == pytest.approx(a.mean() - b.mean())
+    assert got.low < got.estimate < got.high
+    with pytest.raises(ValueError, match="same patients"):
+        bootstrap_difference(np.ones((1, 3)), np.ones((1, 4)))
