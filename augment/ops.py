@@ -216,43 +216,59 @@ def affine_matrix(step: dict, shape: tuple[int, int], forward: bool = False) -> 
     The default is the *pull-back* (output pixel -> source pixel); ``forward=True`` gives the
     map that moves content (source -> output), its exact inverse.
     """
+    a = affine_rows(step, shape, forward)
+    if a is None:
+        return None
+    return np.array([a[0:3], a[3:6], (0.0, 0.0, 1.0)])
+
+
+def affine_rows(step: dict, shape: tuple[int, int], forward: bool = False) -> tuple | None:
+    """The top two rows ``(a00, a01, a02, a10, a11, a12)`` of :func:`affine_matrix` as floats
+    (plain Python: cheaper than tiny NumPy arrays when composing a few steps per sample)."""
     h, w = shape
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
     op = step["op"]
-    m = np.eye(3)
     sign = 1.0 if forward else -1.0
     if op == "FlipLR":
-        if step["flip"]:
-            m[1, 1], m[1, 2] = -1.0, w - 1.0
-    elif op == "FlipUD":
-        if step["flip"]:
-            m[0, 0], m[0, 2] = -1.0, h - 1.0
-    elif op == "Translate":
-        m[0, 2] = sign * step["y"] * h
-        m[1, 2] = sign * step["x"] * w
-    elif op == "Rotate":
+        return (1.0, 0.0, 0.0, 0.0, -1.0, w - 1.0) if step["flip"] else (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    if op == "FlipUD":
+        return (-1.0, 0.0, h - 1.0, 0.0, 1.0, 0.0) if step["flip"] else (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    if op == "Translate":
+        return (1.0, 0.0, sign * step["y"] * h, 0.0, 1.0, sign * step["x"] * w)
+    if op == "Elastic":
+        return None
+    if op == "Rotate":
         # forward (content, CCW on screen): r' - cy = cos t (r - cy) - sin t (c - cx), c' - cx = sin t (r - cy) + cos t (c - cx)
         t = math.radians(step["degrees"])
         cos, sin = math.cos(t), sign * math.sin(t)
-        m[:2, :2] = [[cos, -sin], [sin, cos]]
+        a00, a01, a10, a11 = cos, -sin, sin, cos
     elif op == "Shear":
         tan = sign * math.tan(math.radians(step["degrees"]))
-        if step["axis"] == "x":
-            m[1, 0] = tan
-        else:
-            m[0, 1] = tan
+        a00, a01, a10, a11 = (1.0, 0.0, tan, 1.0) if step["axis"] == "x" else (1.0, tan, 0.0, 1.0)
     elif op == "Scale":
-        fy, fx = step["y"], step["x"]
-        m[0, 0], m[1, 1] = (fy, fx) if forward else (1.0 / fy, 1.0 / fx)
-    elif op == "Elastic":
-        return None
+        fy, fx = (step["y"], step["x"]) if forward else (1.0 / step["y"], 1.0 / step["x"])
+        a00, a01, a10, a11 = fy, 0.0, 0.0, fx
     else:
         raise ValueError(f"unknown op {op!r} in step {step!r}. Known ops: {sorted(Op.registry)}.")
-    if op in ("Rotate", "Shear", "Scale"):
-        # about the centre: x -> A (x - ctr) + ctr
-        ctr = np.array([cy, cx])
-        m[:2, 2] = ctr - m[:2, :2] @ ctr
-    return m
+    # about the centre: x -> A (x - ctr) + ctr
+    return (a00, a01, cy - (a00 * cy + a01 * cx), a10, a11, cx - (a10 * cy + a11 * cx))
+
+
+def compose_rows(second: tuple, first: tuple) -> tuple:
+    """Rows of ``second @ first`` (apply ``first``, then ``second``)."""
+    b00, b01, b02, b10, b11, b12 = second
+    a00, a01, a02, a10, a11, a12 = first
+    return (
+        b00 * a00 + b01 * a10,
+        b00 * a01 + b01 * a11,
+        b00 * a02 + b01 * a12 + b02,
+        b10 * a00 + b11 * a10,
+        b10 * a01 + b11 * a11,
+        b10 * a02 + b11 * a12 + b12,
+    )
+
+
+IDENTITY_ROWS = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
 def check_step(step, shape) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 
 from augment import _kernels
 from augment.elastic import field_layout, lattice_fields
-from augment.ops import affine_matrix, check_step
+from augment.ops import IDENTITY_ROWS, affine_matrix, affine_rows, check_step, compose_rows
 from augment.warp import _check_shape
 
 __all__ = ["Transform", "compose", "grids"]
@@ -175,19 +175,19 @@ def compose(*transforms: Transform) -> Transform:
 
 
 def _pullback_records(t: Transform) -> list:
-    """Pull-back chain in application order: 3x3 matrices (merged) and elastic step dicts."""
+    """Pull-back chain in application order: affine rows (merged) and elastic step dicts."""
     records: list = []
     pending = None
     for step in reversed(t.steps):
-        m = affine_matrix(step, t.shape)
-        if m is None:
+        rows = affine_rows(step, t.shape)
+        if rows is None:
             if pending is not None:
                 records.append(pending)
                 pending = None
             records.append(step)
         else:
-            pending = m if pending is None else m @ pending
-    if pending is not None and not np.array_equal(pending, np.eye(3)):
+            pending = rows if pending is None else compose_rows(rows, pending)
+    if pending is not None and pending != IDENTITY_ROWS:
         records.append(pending)
     return records
 
@@ -218,7 +218,7 @@ def grids(transforms: Sequence[Transform]) -> np.ndarray:
                 groups.setdefault((rec["sigma"], rec["mode"]), []).append((b, s, rec["alpha"], rec["seed"]))
             else:
                 steps[b, s, 0] = _kernels.STEP_AFFINE
-                steps[b, s, 1:7] = rec[:2].reshape(-1)
+                steps[b, s, 1:7] = rec
     parts, offset = [], 0
     for (sigma, mode), members in groups.items():
         layout = field_layout(shape, sigma, mode)

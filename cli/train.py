@@ -27,17 +27,17 @@ from cli.options import backend_option, progress_option
 @click.option("--mask", type=click.Choice(["thesis", "valid", "none"]), default="thesis", show_default=True,
               help="KL mask: strong input non-zero (thesis), source inside the image (valid), or every pixel.")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
-              help="Steps between validations/checkpoints. Default: 500 (demo: 40).")
+              help="Steps between validations/checkpoints. Default: 500 (demo: 50).")
 @click.option("--patience", type=click.IntRange(min=0), default=None,
-              help="Validations without improvement before early stopping (0 = never). Default: 10 (demo: 4).")
+              help="Validations without improvement before early stopping (0 = never). Default: 10 (demo: 3).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
-              help="Total step budget. Default: 50000 (demo: 400).")
+              help="Total step budget. Default: 50000 (demo: 300).")
 @click.option("--labeled-batch", type=click.IntRange(min=1), default=None,
               help="Labeled slices per batch. Default: 2 (equireg), 4 (baseline).")
 @click.option("--unlabeled-batch", type=click.IntRange(min=0), default=None,
               help="Unlabeled slices per batch. Default: 6 (equireg), 0 (baseline).")
 @click.option("--val-slices", type=click.IntRange(min=1), default=None,
-              help="Validate on a fixed random subset of this many slices. Default: all (demo: 96).")
+              help="Validate on a fixed random subset of this many slices. Default: all (demo: 64).")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
 @click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]), default="float32",
               show_default=True)

@@ -128,6 +128,7 @@ def bridging_bars(summary: dict, out_dir: Path) -> Path | None:
     ax.axhline(0, color="black", lw=0.8)
     ax.axhline(1, color="grey", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(entries)))
+    ax.set_xlim(-0.6, len(entries) - 0.4)
     ax.set_xticklabels([f"{e['fraction']:.0%} labeled" for e in entries])
     ax.set_ylabel("bridging coefficient (95% CI)")
     ax.set_title("share of the gap to 100% labels closed by EquiReg")

@@ -24,7 +24,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 # Thesis settings (DESIGN.md) on real data, small ones on the demo data set.
 THESIS_DEFAULTS = {"steps_per_epoch": 500, "patience": 10, "max_steps": 50_000, "val_slices": None}
-DEMO_DEFAULTS = {"steps_per_epoch": 40, "patience": 4, "max_steps": 400, "val_slices": 96}
+DEMO_DEFAULTS = {"steps_per_epoch": 50, "patience": 3, "max_steps": 300, "val_slices": 64}
 BATCH_DEFAULTS = {"equireg": (2, 6), "baseline": (4, 0)}
 
 

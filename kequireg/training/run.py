@@ -242,8 +242,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
 
     Args:
         config: TrainConfig. Fields left None get thesis (real data) or demo defaults.
-        resume: bool. Continue the run in ``config.run_dir`` from its last checkpoint; the
-            saved ``config.json`` is used and must agree with ``config``'s explicit fields.
+        resume: bool. Continue the run in ``config.run_dir`` from its last checkpoint, with the
+            run's saved ``config.json`` (``config``'s other fields are ignored).
         progress: bool. Keras progress bar (on stderr).
 
     Returns:

@@ -5,9 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from kequireg.evaluation.evaluate import atomic_write_text, rows_to_csv
 from kequireg.experiments.aggregate import aggregate
-from kequireg.experiments.grid import ExperimentSettings, RunSpec, eval_csv, load_or_save_settings, plan_grid
+from kequireg.experiments.grid import ExperimentSettings, RunSpec, load_or_save_settings, plan_grid
 
 
 def test_thesis_grid_size_and_order():
@@ -33,19 +32,7 @@ def test_settings_validate_and_resume_refuses_changes(tmp_path):
         load_or_save_settings(tmp_path, ExperimentSettings(fractions=(0.1,), repeats=2))
 
 
-def write_fake_results(tmp_path, settings, score):
-    """Per-patient CSVs as evaluation writes them, with Dice values given by score(spec, patient)."""
-    load_or_save_settings(tmp_path, settings)
-    for spec in plan_grid(settings):
-        rows = []
-        for p in range(4):
-            value = score(spec, p)
-            rows.append({"case_id": f"P{p}", "dice": value, "dice_wt": value, "dice_tc": value, "dice_et": value,
-                         "hd95_wt": 10 * (1 - value), "hd95_tc": 1.0, "hd95_et": 1.0, "equivariance_dice": 0.9})
-        atomic_write_text(eval_csv(tmp_path, spec, settings.split), rows_to_csv(rows))
-
-
-def test_aggregate_means_and_bridging_on_known_numbers(tmp_path):
+def test_aggregate_means_and_bridging_on_known_numbers(tmp_path, write_fake_results):
     settings = ExperimentSettings(fractions=(0.1, 1.0), label_seeds=(0, 1), repeats=1, equireg_full=False)
     level = {("baseline", 0.1): 0.5, ("equireg", 0.1): 0.6, ("baseline", 1.0): 0.9}
     shift = [0.0, 0.02, -0.03, 0.01]  # per-patient offsets shared by all runs: cancel in bridging
@@ -60,11 +47,28 @@ def test_aggregate_means_and_bridging_on_known_numbers(tmp_path):
     for key in ("dice", "dice_wt", "dice_tc", "dice_et"):
         assert bridge[key]["mean"] == pytest.approx(0.25)
         assert (bridge[key]["ci_low"], bridge[key]["ci_high"]) == pytest.approx((0.25, 0.25))
+    (diff,) = summary["differences"]  # only where both methods ran
+    assert diff["dice"]["mean"] == pytest.approx(0.1)
+    assert (diff["dice"]["ci_low"], diff["dice"]["ci_high"]) == pytest.approx((0.1, 0.1))
+    assert bridge["dice"]["gap"]["mean"] == pytest.approx(0.4)
     table = (tmp_path / "results.md").read_text()
+    assert "| 10% | +0.100 [+0.100, +0.100]" in table
     assert "| equireg | 10% | 2 | 4 |" in table and "0.25 [0.25, 0.25]" in table
     for name in ("per_patient.csv", "runs.csv", "summary.csv", "bridging.csv", "summary.json"):
         assert (tmp_path / name).is_file()
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_bridging_without_a_gap_is_reported_as_not_defined(tmp_path, write_fake_results):
+    from kequireg.experiments.report import verdict
+
+    settings = ExperimentSettings(fractions=(0.1, 1.0), label_seeds=(0,), repeats=1, equireg_full=False)
+    level = {("baseline", 0.1): 0.7, ("equireg", 0.1): 0.6, ("baseline", 1.0): 0.65}
+    write_fake_results(tmp_path, settings, lambda s, p: level[(s.method, s.fraction)] + 0.01 * p)
+    summary = aggregate(tmp_path)
+    assert "n/a (gap -0.050)" in (tmp_path / "results.md").read_text()
+    text = verdict(summary)
+    assert "EquiReg did worse than the baseline" in text and "Bridging at 10%: not defined" in text
 
 
 def test_aggregate_without_results_says_so(tmp_path):

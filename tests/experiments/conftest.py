@@ -1,0 +1,24 @@
+"""Shared helpers for the experiments tests."""
+
+import pytest
+
+from kequireg.evaluation.evaluate import atomic_write_text, rows_to_csv
+from kequireg.experiments.grid import eval_csv, load_or_save_settings, plan_grid
+
+
+def _write_fake_results(tmp_path, settings, score):
+    """Per-patient CSVs as evaluation writes them, with Dice values given by score(spec, patient)."""
+    load_or_save_settings(tmp_path, settings)
+    for spec in plan_grid(settings):
+        rows = []
+        for p in range(4):
+            value = score(spec, p)
+            rows.append({"case_id": f"P{p}", "dice": value, "dice_wt": value, "dice_tc": value, "dice_et": value,
+                         "hd95_wt": 10 * (1 - value), "hd95_tc": 1.0, "hd95_et": 1.0, "equivariance_dice": 0.9})
+        atomic_write_text(eval_csv(tmp_path, spec, settings.split), rows_to_csv(rows))
+
+
+@pytest.fixture
+def write_fake_results():
+    """Per-patient CSVs as evaluation writes them, with Dice values given by score(spec, patient)."""
+    return _write_fake_results
