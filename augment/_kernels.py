@@ -11,6 +11,9 @@ pixel centres at integers.
 
 from __future__ import annotations
 
+import os
+import types
+
 import numpy as np
 from numba import njit, prange
 
@@ -310,3 +313,44 @@ def smooth_noise_kernel(noise, weights, scale, out):
             for x in range(wc):
                 out[f, y, x] = acc[y, x] * scale[f]
     return out
+
+
+# ---- fork safety ------------------------------------------------------------------------------
+# Numba's parallel kernels run on GNU OpenMP here, which aborts a *forked* child that starts a
+# parallel region after the parent used one ("fork() called from a process already using GNU
+# OpenMP"). Data loaders fork workers (PyTorch DataLoader, multiprocessing pools), so a forked
+# child switches to serial copies of the kernels: same code, same results, its own cache entry.
+_IN_FORKED_CHILD = False
+
+
+def _mark_forked_child() -> None:
+    global _IN_FORKED_CHILD
+    _IN_FORKED_CHILD = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_mark_forked_child)
+
+_SERIAL: dict[str, object] = {}
+
+
+def _serial_copy(dispatcher, name: str):
+    """The dispatcher's Python function compiled without ``parallel`` (prange runs as range).
+
+    A distinct ``__qualname__`` gives the copy its own on-disk cache entry.
+    """
+    f = dispatcher.py_func
+    g = types.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
+    g.__qualname__ = name
+    options = {k: v for k, v in dispatcher.targetoptions.items() if k not in ("parallel", "nopython", "boundscheck")}
+    return njit(cache=True, **options)(g)
+
+
+def get(name: str):
+    """The kernel ``name`` of this module: the parallel one, or its serial copy in a forked child."""
+    kernel = globals()[name]
+    if not _IN_FORKED_CHILD or not hasattr(kernel, "py_func"):  # no py_func: NUMBA_DISABLE_JIT
+        return kernel
+    if name not in _SERIAL:
+        _SERIAL[name] = _serial_copy(kernel, name + "_serial")
+    return _SERIAL[name]

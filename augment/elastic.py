@@ -103,5 +103,5 @@ def lattice_fields(shape: tuple[int, int], sigma: float, mode: str, alphas, seed
         np.random.default_rng(seed).random(out=noise[2 * k : 2 * k + 2], dtype=np.float32)
     scale = np.repeat(np.asarray(alphas, dtype=np.float64), 2)
     out = np.empty((2 * n, layout.hc, layout.wc), dtype=np.float32)
-    _kernels.smooth_noise_kernel(noise, layout.weights, scale, out)
+    _kernels.get("smooth_noise_kernel")(noise, layout.weights, scale, out)
     return out.reshape(n, 2, layout.hc, layout.wc)

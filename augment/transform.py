@@ -230,5 +230,5 @@ def grids(transforms: Sequence[Transform]) -> np.ndarray:
         offset += fields.size
     flat = np.concatenate(parts) if parts else np.zeros(1, dtype=np.float32)
     out = np.empty((n, shape[0], shape[1], 2), dtype=np.float32)
-    _kernels.grid_kernel(steps, n_steps, flat, out)
+    _kernels.get("grid_kernel")(steps, n_steps, flat, out)
     return out

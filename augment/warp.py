@@ -57,7 +57,7 @@ def warp_image(image: np.ndarray, grid: np.ndarray, *, order: int = 1, fill: flo
         out = _run(grid4, src.shape[0], image=src, fill=fill)[0]
     else:
         out = np.empty(src.shape, dtype=np.float32)
-        _kernels.nearest_kernel(src, grid4, np.float32(fill), out)
+        _kernels.get("nearest_kernel")(src, grid4, np.float32(fill), out)
     return out if batched else out[0]
 
 
@@ -151,7 +151,7 @@ def valid_mask(grid: np.ndarray) -> np.ndarray:
     """
     grid4 = check_grid(grid)
     out = np.empty(grid4.shape[:3], dtype=np.bool_)
-    _kernels.valid_mask_kernel(grid4, out)
+    _kernels.get("valid_mask_kernel")(grid4, out)
     return out if grid.ndim == 4 else out[0]
 
 
@@ -308,7 +308,7 @@ def _run(grid4, n, image=None, labels=None, probs=None, fill=0.0, label_fill=0, 
     out_img = np.empty((n, h, w, img.shape[3]), np.float32)
     out_prb = np.empty((n, h, w, prb.shape[3]), np.float32)
     out_lab = np.empty((n, h, w, lab.shape[3]), lab.dtype)
-    _kernels.warp_kernel(
+    _kernels.get("warp_kernel")(
         img, prb, lab, grid4, float(fill), int(background), lab.dtype.type(label_fill),
         out_img, out_prb, out_lab, (0,) * img.shape[3], (0,) * prb.shape[3], (0,) * lab.shape[3],
     )

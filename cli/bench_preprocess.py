@@ -35,7 +35,8 @@ def run_benchmark(cases: int = 2, full_modalities: int = 1, reads: int = 300, se
     import SimpleITK as sitk
 
     from kequireg.data.ingest import find_cases, load_case
-    from kequireg.data.preprocess import DEFAULT_N4_SHRINK, PreprocessParams, n4_correct, preprocess_dataset, process_case, write_part
+    from kequireg.data.preprocess import (DEFAULT_N4_SHRINK, PreprocessParams, n4_correct, parts_dir, preprocess_dataset,
+                                          process_case, write_part)
     from kequireg.data.store import SliceStore
     from kequireg.data.synth import synthesize
 
@@ -48,6 +49,8 @@ def run_benchmark(cases: int = 2, full_modalities: int = 1, reads: int = 300, se
     synth_s = (time.perf_counter() - t0) / cases
     found = find_cases(root / "nifti")
     params = PreprocessParams()
+    store = root / "bench.h5"
+    parts = parts_dir(store)  # the timed parts are reused when the store is assembled below
     per_case, per_case_cpu, load_s = [], [], []
     for case in found:
         t0 = time.perf_counter()
@@ -55,7 +58,7 @@ def run_benchmark(cases: int = 2, full_modalities: int = 1, reads: int = 300, se
         load_s.append(time.perf_counter() - t0)
         t0, c0 = time.perf_counter(), time.process_time()
         part = process_case(case, params)
-        write_part(root / "parts", part)
+        write_part(parts, part)
         per_case.append(time.perf_counter() - t0)
         per_case_cpu.append(time.process_time() - c0)
         log(f"  {case.case_id}: {per_case[-1]:.1f} s wall, {per_case_cpu[-1]:.1f} s CPU with N4 shrink {params.n4_shrink} "
@@ -92,19 +95,18 @@ def run_benchmark(cases: int = 2, full_modalities: int = 1, reads: int = 300, se
             "default_vs_full_mean_rel_diff_pct": round(100 * float(np.mean(diffs)), 3),
         })
     # store size and reads: assemble the parts into stores with two compressions
-    store = root / "bench.h5"
-    t0 = time.perf_counter()
     report = preprocess_dataset(root / "nifti", store, params=params, workers=1, val=0.0, keep_parts=True, log=lambda m: None)
-    assert report.resumed and report.ok
+    if len(report.resumed) != cases or not report.ok:
+        raise RuntimeError(f"benchmark store was not assembled from the timed parts: {report}")
     mb = store.stat().st_size / 2**20 / cases
     result["store_mb_per_case_float16_lzf"] = round(mb, 2)
     result["store_gb_335_cases_float16_lzf"] = round(mb * BRATS_TRAINING_CASES / 1024, 2)
     from kequireg.data.preprocess import _assemble, read_part, store_window
     from kequireg.data.store import write_store
 
-    parts = sorted((root / "parts").glob("*.npz"))
-    size = store_window([tuple(int(v) for v in read_part(p)["original_shape"][:2]) for p in parts])
-    gz = write_store(root / "gzip.h5", _assemble(parts, size, []), params={}, dtype="float16", compression="gzip")
+    part_files = sorted(parts.glob("*.npz"))
+    size = store_window([tuple(int(v) for v in read_part(p)["original_shape"][:2]) for p in part_files])
+    gz = write_store(root / "gzip.h5", _assemble(part_files, size, []), params={}, dtype="float16", compression="gzip")
     result["store_gb_335_cases_float16_gzip"] = round(gz.stat().st_size / 2**30 / cases * BRATS_TRAINING_CASES, 2)
     with SliceStore(store) as s:
         rng = np.random.default_rng(seed)

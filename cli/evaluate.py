@@ -21,6 +21,8 @@ from cli.options import backend_option, progress_option
               help="Prediction folder of <case>.nii.gz files (as written by `kequireg predict`).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write per_patient.csv and summary.json. [default: RUN_DIR/eval-SPLIT, or PRED/evaluation]")
+@click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Runs only: also write each patient's prediction there as BraTS NIfTI (<case>.nii.gz).")
 @click.option("--hd95/--no-hd95", default=True, show_default=True, help="Compute the 95% Hausdorff distance.")
 @click.option("--equivariance/--no-equivariance", default=True, show_default=True,
               help="Also compute the equivariance Dice (runs only; one more forward pass per slice).")
@@ -28,7 +30,7 @@ from cli.options import backend_option, progress_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
 @backend_option
 @progress_option
-def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, hd95, equivariance, batch_size, as_json, backend, progress):
+def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, export_dir, hd95, equivariance, batch_size, as_json, backend, progress):
     """Evaluate RUN_DIR on its validation (or test) patients, or compare --gt DIR with --pred DIR.
 
     Writes one row per patient (Dice WT/TC/ET and collective, HD95 in mm, sensitivity,
@@ -51,6 +53,8 @@ def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, hd95, equivariance
         raise click.UsageError("--gt and --pred go together: both folders are needed.")
     if not folders and run_dir is None:
         raise click.UsageError("give a RUN_DIR, or --gt DIR --pred DIR.")
+    if folders and export_dir is not None:
+        raise click.UsageError("--export writes a run's predictions; with --gt/--pred the predictions are already files.")
     try:
         if folders:
             rows = ev.evaluate_folders(gt_dir, pred_dir, with_hd95=hd95, progress=progress)
@@ -60,7 +64,7 @@ def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, hd95, equivariance
         else:
             rows, summary, out_dir = ev.evaluate_run(run_dir, split=split, data=data, batch_size=batch_size,
                                                      with_hd95=hd95, equivariance=equivariance, progress=progress,
-                                                     out_dir=out_dir)
+                                                     out_dir=out_dir, export_dir=export_dir)
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {out_dir / 'per_patient.csv'} and {out_dir / 'summary.json'}", err=True)

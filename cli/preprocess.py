@@ -8,7 +8,7 @@ import sys
 import click
 
 from cli.options import progress_option, seed_option
-from kequireg.data.preprocess import DEFAULT_N4_SHRINK
+from kequireg.data.preprocess import DEFAULT_N4_ITERATIONS, DEFAULT_N4_SHRINK
 
 
 @contextlib.contextmanager
@@ -34,7 +34,7 @@ def click_progress(total: int, label: str, enabled: bool):
 @click.option("--n4/--no-n4", default=True, show_default=True, help="N4 bias-field correction per modality.")
 @click.option("--n4-shrink", type=click.IntRange(min=1), default=DEFAULT_N4_SHRINK, show_default=True,
               help="N4 is fitted on the image shrunk by this factor per axis (1 = full resolution, slow).")
-@click.option("--n4-iterations", default="50,50,50,50", show_default=True,
+@click.option("--n4-iterations", default=",".join(map(str, DEFAULT_N4_ITERATIONS)), show_default=True,
               help="N4 iterations per fitting level, comma-separated (the count is the number of levels).")
 @click.option("--equalize/--no-equalize", default=True, show_default=True,
               help="Histogram equalization per scan and modality (else scale by the 99.5th percentile).")

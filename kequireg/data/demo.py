@@ -21,9 +21,6 @@ from pathlib import Path
 DEMO_VERSION = 2
 DEMO_SEED = 0
 DEMO_CASES = 24
-# N4 on 64x64x32 volumes is dominated by per-iteration overhead; 4 levels x 20 iterations give the
-# same white-matter CV as the 4 x 50 default at less than half the time (docs/data.md).
-DEMO_N4_ITERATIONS = (20, 20, 20, 20)
 
 
 def cache_dir() -> Path:
@@ -86,7 +83,7 @@ def ensure_demo_store(progress: bool = True, workers: int | None = None) -> Path
     with _locked(demo_dir().with_name(demo_dir().name + ".lock")):
         if store.is_file() and splits_path(store).is_file():  # made by another process meanwhile
             return store
-        from kequireg.data.preprocess import PreprocessParams, preprocess_dataset
+        from kequireg.data.preprocess import preprocess_dataset
         from kequireg.data.synth import synthesize
 
         def say(msg: str) -> None:
@@ -97,8 +94,7 @@ def ensure_demo_store(progress: bool = True, workers: int | None = None) -> Path
         bar = _progress_printer("  synthesize", say) if progress else None
         synthesize(demo_nifti_dir(), preset="demo", cases=DEMO_CASES, seed=DEMO_SEED, progress=bar)
         bar = _progress_printer("  preprocess", say) if progress else None
-        params = PreprocessParams(n4_iterations=DEMO_N4_ITERATIONS)
-        report = preprocess_dataset(demo_nifti_dir(), store, params=params, workers=workers, progress=bar, log=say if progress else (lambda m: None))
+        report = preprocess_dataset(demo_nifti_dir(), store, workers=workers, progress=bar, log=say if progress else (lambda m: None))
         if not report.ok:
             details = "; ".join(f"{f.file}: {f.reason}" for f in report.failures)
             raise RuntimeError(f"building the demo store failed: {details}")

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -42,7 +41,9 @@ from kequireg.data.ingest import MODALITIES, CaseError, CaseFiles, find_cases, l
 
 # Largest shrink whose N4 result stays within 1% of full resolution (docs/data.md, "N4 shrink").
 DEFAULT_N4_SHRINK = 4
-DEFAULT_N4_ITERATIONS = (50, 50, 50, 50)
+# 4 fitting levels x 20 iterations: as close to full-resolution 4 x 50 N4 as 4 x 50 itself at
+# shrink 4 (0.906% vs 0.905% mean difference), in 65% of the time (docs/data.md).
+DEFAULT_N4_ITERATIONS = (20, 20, 20, 20)
 CROP_MULTIPLE = 32
 _PART_VERSION = 1
 
@@ -54,7 +55,7 @@ class PreprocessParams:
     Args:
         n4: run N4 bias correction. Defaults to True.
         n4_shrink: N4 fitting shrink factor per axis. Defaults to DEFAULT_N4_SHRINK.
-        n4_iterations: iterations per N4 fitting level. Defaults to (50, 50, 50, 50).
+        n4_iterations: iterations per N4 fitting level. Defaults to (20, 20, 20, 20).
         equalize: run histogram equalization (else: divide by the 99.5th percentile of the
             brain and clip to [0, 1], so images still lie in [0, 1]). Defaults to True.
         channels: modality order. Defaults to flair, t1, t1ce, t2.

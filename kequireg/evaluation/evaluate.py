@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -261,9 +260,6 @@ def format_summary_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def finite(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
 
 def run_data_path(config: dict) -> Path:
     """The slice store a run was trained on (``config["data"]``; None = the embedded demo store)."""
@@ -308,6 +304,7 @@ def evaluate_run(
     equivariance_seed: int = 0,
     progress: bool = False,
     out_dir: str | os.PathLike | None = None,
+    export_dir: str | os.PathLike | None = None,
 ) -> tuple[list[dict], dict, Path]:
     """Evaluate a training run's best model on its store's ``split`` patients and write the results.
 
@@ -317,6 +314,7 @@ def evaluate_run(
         data: optional store path overriding the run's own.
         batch_size, with_hd95, equivariance, equivariance_seed, progress: see ``evaluate_model_on_store``.
         out_dir: where to write ``per_patient.csv`` and ``summary.json``. Defaults to ``RUN_DIR/eval-<split>``.
+        export_dir: if given, also write each patient's prediction there as BraTS NIfTI (``<case>.nii.gz``).
 
     Returns:
         (rows, summary, out_dir).
@@ -326,8 +324,17 @@ def evaluate_run(
     model, config = load_network(run_dir)
     store_path = Path(data) if data else run_data_path(config)
     case_ids = split_case_ids(store_path, split)
+    on_case = None
+    if export_dir is not None:
+        from kequireg.data.store import SliceStore
+        from kequireg.evaluation.export import export_case
+
+        with SliceStore(store_path) as store:
+            records = {c: store.case(c) for c in case_ids}
+        on_case = lambda case_id, predicted, probs: export_case(predicted, records[case_id], export_dir)  # noqa: E731
     rows = evaluate_model_on_store(model, store_path, case_ids, batch_size=batch_size, with_hd95=with_hd95,
-                                   equivariance=equivariance, equivariance_seed=equivariance_seed, progress=progress)
+                                   equivariance=equivariance, equivariance_seed=equivariance_seed, progress=progress,
+                                   on_case=on_case)
     summary = summarize(rows)
     out_dir = Path(out_dir) if out_dir else Path(run_dir) / f"eval-{split}"
     write_results(rows, summary, out_dir, extra={"run_dir": str(run_dir), "data": str(store_path), "split": split})

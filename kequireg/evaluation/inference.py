@@ -8,7 +8,6 @@ predict function is traced once.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -133,5 +132,3 @@ def _bare_network(model):
     """An EquiRegModel wraps the network; evaluation wants the network (logits) itself."""
     return getattr(model, "network", model)
 
-
-ProgressCallback = Callable[[str], None]

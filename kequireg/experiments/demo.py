@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from kequireg.experiments.grid import ExperimentSettings
 

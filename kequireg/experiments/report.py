@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 
 from kequireg.evaluation.evaluate import atomic_write_text
 from kequireg.experiments import figures

@@ -208,3 +208,20 @@ def test_concurrent_python_threads_give_the_same_results():
     expected = [job(s) for s in range(8)]
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(job, range(8))) == expected
+
+
+def _forked_job(seed):
+    image, labels, probs = _inputs(5)
+    grids = augment.strong().sample_grids(SHAPE, range(seed, seed + 3))
+    out = augment.warp(grids, image=np.broadcast_to(image, (3,) + image.shape).copy(), labels=np.broadcast_to(labels, (3,) + labels.shape).copy())
+    return out[0].tobytes() + out[1].tobytes()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork on Windows")
+def test_forked_workers_run_serial_kernels_with_the_same_results():
+    import multiprocessing
+
+    expected = [_forked_job(s) for s in (0, 10)]  # the parent has used the parallel kernels
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        assert pool.map(_forked_job, (0, 10)) == expected

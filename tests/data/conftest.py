@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 
 from kequireg.data.synth import PRESETS, Preset, affine_for, generate_case, synthesize, write_case

@@ -4,6 +4,7 @@ Backend-agnostic (runs once, under the default backend); marked slow.
 """
 
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -61,9 +62,24 @@ def test_tiny_experiment_trains_evaluates_resumes_and_reports(small_store, tmp_p
     from cli.main import main
 
     target = run_dir(out, specs[0])
-    result = CliRunner().invoke(main, ["evaluate", str(target), "--out", str(tmp_path / "again"), "--no-progress"])
+    result = CliRunner().invoke(main, ["evaluate", str(target), "--out", str(tmp_path / "again"), "--no-progress",
+                                       "--export", str(tmp_path / "nifti")])
     assert result.exit_code == 0, result.output
     again = json.loads((tmp_path / "again" / "summary.json").read_text())
     first = json.loads((target / "eval-val" / "summary.json").read_text())
     assert again["metrics"]["dice"]["mean"] == pytest.approx(first["metrics"]["dice"]["mean"])
     assert "equivariance_dice" in result.stdout
+    # the exported predictions, scored by the folder evaluation against the source segmentations, agree
+    exported = sorted(p.name[: -len(".nii.gz")] for p in (tmp_path / "nifti").glob("*.nii.gz"))
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for case in exported:
+        shutil.copy(small_store.parent / "raw" / case / f"{case}_seg.nii.gz", gt / f"{case}.nii.gz")
+    result_folders = CliRunner().invoke(main, ["evaluate", "--gt", str(gt), "--pred", str(tmp_path / "nifti"),
+                                               "--out", str(tmp_path / "folders"), "--no-progress"])
+    assert result_folders.exit_code == 0, result_folders.output
+    from_files = json.loads((tmp_path / "folders" / "summary.json").read_text())
+    assert from_files["n_cases"] == again["n_cases"] == len(exported)
+    for key in ("dice_wt", "dice_tc", "dice_et"):
+        assert from_files["metrics"][key]["mean"] == pytest.approx(again["metrics"][key]["mean"], abs=1e-6)
+
