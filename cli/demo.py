@@ -29,7 +29,7 @@ def demo(out_dir, label_seeds, max_steps, figures, backend, progress):
     """
     from kequireg.experiments.aggregate import markdown_tables
     from kequireg.experiments.demo import run_demo
-    from kequireg.experiments.report import verdict
+    from kequireg.experiments.report import split_note, verdict
 
     try:
         summary = run_demo(out_dir, label_seeds=tuple(range(label_seeds)), max_steps=max_steps, progress=progress,
@@ -38,4 +38,5 @@ def demo(out_dir, label_seeds, max_steps, figures, backend, progress):
         raise click.ClickException(str(err)) from err
     click.echo(markdown_tables(summary))
     click.echo(verdict(summary))
+    click.echo(split_note(summary.get("split", "val")))
     click.echo(f"tables: {out_dir}/results.md; figures and report: {out_dir}/figures/", err=True)

@@ -197,10 +197,15 @@ def aggregate(experiment_dir: str | os.PathLike, settings: ExperimentSettings | 
         FileNotFoundError: if the folder is not an experiment or holds no evaluated run yet.
     """
     experiment_dir = Path(experiment_dir)
+    if settings is None:
+        path = experiment_dir / "experiment.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{str(experiment_dir)!r} is not an experiment folder (no experiment.json).")
+        settings = ExperimentSettings.from_json(json.loads(path.read_text()))
     rows = collect(experiment_dir, settings)
     if not rows:
         raise FileNotFoundError(f"no evaluated runs in {str(experiment_dir)!r} yet; run `kequireg experiment` first.")
-    summary = summarize_experiment(rows, seed=seed)
+    summary = {"split": settings.split, **summarize_experiment(rows, seed=seed)}
     cells, bridges = _flat(summary)
     atomic_write_text(experiment_dir / "per_patient.csv", rows_to_csv(rows))
     atomic_write_text(experiment_dir / "runs.csv", rows_to_csv(run_means(rows)))

@@ -89,10 +89,19 @@ def make_report(experiment_dir: str | os.PathLike, *, out_dir: str | os.PathLike
     if with_overlays:
         paths += draw_overlays(experiment_dir, settings, out_dir, n_cases=n_cases)
     body = ["# Experiment results", "", f"Experiment folder: `{experiment_dir}`; held-out split: `{settings.split}`.", "",
+            split_note(settings.split), "",
             markdown_tables(summary), verdict(summary), ""]
     body += [f"![{p.stem}]({os.path.relpath(p, out_dir)})" for p in paths]
     atomic_write_text(out_dir / "report.md", "\n".join(body) + "\n")
     return summary, paths
+
+
+def split_note(split: str) -> str:
+    """A caveat when the held-out patients are the validation patients."""
+    if split == "val":
+        return ("Held-out patients = the validation split, which early stopping also used to pick each run's best "
+                "checkpoint; a store with a test share (`kequireg preprocess --test 0.2`) gives an untouched test set.")
+    return "Held-out patients = the test split (not used in training or early stopping)."
 
 
 def verdict(summary: dict) -> str:

@@ -262,6 +262,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
     store_path, splits, labeled_ids, unlabeled_ids, demo = _prepare_data(config)
     if not resume:
         config = config.resolve(demo=demo)
+        from kequireg.models import PRESETS
+
+        if config.model not in PRESETS:
+            raise ValueError(f"model must be one of {sorted(PRESETS)}. Received: model={config.model!r}")
         run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
         if (run_dir / CHECKPOINT).exists() or (run_dir / CONFIG).exists():
             raise ValueError(
