@@ -151,6 +151,22 @@ def test_fit_reduces_loss_on_a_fixed_batch():
     assert moving and np.abs(_np(moving[0])).max() > 0
 
 
+def test_real_tiny_preset_trains():
+    import keras
+
+    from kequireg.models import build_model
+    from kequireg.training import EquiRegModel
+
+    batch = equireg_batch(n_labeled=2, n_unlabeled=2, shape=(32, 32, 4), seed=8)
+    batch["labels"] = batch["labeled"].argmax(-1).astype("int32")
+    keras.utils.set_random_seed(8)
+    model = EquiRegModel(build_model("tiny", input_shape=(32, 32, 4), num_classes=4))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    logs = [model.train_on_batch(batch, return_dict=True) for _ in range(6)]
+    assert logs[0]["er_loss"] > 0 and np.isfinite(logs[-1]["loss"])
+    assert logs[-1]["sup_loss"] < logs[0]["sup_loss"]
+
+
 def test_fit_with_validation_logs_everything():
     import keras
 

@@ -22,7 +22,6 @@ def _history(run_dir):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.backend
 def test_cli_train_writes_a_loadable_run(small_store, tmp_path):
     from cli.main import main
     from kequireg.training import load_run
