@@ -28,13 +28,17 @@ def _say(message: str) -> None:
     print(f"kequireg bench: {message}", file=sys.stderr, flush=True)
 
 
-def _fixed_batches(batches):
-    """A PyDataset serving precomputed batches (no work per batch: the in-memory contender)."""
+def _fixed_batches(batches, workers=1):
+    """A PyDataset serving precomputed batches (no work per batch: the in-memory contender).
+
+    With ``workers`` > 1 it goes through the same Keras thread enqueuer as the real dataset, so
+    the comparison isolates the cost of reading and augmenting.
+    """
     import keras
 
     class Fixed(keras.utils.PyDataset):
         def __init__(self):
-            super().__init__(workers=1, use_multiprocessing=False)
+            super().__init__(workers=workers, use_multiprocessing=False)
 
         @property
         def num_batches(self):
@@ -153,7 +157,7 @@ def pipeline(backend, data, preset, steps, repeats, workers):
     shape = real.image_shape
     _say(f"{describe_device()}; model {preset} at {shape}, store {data}, {steps} steps x {repeats} repeats, "
          f"{workers} worker threads")
-    memory = _fixed_batches([real.batch(0, i) for i in range(steps)])
+    memory = _fixed_batches([real.batch(0, i) for i in range(steps)], workers=workers)
     models = {"pipeline": _model(preset, shape, 0), "memory": _model(preset, shape, 0)}
     sets = {"pipeline": real, "memory": memory}
 
