@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 # Bump when the generator or preprocessing changes, so old caches are not reused.
-DEMO_VERSION = 2
+DEMO_VAL, DEMO_TEST = 0.2, 0.2
+DEMO_VERSION = 3  # 3: held-out test share (the demo scores on patients early stopping never saw)
 DEMO_SEED = 0
 DEMO_CASES = 24
 
@@ -94,7 +95,7 @@ def ensure_demo_store(progress: bool = True, workers: int | None = None) -> Path
         bar = _progress_printer("  synthesize", say) if progress else None
         synthesize(demo_nifti_dir(), preset="demo", cases=DEMO_CASES, seed=DEMO_SEED, progress=bar)
         bar = _progress_printer("  preprocess", say) if progress else None
-        report = preprocess_dataset(demo_nifti_dir(), store, workers=workers, progress=bar, log=say if progress else (lambda m: None))
+        report = preprocess_dataset(demo_nifti_dir(), store, val=DEMO_VAL, test=DEMO_TEST, workers=workers, progress=bar, log=say if progress else (lambda m: None))
         if not report.ok:
             details = "; ".join(f"{f.file}: {f.reason}" for f in report.failures)
             raise RuntimeError(f"building the demo store failed: {details}")
