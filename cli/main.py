@@ -15,7 +15,7 @@ import click
 # the legacy generator is several times faster to start on a CPU. Set before jax loads.
 os.environ.setdefault("JAX_THREEFRY_PARTITIONABLE", "false")
 # TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) buries our status lines.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # name -> (module, attribute, one-line help shown by `kequireg --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {

@@ -26,6 +26,8 @@ from cli.options import backend_option, progress_option
               help="Linear ramp-up of lambda over this many steps (0 = none).")
 @click.option("--mask", type=click.Choice(["thesis", "valid", "none"]), default="thesis", show_default=True,
               help="KL mask: strong input non-zero (thesis), source inside the image (valid), or every pixel.")
+@click.option("--teacher-mode", type=click.Choice(["inference", "train"]), default="inference", show_default=True,
+              help="Teacher forward with BatchNorm moving statistics (inference) or batch statistics (train).")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
               help="Steps between validations/checkpoints. Default: 500 (demo: 50).")
 @click.option("--patience", type=click.IntRange(min=0), default=None,

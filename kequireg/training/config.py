@@ -45,6 +45,7 @@ class TrainConfig:
         mask: str. KL mask ``"thesis"``, ``"valid"`` or ``"none"``.
         temperature: float. Teacher sharpening (UDA); 1 = off.
         confidence: float. Teacher confidence threshold (UDA); 0 = off.
+        teacher_mode: str. ``"inference"`` (BatchNorm moving statistics) or ``"train"`` (batch statistics).
         steps_per_epoch: int or None. Steps between validations (and checkpoints).
         patience: int or None. Validations without a better val CE before stopping.
         max_steps: int or None. Total step budget (rounded up to whole epochs).
@@ -69,6 +70,7 @@ class TrainConfig:
     mask: str = "thesis"
     temperature: float = 1.0
     confidence: float = 0.0
+    teacher_mode: str = "inference"
     steps_per_epoch: int | None = None
     patience: int | None = None
     max_steps: int | None = None
@@ -136,6 +138,8 @@ class TrainConfig:
             fail("temperature", "> 0")
         if not 0 <= self.confidence <= 1:
             fail("confidence", "in [0, 1]")
+        if self.teacher_mode not in ("inference", "train"):
+            fail("teacher_mode", "'inference' or 'train'")
         if not self.learning_rate > 0:
             fail("learning_rate", "> 0")
 

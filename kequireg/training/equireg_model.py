@@ -29,6 +29,7 @@ from kequireg.training import backend_step, losses
 from kequireg.training.metrics import SliceDice
 
 UNLABELED_KEYS = ("unlabeled", "strong", "grid")
+TEACHER_MODES = ("inference", "train")
 
 
 @keras.saving.register_keras_serializable(package="kequireg")
@@ -49,6 +50,10 @@ class EquiRegModel(keras.Model):
             the KL (UDA); 0 = off. Defaults to 0.0.
         background: int. Class read by out-of-image taps when warping teacher probabilities.
             Defaults to 0.
+        teacher_mode: str. ``"inference"`` runs the teacher with ``training=False`` (BatchNorm
+            moving statistics, no dropout); ``"train"`` with ``training=True`` (BatchNorm batch
+            statistics of the unlabeled batch, dropout on). Either way no gradient flows through
+            it. Defaults to ``"inference"``.
 
     Example:
         >>> model = EquiRegModel(network)
@@ -66,6 +71,7 @@ class EquiRegModel(keras.Model):
         temperature: float = 1.0,
         confidence: float = 0.0,
         background: int = 0,
+        teacher_mode: str = "inference",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -77,6 +83,8 @@ class EquiRegModel(keras.Model):
             raise ValueError(f"temperature must be > 0. Received: temperature={temperature!r}")
         if not 0.0 <= confidence <= 1.0:
             raise ValueError(f"confidence must be in [0, 1]. Received: confidence={confidence!r}")
+        if teacher_mode not in TEACHER_MODES:
+            raise ValueError(f"teacher_mode must be one of {TEACHER_MODES}. Received: teacher_mode={teacher_mode!r}")
         if int(rampup_steps) < 0:
             raise ValueError(f"rampup_steps must be >= 0. Received: rampup_steps={rampup_steps!r}")
         # Layers and state.
@@ -97,6 +105,7 @@ class EquiRegModel(keras.Model):
         self.temperature = float(temperature)
         self.confidence = float(confidence)
         self.background = int(background)
+        self.teacher_mode = teacher_mode
         self.built = network.built
 
     def call(self, inputs, training=None):
@@ -119,7 +128,7 @@ class EquiRegModel(keras.Model):
             return None
         from kequireg.training.device_warp import valid_mask, warp_probs
 
-        logits = self.network(data["unlabeled"], training=False)
+        logits = self.network(data["unlabeled"], training=self.teacher_mode == "train")
         probs = losses.teacher_probabilities(logits, self.temperature)
         grid = ops.cast(data["grid"], "float32")
         targets = ops.stop_gradient(warp_probs(probs, grid, background=self.background))
@@ -198,6 +207,7 @@ class EquiRegModel(keras.Model):
             "temperature": self.temperature,
             "confidence": self.confidence,
             "background": self.background,
+            "teacher_mode": self.teacher_mode,
         }
 
     @classmethod

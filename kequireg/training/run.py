@@ -227,7 +227,7 @@ def _build(config: TrainConfig, image_shape):
         keras.mixed_precision.set_dtype_policy(previous)
     model = EquiRegModel(
         network, lambda_=config.lambda_, mask=config.mask, rampup_steps=config.rampup_steps, rampup=config.rampup,
-        temperature=config.temperature, confidence=config.confidence,
+        temperature=config.temperature, confidence=config.confidence, teacher_mode=config.teacher_mode,
     )
     optimizer = keras.optimizers.Adam(config.learning_rate)
     if config.precision == "mixed_float16":  # float16 gradients underflow without loss scaling

@@ -227,3 +227,24 @@ def test_save_load_predicts_identically(tmp_path):
     model.network.save(tmp_path / "net.keras")
     net = keras.saving.load_model(tmp_path / "net.keras", safe_mode=True)
     np.testing.assert_allclose(_np(net.predict(batch["labeled"], verbose=0)), _np(model.predict(batch["labeled"], verbose=0)), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["inference", "train"])
+def test_teacher_mode_picks_batchnorm_statistics(mode):
+    import keras
+
+    from kequireg.training import EquiRegModel
+    from kequireg.training.device_warp import warp_probs
+
+    network = conv_net(batchnorm=True)
+    batch = equireg_batch()
+    model = _model(network, teacher_mode=mode)
+    targets, _ = model.teacher_targets(batch)
+    logits = network(batch["unlabeled"], training=(mode == "train"))
+    expected = warp_probs(keras.ops.softmax(logits, axis=-1), batch["grid"])
+    np.testing.assert_allclose(_np(targets), _np(expected), atol=1e-5)
+    other = network(batch["unlabeled"], training=(mode != "train"))
+    assert np.abs(_np(keras.ops.softmax(other, axis=-1)) - _np(keras.ops.softmax(logits, axis=-1))).max() > 1e-3
+    assert EquiRegModel.from_config(model.get_config()).teacher_mode == mode
+    with pytest.raises(ValueError, match="teacher_mode"):
+        EquiRegModel(network, teacher_mode="student")
