@@ -339,6 +339,10 @@ class SliceStore:
         idx = self._check_indices(indices)
         if idx.size == 0:
             return np.zeros((0, *dataset.shape[1:]), dtype=dataset.dtype)
+        if idx.size == 1:  # the training pipeline's common case: no sorting or scatter copies
+            return dataset[int(idx[0])][None]
+        if np.all(idx[1:] > idx[:-1]):
+            return dataset[idx]
         # h5py fancy indexing needs increasing unique indices: read sorted, then scatter back.
         order = np.argsort(idx, kind="stable")
         uniq, inverse = np.unique(idx[order], return_inverse=True)
