@@ -1,4 +1,4 @@
-"""The runnable examples in augment/examples run end to end (with few steps)."""
+"""The runnable examples in docs/examples/augment run end to end (with few steps)."""
 
 import importlib.util
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "augment" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "augment"
 
 
 def test_numpy_example_trains_and_reports_scores():
