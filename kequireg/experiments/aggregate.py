@@ -28,14 +28,19 @@ LABELS = {"dice_wt": "WT", "dice_tc": "TC", "dice_et": "ET", "dice": "collective
           "hd95_tc": "HD95 TC", "hd95_et": "HD95 ET", "equivariance_dice": "equivariance"}
 
 
+def load_settings(experiment_dir: Path) -> ExperimentSettings:
+    """The ExperimentSettings saved in ``experiment_dir/experiment.json``."""
+    path = experiment_dir / "experiment.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(experiment_dir)!r} is not an experiment folder (no experiment.json).")
+    return ExperimentSettings.from_json(json.loads(path.read_text()))
+
+
 def collect(experiment_dir: str | os.PathLike, settings: ExperimentSettings | None = None) -> list[dict]:
     """Every finished run's per-patient rows, tagged with method, fraction, label_seed, repeat, run."""
     experiment_dir = Path(experiment_dir)
     if settings is None:
-        path = experiment_dir / "experiment.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{str(experiment_dir)!r} is not an experiment folder (no experiment.json).")
-        settings = ExperimentSettings.from_json(json.loads(path.read_text()))
+        settings = load_settings(experiment_dir)
     rows = []
     for spec in plan_grid(settings):
         path = eval_csv(experiment_dir, spec, settings.split)
@@ -198,10 +203,7 @@ def aggregate(experiment_dir: str | os.PathLike, settings: ExperimentSettings | 
     """
     experiment_dir = Path(experiment_dir)
     if settings is None:
-        path = experiment_dir / "experiment.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{str(experiment_dir)!r} is not an experiment folder (no experiment.json).")
-        settings = ExperimentSettings.from_json(json.loads(path.read_text()))
+        settings = load_settings(experiment_dir)
     rows = collect(experiment_dir, settings)
     if not rows:
         raise FileNotFoundError(f"no evaluated runs in {str(experiment_dir)!r} yet; run `kequireg experiment` first.")
