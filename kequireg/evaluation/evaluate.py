@@ -25,11 +25,15 @@ TABLE_COLUMNS = ("dice", "dice_wt", "dice_tc", "dice_et", "hd95_wt", "hd95_tc", 
 
 
 def _progress(iterable, enabled: bool, label: str, length: int | None = None):
+    """Yield from ``iterable``, with a progress bar on stderr when ``enabled``."""
     if not enabled:
-        return iterable
+        yield from iterable
+        return
     import click
 
-    return click.progressbar(iterable, label=label, length=length, file=click.get_text_stream("stderr"))
+    # click >= 8.2 refuses to iterate a progress bar outside its ``with`` block
+    with click.progressbar(iterable, label=label, length=length, file=click.get_text_stream("stderr")) as bar:
+        yield from bar
 
 
 def evaluate_model_on_store(

@@ -66,3 +66,11 @@ def test_evaluate_rejects_shape_mismatch_and_bad_usage(folders):
     assert result.exit_code != 0 and "--pred" in result.output
     result = CliRunner().invoke(main, ["evaluate"])
     assert result.exit_code != 0 and "RUN_DIR" in result.output
+
+
+def test_evaluate_folders_with_progress_bar(folders):
+    # the default (progress on): click >= 8.2 only iterates a progress bar inside its with block
+    result = CliRunner().invoke(main, ["evaluate", "--gt", str(folders / "gt"), "--pred", str(folders / "pred"),
+                                       "--out", str(folders / "eval-progress")])
+    assert result.exit_code == 0, result.output
+    assert json.load(open(folders / "eval-progress" / "summary.json"))["n_cases"] == 2
