@@ -354,34 +354,77 @@ def _run_case(case: CaseFiles, params: PreprocessParams, folder: Path) -> tuple[
         return "error", str(case.folder), f"{type(err).__name__}: {err}"
 
 
-def _assemble(parts: list[Path], size: tuple[int, int], warnings: list[str]) -> Iterator:
+def window_case(part: dict, size: tuple[int, int]) -> tuple["PreprocessedCase", int]:
+    """Place a part's bounding-box slices into the ``size`` window chosen by :func:`window_origin`.
+
+    The one place where the store's crop/pad geometry is derived: the store build
+    (:func:`preprocess_dataset`) and prediction on raw cases (:func:`preprocess_case`) both use it.
+
+    Args:
+        part: dict from :func:`process_case` or :func:`read_part`.
+        size: (H, W) of the window (the store's, see :func:`store_window`).
+
+    Returns:
+        (PreprocessedCase with float32 images (S, H, W, C) and uint8 labels or None, cut): ``cut``
+        is None when the bounding box fits the window, else the number of brain pixels (summed
+        over slices) that fell outside it.
+    """
     from kequireg.data.store import PreprocessedCase
 
-    for path in parts:
-        part = read_part(path)
-        X, Y, Z = (int(v) for v in part["original_shape"])
-        r0, r1, c0, c1 = (int(v) for v in part["bbox"])
-        origin = (window_origin(X, size[0], r0, r1), window_origin(Y, size[1], c0, c1))
-        full = origin[0] <= r0 and r1 <= origin[0] + size[0] and origin[1] <= c0 and c1 <= origin[1] + size[1]
-        images = part["images"]
-        # place the bbox-cropped slices into the window (both in original plane coordinates)
-        window = np.zeros((images.shape[0], size[0], size[1], images.shape[3]), np.float32)
-        labels = None if "labels" not in part else np.zeros((images.shape[0], size[0], size[1]), np.uint8)
-        a0, a1 = max(r0, origin[0]), min(r1, origin[0] + size[0])
-        b0, b1 = max(c0, origin[1]), min(c1, origin[1] + size[1])
+    X, Y, Z = (int(v) for v in part["original_shape"])
+    r0, r1, c0, c1 = (int(v) for v in part["bbox"])
+    origin = (window_origin(X, size[0], r0, r1), window_origin(Y, size[1], c0, c1))
+    full = origin[0] <= r0 and r1 <= origin[0] + size[0] and origin[1] <= c0 and c1 <= origin[1] + size[1]
+    images = np.asarray(part["images"])
+    # the bbox-cropped slices and the window are both in original plane coordinates
+    window = np.zeros((images.shape[0], size[0], size[1], images.shape[3]), np.float32)
+    labels = None if "labels" not in part else np.zeros((images.shape[0], size[0], size[1]), np.uint8)
+    a0, a1 = max(r0, origin[0]), min(r1, origin[0] + size[0])
+    b0, b1 = max(c0, origin[1]), min(c1, origin[1] + size[1])
+    if a1 > a0 and b1 > b0:
         window[:, a0 - origin[0]:a1 - origin[0], b0 - origin[1]:b1 - origin[1]] = images[:, a0 - r0:a1 - r0, b0 - c0:b1 - c0]
         if labels is not None:
             labels[:, a0 - origin[0]:a1 - origin[0], b0 - origin[1]:b1 - origin[1]] = part["labels"][:, a0 - r0:a1 - r0, b0 - c0:b1 - c0]
-        if not full:
-            cut = int(np.count_nonzero(np.any(images != 0, axis=-1))) - int(np.count_nonzero(np.any(window != 0, axis=-1)))
+    cut = None if full else int(np.count_nonzero(np.any(images != 0, axis=-1))) - int(np.count_nonzero(np.any(window != 0, axis=-1)))
+    header = part["header"]
+    case = PreprocessedCase(
+        case_id=str(part["case_id"]), images=window, labels=labels, z=np.asarray(part["z"]).astype(np.int64),
+        crop_origin=origin, original_shape=(X, Y, Z), affine=np.asarray(part["affine"]), spacing=np.asarray(part["spacing"]),
+        header=header if isinstance(header, bytes) else np.asarray(header, np.uint8).tobytes(), source=str(part["source"]),
+    )
+    return case, cut
+
+
+def preprocess_case(case: CaseFiles, params: PreprocessParams, size: tuple[int, int]) -> "PreprocessedCase":
+    """Preprocess one raw case exactly as a store build does and cut the (H, W) window.
+
+    :func:`process_case` (load, N4, equalization, slicing, brain bounding box) followed by
+    :func:`window_case`; ``kequireg predict`` uses it on cases that are not in a store.
+
+    Args:
+        case: CaseFiles from :func:`kequireg.data.ingest.find_cases`.
+        params: PreprocessParams (a store's settings for prediction).
+        size: (H, W) window, e.g. the training store's ``image_shape[:2]``.
+
+    Returns:
+        PreprocessedCase with images (S, H, W, C) float32 (labels too when the case has ``_seg``).
+
+    Raises:
+        CaseError: naming the file and the reason.
+    """
+    return window_case(process_case(case, params), size)[0]
+
+
+def _assemble(parts: list[Path], size: tuple[int, int], warnings: list[str]) -> Iterator:
+    for path in parts:
+        part = read_part(path)
+        case, cut = window_case(part, size)
+        if cut is not None:
+            r0, r1, c0, c1 = (int(v) for v in part["bbox"])
             warnings.append(f"{part['case_id']}: brain {r1 - r0}x{c1 - c0} exceeds the {size[0]}x{size[1]} window; {cut} brain pixels cut")
         if int(part.get("labels_dropped", 0)):
             warnings.append(f"{part['case_id']}: {int(part['labels_dropped'])} labeled voxels lie on slices with no image data (dropped)")
-        yield PreprocessedCase(
-            case_id=part["case_id"], images=window, labels=labels, z=part["z"].astype(np.int64),
-            crop_origin=origin, original_shape=(X, Y, Z), affine=part["affine"], spacing=part["spacing"],
-            header=part["header"], source=part["source"],
-        )
+        yield case
 
 
 def store_window(shapes: Sequence[tuple[int, int]]) -> tuple[int, int]:

@@ -57,8 +57,9 @@ def preprocess_params(params: dict | None):
 def preprocess_case_files(case, params, size: tuple[int, int]):
     """Preprocess one raw case exactly as the store was and cut the store's (H, W) window.
 
-    Uses the data package's per-case step (``process_case``: N4, equalization, slicing,
-    brain bounding box) and its window rule (``window_origin``), as ``kequireg preprocess`` does.
+    :func:`kequireg.data.preprocess.preprocess_case` (the same per-case step and window rule as
+    ``kequireg preprocess``); a ``_seg`` file only widens the bounding box as it does there, and
+    its labels are dropped.
 
     Args:
         case: ``kequireg.data.ingest.CaseFiles``.
@@ -66,23 +67,13 @@ def preprocess_case_files(case, params, size: tuple[int, int]):
         size: (H, W) of the model's input (the training store's window).
 
     Returns:
-        PreprocessedCase whose ``images`` are (S, H, W, C).
+        PreprocessedCase whose ``images`` are (S, H, W, C), ``labels`` None.
     """
-    from kequireg.data.preprocess import process_case, window_origin
-    from kequireg.data.store import PreprocessedCase, extract_window, paste_window
+    import dataclasses
 
-    part = process_case(case, params)
-    x, y, z = (int(v) for v in part["original_shape"])
-    r0, r1, c0, c1 = (int(v) for v in part["bbox"])
-    origin = (window_origin(x, size[0], r0, r1), window_origin(y, size[1], c0, c1))
-    channels_first = np.moveaxis(np.asarray(part["images"], np.float32), -1, 1)  # (S, C, h, w)
-    planes = paste_window(channels_first, (r0, c0), (x, y))
-    images = np.moveaxis(extract_window(planes, origin, size), 1, -1)
-    return PreprocessedCase(
-        case_id=part["case_id"], images=np.ascontiguousarray(images), labels=None, z=np.asarray(part["z"], np.int64),
-        crop_origin=origin, original_shape=(x, y, z), affine=np.asarray(part["affine"]),
-        spacing=np.asarray(part["spacing"]), header=bytes(np.asarray(part["header"], np.uint8)), source=str(part["source"]),
-    )
+    from kequireg.data.preprocess import preprocess_case
+
+    return dataclasses.replace(preprocess_case(case, params, size), labels=None)
 
 
 def store_params(config: dict) -> dict:

@@ -8,7 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from kequireg.data.preprocess import PreprocessParams, parts_dir, preprocess_dataset
+from kequireg.data.ingest import find_cases
+from kequireg.data.preprocess import PreprocessParams, parts_dir, preprocess_case, preprocess_dataset
 from kequireg.data.splits import labeled_subset, load_splits, splits_path
 from kequireg.data.store import SliceStore, restore_plane
 from kequireg.data.synth import PRESETS, synthesize
@@ -114,6 +115,23 @@ def test_non_brats_in_plane_sizes_share_one_window(tmp_path, make_case, small_pr
         images, labels, _ = store.case_arrays("odd_case")
         seg = np.asarray(nib.load(root / "odd_case" / "odd_case_seg.nii.gz").dataobj)
         assert np.array_equal(restore_plane(labels, odd_record), np.where(seg == 4, 3, seg))
+
+
+def test_preprocess_case_gives_the_store_rows_for_cropped_and_padded_cases(tmp_path, make_case, small_preset):
+    # the store build and prediction on raw cases share one window rule (preprocess.window_case)
+    root = tmp_path / "in"
+    make_case(root, "odd_case", dataclasses.replace(small_preset, shape=(200, 180, 8), work_factor=2), seed=1)
+    make_case(root, "small_case", small_preset, seed=2)
+    report = preprocess_dataset(root, tmp_path / "o.h5", params=FAST, workers=1, val=0.0, log=lambda m: None)
+    with SliceStore(report.store_path) as store:
+        for case in find_cases(root):
+            got = preprocess_case(case, FAST, store.image_shape[:2])
+            record = store.case(case.case_id)
+            images, labels, z = store.case_arrays(case.case_id)
+            assert got.crop_origin == record.crop_origin and got.original_shape == record.original_shape
+            assert np.array_equal(got.z, z) and np.array_equal(got.labels, labels)
+            assert got.images.dtype == np.float32 and np.array_equal(got.images, images)
+            assert np.array_equal(got.affine, record.affine) and got.header == record.header
 
 
 def test_equalize_and_n4_can_be_switched_off(small_dataset, tmp_path):
