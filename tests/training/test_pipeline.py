@@ -101,3 +101,37 @@ def test_bad_inputs_are_named(small_store):
     with pytest.raises(IndexError, match="batch index"):
         ds[4]
     ds.close()
+
+
+def test_cache_off_and_kernel_threads_give_the_same_batches(small_store):
+    """The in-memory cache (store dtype) and per-worker kernel threads change speed, never bytes."""
+    import numba
+
+    cached, _, _ = _datasets(small_store, workers=2)
+    assert cached.labeled.images is not None and cached.unlabeled.images is not None
+    uncached, _, _ = _datasets(small_store, cache_bytes=0, kernel_threads=2)
+    assert uncached.labeled.images is None and uncached.unlabeled.images is None
+    # a budget that holds the labeled slices but not the unlabeled pool as well: shared, labeled first
+    partial, _, _ = _datasets(small_store, cache_bytes=cached.labeled.nbytes)
+    assert partial.labeled.images is not None and partial.unlabeled.images is None
+    before = numba.get_num_threads()
+    for index in range(4):
+        expected = uncached.batch(0, index)
+        for ds in (cached, partial):
+            got = ds.batch(0, index)
+            for key in expected:
+                np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+                assert got[key].dtype == expected[key].dtype
+    assert numba.get_num_threads() == before  # the caller's Numba thread count is restored
+    with SliceStore(small_store) as store:
+        np.testing.assert_array_equal(cached.labeled.read(np.array([3, 0]), True)[0],
+                                      store.read_images(cached.labeled.rows[[3, 0]]))
+    for ds in (cached, uncached, partial):
+        ds.close()
+
+
+def test_bad_cache_and_thread_arguments_are_named(small_store):
+    with pytest.raises(ValueError, match="kernel_threads must be an integer >= 1"):
+        _datasets(small_store, kernel_threads=0)
+    with pytest.raises(ValueError, match="cache_bytes must be >= 0"):
+        _datasets(small_store, cache_bytes=-1)
