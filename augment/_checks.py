@@ -25,8 +25,18 @@ def check_contiguous(name: str, a: np.ndarray) -> None:
         )
 
 
-def check_grid(grid, name: str = "grid") -> np.ndarray:
-    """Validate a (H, W, 2) or (B, H, W, 2) float32 grid; returns it as (B, H, W, 2)."""
+def nonfinite_error(name: str, shape: tuple) -> ValueError:
+    return ValueError(
+        f"{name} contains NaN or infinite coordinates (shape {shape}). A grid must hold finite "
+        f"(row, col) source positions; points far outside the image are fine and read the fill value."
+    )
+
+
+def check_grid(grid, name: str = "grid", scan: bool = True) -> np.ndarray:
+    """Validate a (H, W, 2) or (B, H, W, 2) float32 grid; returns it as (B, H, W, 2).
+
+    ``scan=False`` skips the NaN/inf scan for callers whose kernel counts non-finite points itself.
+    """
     grid = as_array(name, grid)
     if grid.ndim not in (3, 4) or grid.shape[-1] != 2:
         raise ValueError(
@@ -40,11 +50,8 @@ def check_grid(grid, name: str = "grid") -> np.ndarray:
     if min(grid.shape[:-1]) == 0:
         raise ValueError(f"{name} must not be empty. Received: {name}.shape={grid.shape}.")
     check_contiguous(name, grid)
-    if _kernels.count_nonfinite(grid.reshape(-1)):
-        raise ValueError(
-            f"{name} contains NaN or infinite coordinates (shape {grid.shape}). A grid must hold finite "
-            f"(row, col) source positions; points far outside the image are fine and read the fill value."
-        )
+    if scan and _kernels.count_nonfinite(grid.reshape(-1)):
+        raise nonfinite_error(name, grid.shape)
     return grid if grid.ndim == 4 else grid[None]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from augment import _kernels
-from augment._checks import as_array, check_contiguous, check_grid, check_pair
+from augment._checks import as_array, check_contiguous, check_grid, check_pair, nonfinite_error
 
 __all__ = ["warp", "warp_image", "warp_labels", "warp_probs", "valid_mask", "identity_grid", "to_normalized", "from_normalized"]
 
@@ -49,12 +49,12 @@ def warp_image(image: np.ndarray, grid: np.ndarray, *, order: int = 1, fill: flo
     image = _check_image(image, fill)
     if order not in (0, 1):
         raise ValueError(f"order must be 0 (nearest) or 1 (bilinear). Received: order={order!r}.")
-    grid4 = check_grid(grid)
+    grid4 = check_grid(grid, scan=order == 0)  # the bilinear kernel counts non-finite points itself
     batched = image.ndim == 4
     check_pair("image", image, batched, grid, grid4)
     src = image if batched else image[None]
     if order == 1:
-        out = _run(grid4, src.shape[0], image=src, fill=fill)[0]
+        out = _run(grid4, src.shape[0], grid.shape, image=src, fill=fill)[0]
     else:
         out = np.empty(src.shape, dtype=np.float32)
         _kernels.get("nearest_kernel")(src, grid4, np.float32(fill), out)
@@ -88,11 +88,11 @@ def warp_labels(labels: np.ndarray, grid: np.ndarray, *, fill: int = 0) -> np.nd
         [0, 3]
     """
     labels = _check_labels(labels, fill)
-    grid4 = check_grid(grid)
+    grid4 = check_grid(grid, scan=False)
     batched = labels.ndim == 3
     check_pair("labels", labels, batched, grid, grid4)
     src = (labels if batched else labels[None])[..., None]
-    out = _run(grid4, src.shape[0], labels=src, label_fill=fill)[1][..., 0]
+    out = _run(grid4, src.shape[0], grid.shape, labels=src, label_fill=fill)[1][..., 0]
     return out if batched else out[0]
 
 
@@ -124,11 +124,11 @@ def warp_probs(probs: np.ndarray, grid: np.ndarray, background: int = 0) -> np.n
         True
     """
     probs = _check_probs(probs, background)
-    grid4 = check_grid(grid)
+    grid4 = check_grid(grid, scan=False)
     batched = probs.ndim == 4
     check_pair("probs", probs, batched, grid, grid4)
     src = probs if batched else probs[None]
-    out = _run(grid4, src.shape[0], probs=src, background=background)[2]
+    out = _run(grid4, src.shape[0], grid.shape, probs=src, background=background)[2]
     return out if batched else out[0]
 
 
@@ -260,7 +260,7 @@ def warp(
         given["probs"] = _check_probs(probs, background)
     if not given:
         raise ValueError("warp needs at least one of image, labels, probs. Received: none.")
-    grid4 = check_grid(grid)
+    grid4 = check_grid(grid, scan=False)
     batch_flags = {}
     for name, a in given.items():
         batched = a.ndim == (3 if name == "labels" else 4)
@@ -280,6 +280,7 @@ def warp(
     outs = _run(
         grid4,
         n,
+        grid.shape,
         image=lift(given["image"]) if "image" in given else None,
         labels=lift(given["labels"])[..., None] if "labels" in given else None,
         probs=lift(given["probs"]) if "probs" in given else None,
@@ -298,8 +299,8 @@ def warp(
     return tuple(results)
 
 
-def _run(grid4, n, image=None, labels=None, probs=None, fill=0.0, label_fill=0, background=0):
-    """Call the fused kernel; absent targets become (n, H, W, 0) arrays."""
+def _run(grid4, n, grid_shape, image=None, labels=None, probs=None, fill=0.0, label_fill=0, background=0):
+    """Call the fused kernel; absent targets become (n, H, W, 0) arrays. Raises on a non-finite grid."""
     h, w = grid4.shape[1], grid4.shape[2]
     empty_f = np.empty((n, h, w, 0), np.float32)
     img = empty_f if image is None else image
@@ -308,10 +309,18 @@ def _run(grid4, n, image=None, labels=None, probs=None, fill=0.0, label_fill=0, 
     out_img = np.empty((n, h, w, img.shape[3]), np.float32)
     out_prb = np.empty((n, h, w, prb.shape[3]), np.float32)
     out_lab = np.empty((n, h, w, lab.shape[3]), lab.dtype)
-    _kernels.get("warp_kernel")(
-        img, prb, lab, grid4, float(fill), int(background), lab.dtype.type(label_fill),
-        out_img, out_prb, out_lab, (0,) * img.shape[3], (0,) * prb.shape[3], (0,) * lab.shape[3],
+
+    def flat(a):
+        return a.reshape(a.shape[0], -1)
+
+    # one thread: the serial copy, which skips the parallel-region launch and packing
+    kernel = _kernels.get("warp_kernel", serial=_kernels.num_threads() == 1)
+    bad = kernel(
+        flat(img), flat(prb), flat(lab), flat(grid4), h, w, float(fill), int(background), lab.dtype.type(label_fill),
+        flat(out_img), flat(out_prb), flat(out_lab), (0,) * img.shape[3], (0,) * prb.shape[3], (0,) * lab.shape[3],
     )
+    if bad:
+        raise nonfinite_error("grid", grid_shape)
     return out_img, out_lab, out_prb
 
 

@@ -70,9 +70,15 @@ def test_non_finite_grid_is_rejected(bad):
         lambda: augment.warp_labels(np.zeros((H, W), np.uint8), grid),
         lambda: augment.warp_probs(np.zeros((H, W, 2), np.float32), grid),
         lambda: augment.valid_mask(grid),
+        lambda: augment.warp_image(np.zeros((H, W, 4), np.float32), grid, order=0),
+        lambda: augment.warp(grid, image=np.zeros((H, W, 4), np.float32), probs=np.zeros((H, W, 4), np.float32)),
     ):
-        with pytest.raises(ValueError, match="NaN or infinite"):
+        with pytest.raises(ValueError, match=r"grid contains NaN or infinite coordinates \(shape \(8, 10, 2\)\)"):
             call()
+    # the fused kernel counts non-finite points itself (no separate scan): also in one sample of a batch
+    batch = np.stack([_grid(), grid, _grid()])
+    with pytest.raises(ValueError, match=r"NaN or infinite coordinates \(shape \(3, 8, 10, 2\)\)"):
+        augment.warp(batch, labels=np.zeros((3, H, W), np.uint8))
 
 
 def test_far_away_but_finite_coordinates_read_the_fill():

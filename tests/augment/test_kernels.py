@@ -40,6 +40,34 @@ def test_probs_kernel_matches_one_hot_fill_reference(shape):
         np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("channels", [1, 4, 5, 8, 11])
+def test_bilinear_kernel_channel_groups_match_map_coordinates(channels):
+    # channels go in SIMD groups of four plus a scalar remainder: every split is covered
+    rng = np.random.default_rng(channels)
+    for shape in SHAPES:
+        image = rng.normal(size=shape + (channels,)).astype(np.float32)
+        grid = random_grid(rng, *shape)
+        out = augment.warp_image(image, grid, fill=0.25)
+        np.testing.assert_allclose(out, bilinear_reference(image, grid, 0.25), atol=1e-5, rtol=0)
+        logits = rng.normal(size=shape + (channels,))
+        probs = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
+        background = channels - 1
+        out = augment.warp_probs(probs, grid, background=background)
+        np.testing.assert_allclose(out, probs_reference(probs, grid, background), atol=1e-5, rtol=0)
+
+
+def test_bilinear_kernel_interior_matches_map_coordinates_on_a_large_image():
+    # mostly interior points (the fast path), including the last interior row and column
+    rng = np.random.default_rng(21)
+    h, w = 40, 37
+    image = rng.normal(size=(h, w, 4)).astype(np.float32)
+    grid = np.stack([rng.uniform(0, h - 1, (h, w)), rng.uniform(0, w - 1, (h, w))], -1).astype(np.float32)
+    grid[0, :3] = [(h - 1.0001, 3.5), (2.5, w - 1.0001), (0.0, 0.5)]
+    out = augment.warp(grid, image=image, probs=image)
+    np.testing.assert_allclose(out[0], bilinear_reference(image, grid), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(out[2], probs_reference(image, grid, 0), atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.bool_])
 def test_nearest_kernel_matches_floor_half_reference(dtype):
     rng = np.random.default_rng(7)
