@@ -214,7 +214,14 @@ def _prepare_data(config: TrainConfig):
     return store_path, splits, labeled, unlabeled, demo
 
 
-def _build(config: TrainConfig, image_shape):
+def build_training_model(config: TrainConfig, image_shape):
+    """The compiled ``EquiRegModel`` of a config: network preset under ``config.precision``, Adam.
+
+    Under ``mixed_bfloat16`` / ``mixed_float16`` the network computes in 16 bits with float32
+    variables, its classifier stays float32 (float32 logits), and the EquiReg loss is computed
+    in float32 (``losses`` casts). ``mixed_float16`` wraps Adam in a ``LossScaleOptimizer``.
+    The optimizer is built, so checkpoints can be restored into the model at once.
+    """
     from kequireg.models import build_model
     from kequireg.training.equireg_model import EquiRegModel
 
@@ -287,7 +294,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
 
     with SliceStore(store_path) as store:
         image_shape = store.image_shape
-    model = _build(config, image_shape)
+    model = build_training_model(config, image_shape)
     state = None
     start_epoch = 0
     if resume:
