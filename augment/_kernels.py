@@ -383,22 +383,52 @@ def grid_kernel(steps, n_steps, fields, out):
     return out
 
 
-@njit(nogil=True, parallel=True, cache=True, error_model="numpy")
-def smooth_noise_kernel(noise, weights, scale, out):
-    """Separable 'valid' blur of uniform noise: noise (F, hc+2m, wc+2m) in [0, 1) -> out (F, hc, wc).
+_M64 = (1 << 64) - 1
+_GAMMA = 0x9E3779B97F4A7C15
 
-    The noise is mapped to U(-1, 1), blurred with the symmetric ``weights`` (2m+1 taps)
-    along both axes, then multiplied by ``scale[f]``. Loops run tap-outer, pixel-inner so
-    the inner loops are contiguous and vectorize.
+
+def counter_uniform(key, n):
+    """Uniform in [0, 1) with 24 random bits, a pure function of (key, n): output n of SplitMix64
+    seeded with ``key`` (passes BigCrush). Needs no generator state, so noise can be drawn in
+    parallel with identical results for every thread count.
+
+    Plain Python here (NUMBA_DISABLE_JIT; Python ints, no overflow warnings); compiled code
+    uses the uint64 overload below, bit for bit the same.
+    """
+    z = (int(key) + (int(n) + 1) * _GAMMA) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return ((z ^ (z >> 31)) >> 40) * (1.0 / (1 << 24))
+
+
+@overload(counter_uniform, jit_options={"nogil": True})
+def _counter_uniform_overload(key, n):
+    def impl(key, n):
+        z = np.uint64(key) + (np.uint64(n) + np.uint64(1)) * np.uint64(_GAMMA)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return np.float64((z ^ (z >> np.uint64(31))) >> np.uint64(40)) * (1.0 / (1 << 24))
+
+    return impl
+
+
+@njit(nogil=True, parallel=True, cache=True, error_model="numpy")
+def smooth_noise_kernel(keys, weights, scale, out):
+    """Separable 'valid' blur of uniform noise into out (F, hc, wc); field f's noise is
+    U(-1, 1) drawn by ``counter_uniform(keys[f], n)`` for n = y * (wc + 2m) + x on the padded
+    (hc + 2m, wc + 2m) lattice. It is blurred with the symmetric ``weights`` (2m+1 taps) along
+    both axes, then multiplied by ``scale[f]``. Loops run tap-outer, pixel-inner so the inner
+    loops are contiguous and vectorize.
     """
     nf, hc, wc = out.shape
     nt = weights.shape[0]
-    nh = noise.shape[1]
+    nh = hc + nt - 1
+    nw = wc + nt - 1
     for f in prange(nf):
-        u = np.empty((nh, noise.shape[2]), dtype=np.float64)
+        u = np.empty((nh, nw), dtype=np.float64)
         for y in range(nh):
-            for x in range(noise.shape[2]):
-                u[y, x] = 2.0 * noise[f, y, x] - 1.0
+            for x in range(nw):
+                u[y, x] = 2.0 * counter_uniform(keys[f], y * nw + x) - 1.0
         tmp = np.zeros((nh, wc), dtype=np.float64)
         for y in range(nh):
             for t in range(nt):

@@ -15,7 +15,10 @@ Modes:
     ``"gaussian"``: a true Gaussian, truncated at 4 sigma like ``scipy.ndimage.gaussian_filter``.
 
 The noise is stationary (drawn beyond the border, as imgaug pads by ksize), so statistics
-are the same near the border as inside.
+are the same near the border as inside. It comes from a counter-based generator (SplitMix64
+output n for the key of (step seed, axis)) evaluated inside the parallel blur kernel: no
+per-field generator is set up in Python, and every value depends only on (seed, axis,
+position), whatever the thread count.
 """
 
 from __future__ import annotations
@@ -97,11 +100,34 @@ def lattice_fields(shape: tuple[int, int], sigma: float, mode: str, alphas, seed
     """
     layout = field_layout(tuple(shape), float(sigma), mode)
     n = len(seeds)
-    _, nh, nw = layout.noise_shape
-    noise = np.empty((2 * n, nh, nw), dtype=np.float32)
-    for k, seed in enumerate(seeds):
-        np.random.default_rng(seed).random(out=noise[2 * k : 2 * k + 2], dtype=np.float32)
+    keys = np.array([field_key(seed, axis) for seed in seeds for axis in (0, 1)], dtype=np.uint64)
     scale = np.repeat(np.asarray(alphas, dtype=np.float64), 2)
     out = np.empty((2 * n, layout.hc, layout.wc), dtype=np.float32)
-    _kernels.get("smooth_noise_kernel")(noise, layout.weights, scale, out)
+    _kernels.get("smooth_noise_kernel")(keys, layout.weights, scale, out)
     return out.reshape(n, 2, layout.hc, layout.wc)
+
+
+def _mix64(z: int) -> int:
+    z = (z + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+_M64 = (1 << 64) - 1
+
+
+def field_key(seed: int, axis: int) -> int:
+    """64-bit noise key of one displacement axis (0 rows, 1 cols) of the elastic step ``seed``.
+
+    Seeds of any size are hashed to 64 bits first; the key then indexes a counter-based
+    stream (:func:`augment._kernels.counter_uniform`), so every noise value depends only on
+    (seed, axis, position), never on thread scheduling.
+    """
+    folded, rest = 0, int(seed)
+    while True:  # hash 64-bit chunks in turn, so 2**64 + 1 and 1 get different keys
+        folded = _mix64(folded ^ (rest & _M64))
+        rest >>= 64
+        if not rest:
+            break
+    return _mix64(folded ^ (axis + 1))

@@ -66,3 +66,32 @@ def test_alpha_and_sigma_ranges_are_sampled():
     steps = [policy.sample((16, 16), s).steps[0] for s in range(30)]
     assert 100 <= min(s["alpha"] for s in steps) < max(s["alpha"] for s in steps) <= 200
     assert 10 <= min(s["sigma"] for s in steps) < max(s["sigma"] for s in steps) <= 20
+
+
+def _splitmix_uniform(key: int, n: int) -> float:
+    """SplitMix64 (Steele, Lea, Flood 2014), output n for seed ``key``, top 24 bits in [0, 1)."""
+    m = (1 << 64) - 1
+    z = (key + (n + 1) * 0x9E3779B97F4A7C15) & m
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+    return ((z ^ (z >> 31)) >> 40) / 2**24
+
+
+def test_noise_kernel_matches_splitmix_and_separable_blur_reference():
+    from augment.elastic import field_key, lattice_fields
+
+    shape, sigma, alphas, seeds = (20, 26), 12.0, [50.0, 7.5], [11, 2**70 + 3]
+    layout = field_layout(shape, sigma, "thesis")
+    got = lattice_fields(shape, sigma, "thesis", alphas, seeds)
+    _, nh, nw = layout.noise_shape
+    taps = layout.weights
+    for f, (alpha, seed) in enumerate(zip(alphas, seeds)):
+        for axis in (0, 1):
+            key = field_key(seed, axis)
+            u = np.array([[2 * _splitmix_uniform(key, y * nw + x) - 1 for x in range(nw)] for y in range(nh)])
+            blurred = np.array([np.convolve(row, taps[::-1], "valid") for row in u])
+            blurred = np.array([np.convolve(col, taps[::-1], "valid") for col in blurred.T]).T * alpha
+            np.testing.assert_allclose(got[f, axis], blurred, rtol=1e-6, atol=1e-5)
+    # keys differ per seed and axis; huge seeds fold into 64 bits without colliding with small ones
+    keys = {field_key(s, a) for s in (0, 1, 2**64, 2**70 + 3) for a in (0, 1)}
+    assert len(keys) == 8 and all(0 <= k < 2**64 for k in keys)
