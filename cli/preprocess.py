@@ -32,8 +32,8 @@ def click_progress(total: int, label: str, enabled: bool):
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes. Defaults to all cores.")
 @click.option("--n4/--no-n4", default=True, show_default=True, help="N4 bias-field correction per modality.")
-@click.option("--n4-shrink", type=click.IntRange(min=1), default=DEFAULT_N4_SHRINK, show_default=True,
-              help="N4 is fitted on the image shrunk by this factor per axis (1 = full resolution, slow).")
+@click.option("--n4-shrink", default=",".join(map(str, DEFAULT_N4_SHRINK)) if isinstance(DEFAULT_N4_SHRINK, tuple) else str(DEFAULT_N4_SHRINK), show_default=True,
+              help="N4 is fitted on the image shrunk by this factor, one for all axes or X,Y,Z (1 = full resolution, slow).")
 @click.option("--n4-iterations", default=",".join(map(str, DEFAULT_N4_ITERATIONS)), show_default=True,
               help="N4 iterations per fitting level, comma-separated (the count is the number of levels).")
 @click.option("--equalize/--no-equalize", default=True, show_default=True,
@@ -71,7 +71,14 @@ def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, v
         raise click.BadParameter(f"expected integers separated by commas, e.g. 50,50,50,50. Received: {n4_iterations!r}",
                                  param_hint="--n4-iterations") from None
     try:
-        params = PreprocessParams(n4=n4, n4_shrink=n4_shrink, n4_iterations=iterations,
+        shrink = tuple(int(v) for v in n4_shrink.split(","))
+        if len(shrink) not in (1, 3):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"expected one integer or three separated by commas, e.g. 4 or 6,6,5. Received: {n4_shrink!r}",
+                                 param_hint="--n4-shrink") from None
+    try:
+        params = PreprocessParams(n4=n4, n4_shrink=shrink[0] if len(shrink) == 1 else shrink, n4_iterations=iterations,
                                   equalize=equalize, dtype=dtype)
         total = len(find_cases(in_dir, params.channels))
     except (FileNotFoundError, ValueError) as err:

@@ -101,3 +101,49 @@ def test_window_origin_thesis_crop_and_brain_shifts():
     assert window_origin(240, 224, 40, 239) == 15
     assert window_origin(180, 192, 0, 180) == -6, "pad: negative origin"
     assert window_origin(300, 224, 0, 300) == 38, "brain larger than window: centred on brain"
+
+
+@pytest.mark.parametrize("m, f, overhang", [(3, 4, 1.5), (10, 6, 2.5), (25, 8, 3.5), (7, 3, 0.0)])
+def test_field_resampling_is_exact_for_quadratics_including_the_overhang(m, f, overhang):
+    from kequireg.data.preprocess import _interp_matrix
+
+    # a coarse grid of m samples f voxels apart whose first centre is `overhang` voxels in, like
+    # SimpleITK's Shrink output; the fine grid covers the coarse one plus the overhang at both ends
+    n = int(round((m - 1) * f + 2 * overhang + 1))
+    coarse_x = overhang + f * np.arange(m)
+    fine_x = np.arange(n, dtype=np.float64)
+    rng = np.random.default_rng(m)
+    for _ in range(5):
+        a, b, c = rng.normal(size=3)
+        poly = lambda x: a + b * x / n + c * (x / n) ** 2  # noqa: E731
+        got = _interp_matrix(m, overhang, f, 0.0, 1.0, n) @ poly(coarse_x)
+        np.testing.assert_allclose(got, poly(fine_x), atol=1e-5)
+
+
+def test_field_resampling_of_a_smooth_field_matches_the_field():
+    from kequireg.data.preprocess import _upsample_field
+
+    # a smooth 3D field (16 coarse steps per radian-scaled wavelength, like N4's B-spline whose
+    # knots are >= 8 evaluation steps apart), sampled on a grid of 2-voxel steps, read at every voxel
+    origin, step, shape = np.array([0.5, 0.5, 0.5]), np.array([2.0, 2.0, 2.0]), (60, 70, 40)
+    sizes = [int((n - 1 - 2 * o) // s) + 1 for n, o, s in zip(shape, origin, step)]
+
+    def field(x, y, z):
+        return 0.3 * np.sin(x / 16 + 0.3) * np.cos(y / 20) + 0.1 * np.sin(z / 12 - 1.0)
+
+    coarse = field(*np.meshgrid(*[o + s * np.arange(m) for o, s, m in zip(origin, step, sizes)], indexing="ij"))
+    fine = _upsample_field(coarse, origin, step, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), shape)
+    expected = field(*np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape], indexing="ij"))
+    assert fine.shape == shape and fine.dtype == np.float32
+    np.testing.assert_allclose(fine, expected, atol=1e-4)
+
+
+def test_n4_accepts_a_shrink_per_axis_and_rejects_bad_ones():
+    vol, wm, _ = _phantom(shape=(48, 48, 24))
+    before = _cv(vol[wm])
+    corrected = n4_correct(vol, shrink=(4, 4, 2))
+    assert _cv(corrected[wm]) <= 0.5 * before
+    with pytest.raises(ValueError, match="shrink"):
+        n4_correct(vol, shrink=(4, 4))
+    with pytest.raises(ValueError, match="shrink"):
+        n4_correct(vol, shrink=0)
