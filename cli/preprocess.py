@@ -72,10 +72,10 @@ def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, v
                                  param_hint="--n4-iterations") from None
     try:
         shrink = tuple(int(v) for v in n4_shrink.split(","))
-        if len(shrink) not in (1, 3):
+        if len(shrink) not in (1, 3) or min(shrink) < 1:
             raise ValueError
     except ValueError:
-        raise click.BadParameter(f"expected one integer or three separated by commas, e.g. 4 or 6,6,5. Received: {n4_shrink!r}",
+        raise click.BadParameter(f"expected one integer >= 1 or three separated by commas, e.g. 4 or 6,6,5. Received: {n4_shrink!r}",
                                  param_hint="--n4-shrink") from None
     try:
         params = PreprocessParams(n4=n4, n4_shrink=shrink[0] if len(shrink) == 1 else shrink, n4_iterations=iterations,

@@ -60,6 +60,19 @@ def test_synth_and_info_reject_bad_arguments(tmp_path):
     assert result.exit_code != 0
 
 
+def test_preprocess_n4_shrink_per_axis_and_bad_values(tmp_path, small_dataset):
+    runner = CliRunner()
+    store = tmp_path / "s.h5"
+    result = runner.invoke(preprocess, [str(small_dataset), str(store), "--workers", "1", "--n4-shrink", "4,4,2",
+                                        "--n4-iterations", "5,5", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    with SliceStore(store) as s:
+        assert s.params["n4_shrink"] == [4, 4, 2] and s.params["n4_iterations"] == [5, 5]
+    for bad in ("4,4", "x", "0"):
+        result = runner.invoke(preprocess, [str(small_dataset), str(tmp_path / "b.h5"), "--n4-shrink", bad, "--no-progress"])
+        assert result.exit_code != 0 and "n4-shrink" in result.output and bad in result.output, result.output
+
+
 def _cli(*args):
     return [sys.executable, "-m", "cli.main", *args]
 
