@@ -9,7 +9,8 @@ threads) against the same batches precomputed in memory (served by a PyDataset d
 target ≥ 0.95.
 
 Both time whole ``fit`` calls after a warm-up fit (compilation excluded), alternating the two
-contenders and reporting medians over ``--repeats``.
+contenders; the ratio is the median over ``--repeats`` rounds of each round's ratio (with the
+range), which holds up better than a ratio of medians when the machine's load drifts.
 """
 
 from __future__ import annotations
@@ -69,14 +70,24 @@ def _time_fit(model, dataset, steps):
 
 
 def _alternate(contenders: dict, repeats: int) -> dict:
-    """Median seconds per contender over ``repeats`` rounds, after one warm-up round each."""
+    """Seconds per contender and round over ``repeats`` rounds, after one warm-up round each.
+
+    The contenders alternate within a round, so a round's ratio compares runs seconds apart:
+    on a shared machine the load drifts between rounds far more than within one.
+    """
     times = {name: [] for name in contenders}
     for name, run in contenders.items():
         run(warmup=True)
     for _ in range(repeats):
         for name, run in contenders.items():
             times[name].append(run(warmup=False))
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def _median_ratio(numerator: list, denominator: list) -> tuple[float, float, float]:
+    """(median, min, max) of the per-round ratios ``numerator[i] / denominator[i]``."""
+    ratios = [a / b for a, b in zip(numerator, denominator)]
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def _random_batches(n, labeled, unlabeled, shape, seed):
@@ -121,13 +132,14 @@ def train_step(backend, preset, size, steps, repeats):
     def runner(name):
         return lambda warmup: _time_fit(models[name], data[name], 2 if warmup else steps)
 
-    medians = _alternate({name: runner(name) for name in data}, repeats)
-    ms = {name: 1000 * t / steps for name, t in medians.items()}
-    ratio = ms["equireg"] / ms["supervised"]
+    times = _alternate({name: runner(name) for name in data}, repeats)
+    ms = {name: 1000 * statistics.median(t) / steps for name, t in times.items()}
+    ratio, low, high = _median_ratio(times["equireg"], times["supervised"])
     click.echo(f"backend {keras.backend.backend()}  model {preset}  image {size}x{size}x4")
-    click.echo(f"equireg step (2+6):   {ms['equireg']:8.1f} ms")
-    click.echo(f"supervised step (8):  {ms['supervised']:8.1f} ms")
-    click.echo(f"ratio equireg/supervised: {ratio:.3f}  (target <= 1.35, ideal ~1.25)")
+    click.echo(f"equireg step (2+6):   {ms['equireg']:8.1f} ms (median)")
+    click.echo(f"supervised step (8):  {ms['supervised']:8.1f} ms (median)")
+    click.echo(f"ratio equireg/supervised: {ratio:.3f}  (median of {repeats} rounds, range {low:.3f}-{high:.3f}; "
+               "target <= 1.35, ideal ~1.25)")
 
 
 @click.command("pipeline")
@@ -165,11 +177,13 @@ def pipeline(backend, data, preset, steps, repeats, workers):
         return lambda warmup: _time_fit(models[name], sets[name], 2 if warmup else steps)
 
     try:
-        medians = _alternate({name: runner(name) for name in sets}, repeats)
+        times = _alternate({name: runner(name) for name in sets}, repeats)
     finally:
         real.close()
-    rate = {name: steps / t for name, t in medians.items()}
+    rate = {name: steps / statistics.median(t) for name, t in times.items()}
+    ratio, low, high = _median_ratio(times["memory"], times["pipeline"])  # throughput ratio = inverse time ratio
     click.echo(f"backend {keras.backend.backend()}  model {preset}  image {shape[0]}x{shape[1]}x{shape[2]}  batch 2+6")
-    click.echo(f"in-memory arrays:  {rate['memory']:7.2f} steps/s")
-    click.echo(f"real PyDataset:    {rate['pipeline']:7.2f} steps/s")
-    click.echo(f"ratio pipeline/memory: {rate['pipeline'] / rate['memory']:.3f}  (target >= 0.95)")
+    click.echo(f"in-memory arrays:  {rate['memory']:7.2f} steps/s (median)")
+    click.echo(f"real PyDataset:    {rate['pipeline']:7.2f} steps/s (median)")
+    click.echo(f"ratio pipeline/memory: {ratio:.3f}  (median of {repeats} rounds, range {low:.3f}-{high:.3f}; "
+               "target >= 0.95)")

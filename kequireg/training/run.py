@@ -282,7 +282,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
         run_dir.mkdir(parents=True, exist_ok=True)
         config.run_dir = str(run_dir)
         config.save(run_dir / CONFIG)
-    _say(f"device: {describe_device()}")
+    _say(f"device: {describe_device()}" + ("" if config.precision == "float32" else f", precision {config.precision}"))
     if demo:
         _say(f"no --data: demo data set {str(store_path)!r}, model preset {config.model!r}, "
              f"{config.steps_per_epoch} steps/epoch, patience {config.patience}, max {config.max_steps} steps")
