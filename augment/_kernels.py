@@ -180,8 +180,18 @@ def warp_kernel(img, prb, lab, grid, h, w, fill, background, label_fill, out_img
                     for k in range(ncl):
                         obl[q * ucl + np.uint64(k)] = sbl[a + np.uint64(k)]
                 continue
-            if not (np.isfinite(r) and np.isfinite(c)):
-                bad += 1
+            if not (r > -1 and r < h and c > -1 and c < w):
+                # every tap outside, for labels too (also NaN/inf, which are counted)
+                if not (np.isfinite(r) and np.isfinite(c)):
+                    bad += 1
+                for k in range(nci):
+                    obi[q * uci + np.uint64(k)] = fill32
+                for k in range(ncp):
+                    obp[q * ucp + np.uint64(k)] = zero
+                if ncp > 0:
+                    obp[q * ucp + np.uint64(background)] = one
+                for k in range(ncl):
+                    obl[q * ucl + np.uint64(k)] = label_fill
                 continue
             bilinear_border(sbi, sbp, sbl, obi, obp, obl, q, r, c, h, w, nci, ncp, ncl, fill32, background, label_fill)
     return bad
@@ -189,7 +199,8 @@ def warp_kernel(img, prb, lab, grid, h, w, fill, background, label_fill, out_img
 
 @njit(inline="always", nogil=True, error_model="numpy", fastmath={"contract"})
 def bilinear_border(sbi, sbp, sbl, obi, obp, obl, q, r, c, h, w, nci, ncp, ncl, fill32, background, label_fill):
-    """``warp_kernel`` for one pixel in the border band or outside: per-tap checks."""
+    """``warp_kernel`` for one pixel in the border band (-1 < r < H, -1 < c < W, some tap
+    outside): per-tap checks."""
     zero = np.float32(0.0)
     one = np.float32(1.0)
     qi = int(q)
@@ -204,15 +215,6 @@ def bilinear_border(sbi, sbp, sbl, obi, obp, obl, q, r, c, h, w, nci, ncp, ncl, 
         else:
             for k in range(ncl):
                 obl[qi * ncl + k] = label_fill
-    if not (r > -1 and r < h and c > -1 and c < w):
-        # every tap outside
-        for k in range(nci):
-            obi[qi * nci + k] = fill32
-        for k in range(ncp):
-            obp[qi * ncp + k] = zero
-        if ncp > 0:
-            obp[qi * ncp + background] = one
-        return
     rf = np.floor(r)
     cf = np.floor(c)
     r0 = int(rf)
