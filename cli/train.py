@@ -43,7 +43,7 @@ from cli.options import backend_option, progress_option
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
 @click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]), default="float32",
               show_default=True, help="Mixed precision: 16-bit compute, float32 variables, logits and loss "
-              "(mixed_float16 adds loss scaling). Pays off on GPUs; on CPU it is slower.")
+              "(mixed_float16 adds loss scaling). Meant for GPUs with 16-bit units.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="Threads preparing batches.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
