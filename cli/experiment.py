@@ -45,8 +45,8 @@ def _ints(ctx, param, value):
 @click.option("--patience", type=click.IntRange(min=0), default=None, help="Early-stopping patience. [default: training's]")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Step budget per run. [default: training's]")
 @click.option("--lambda", "lambda_", type=float, default=None, help="EquiReg weight λ. [default: training's]")
-@click.option("--teacher-mode", type=click.Choice(["inference", "train"]), default="inference", show_default=True,
-              help="EquiReg teacher's BatchNorm statistics: moving (inference) or batch (train).")
+@click.option("--teacher-mode", type=click.Choice(["train", "inference"]), default=None,
+              help="EquiReg teacher's BatchNorm statistics: batch (train) or moving (inference). [default: training's (train)]")
 @click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True,
               help="Held-out patients every run is evaluated on.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base training seed (each repeat adds 1000).")
@@ -77,7 +77,7 @@ def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, e
             data=str(data) if data else None, methods=("baseline", "equireg") if methods == "both" else (methods,),
             fractions=fractions, label_seeds=label_seeds, repeats=repeats, equireg_full=equireg_full, model=model,
             steps_per_epoch=steps_per_epoch, patience=patience, max_steps=max_steps, lambda_=lambda_, split=split, seed=seed,
-            train_overrides={} if teacher_mode == "inference" else {"teacher_mode": teacher_mode},
+            train_overrides={} if teacher_mode is None else {"teacher_mode": teacher_mode},
         )
         click.echo(f"experiment {experiment_dir}: {len(plan_grid(settings))} runs", err=True)
         run_experiment(experiment_dir, settings, batch_size=batch_size, progress=progress,

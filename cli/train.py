@@ -26,14 +26,15 @@ from cli.options import backend_option, progress_option
               help="Linear ramp-up of lambda over this many steps (0 = none).")
 @click.option("--mask", type=click.Choice(["thesis", "valid", "none"]), default="thesis", show_default=True,
               help="KL mask: strong input non-zero (thesis), source inside the image (valid), or every pixel.")
-@click.option("--teacher-mode", type=click.Choice(["inference", "train"]), default="inference", show_default=True,
-              help="Teacher forward with BatchNorm moving statistics (inference) or batch statistics (train).")
+@click.option("--teacher-mode", type=click.Choice(["train", "inference"]), default="train", show_default=True,
+              help="Teacher forward with the unlabeled batch's BatchNorm statistics (train) or the moving "
+              "statistics (inference; they lag early in training and pulled EquiReg to background).")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
               help="Steps between validations/checkpoints. Default: 500 (demo: 50).")
 @click.option("--patience", type=click.IntRange(min=0), default=None,
-              help="Validations without improvement before early stopping (0 = never). Default: 10 (demo: 3).")
+              help="Validations without improvement before early stopping (0 = never). Default: 10 (demo: 4).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
-              help="Total step budget. Default: 50000 (demo: 300).")
+              help="Total step budget. Default: 50000 (demo: 600).")
 @click.option("--labeled-batch", type=click.IntRange(min=1), default=None,
               help="Labeled slices per batch. Default: 2 (equireg), 4 (baseline).")
 @click.option("--unlabeled-batch", type=click.IntRange(min=0), default=None,
@@ -41,6 +42,9 @@ from cli.options import backend_option, progress_option
 @click.option("--val-slices", type=click.IntRange(min=1), default=None,
               help="Validate on a fixed random subset of this many slices. Default: all (demo: 64).")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--jit-compile", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="XLA-compile the train and validation steps (auto: on for tensorflow and jax, off for torch; "
+              "$KEQUIREG_JIT_COMPILE overrides auto).")
 @click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]), default="float32",
               show_default=True, help="Mixed precision: 16-bit compute, float32 variables, logits and loss "
               "(mixed_float16 adds loss scaling). Meant for GPUs with 16-bit units.")

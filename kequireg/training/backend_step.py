@@ -109,8 +109,10 @@ def _jax_train_step(model, state, data):
     import jax
 
     trainable, non_trainable, optimizer_vars, metrics_vars = state
-    with _jax_scope(model, trainable, non_trainable, optimizer_vars):
+    with _jax_scope(model, trainable, non_trainable, optimizer_vars) as scope:
         teacher = model.teacher_targets(data)  # not inside value_and_grad: no backward
+    # a training-mode teacher updates BatchNorm moving statistics, as it does eagerly on tensorflow/torch
+    non_trainable = _collect(scope, model.non_trainable_variables, non_trainable)
     if teacher is not None:
         teacher = jax.lax.stop_gradient(teacher)
 

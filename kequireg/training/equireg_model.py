@@ -8,8 +8,8 @@ A training batch is a dict of arrays::
     strong     (B_u, H, W, C) float   ``unlabeled`` warped by one strong transform (student input)
     grid       (B_u, H, W, 2) float   that strong transform's grid
 
-The step runs the teacher (the same network, inference mode: no dropout, BatchNorm moving
-statistics) on ``unlabeled`` with no gradient tape, warps its probabilities on the device with
+The step runs the teacher (the same network, by default in training mode: BatchNorm statistics
+of the unlabeled batch) on ``unlabeled`` with no gradient tape, warps its probabilities on the device with
 ``grid``, then runs the student once on ``concat(labeled, strong)`` with gradients and minimises
 
     loss = CE(labels, student(labeled)) + λ · masked-mean KL(warp(teacher) ‖ student(strong)).
@@ -50,10 +50,12 @@ class EquiRegModel(keras.Model):
             the KL (UDA); 0 = off. Defaults to 0.0.
         background: int. Class read by out-of-image taps when warping teacher probabilities.
             Defaults to 0.
-        teacher_mode: str. ``"inference"`` runs the teacher with ``training=False`` (BatchNorm
-            moving statistics, no dropout); ``"train"`` with ``training=True`` (BatchNorm batch
-            statistics of the unlabeled batch, dropout on). Either way no gradient flows through
-            it. Defaults to ``"inference"``.
+        teacher_mode: str. ``"train"`` runs the teacher with ``training=True`` (BatchNorm batch
+            statistics of the unlabeled batch, which also update the moving statistics, as the
+            student pass does; dropout on); ``"inference"`` with ``training=False`` (BatchNorm
+            moving statistics, no dropout). Either way no gradient flows through it. Defaults to
+            ``"train"``: the moving statistics lag the weights early in training, and on the demo
+            data the inference-mode teacher pulled the student to background (docs/training.md).
 
     Example:
         >>> model = EquiRegModel(network)
@@ -71,7 +73,7 @@ class EquiRegModel(keras.Model):
         temperature: float = 1.0,
         confidence: float = 0.0,
         background: int = 0,
-        teacher_mode: str = "inference",
+        teacher_mode: str = "train",
         **kwargs,
     ):
         super().__init__(**kwargs)

@@ -239,7 +239,7 @@ def build_training_model(config: TrainConfig, image_shape):
     optimizer = keras.optimizers.Adam(config.learning_rate)
     if config.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer)
+    model.compile(optimizer=optimizer, jit_compile=config.use_jit(keras.backend.backend()))
     model.optimizer.build(model.trainable_variables)
     return model
 

@@ -248,3 +248,50 @@ def test_teacher_mode_picks_batchnorm_statistics(mode):
     assert EquiRegModel.from_config(model.get_config()).teacher_mode == mode
     with pytest.raises(ValueError, match="teacher_mode"):
         EquiRegModel(network, teacher_mode="student")
+
+
+@pytest.mark.parametrize("mode", ["inference", "train"])
+def test_train_step_updates_batchnorm_statistics_alike_on_every_backend(mode):
+    # a training-mode teacher updates the moving statistics with the unlabeled batch, then the
+    # student with labeled + strong; an inference-mode teacher leaves them to the student alone
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 4))
+    x = keras.layers.BatchNormalization(momentum=0.5, name="bn")(inputs)
+    network = keras.Model(inputs, keras.layers.Conv2D(4, 1, dtype="float32")(x))
+    batch = equireg_batch()
+    model = _model(network, lr=0.0, teacher_mode=mode)
+    model.train_on_batch(batch)
+    student_mean = np.concatenate([batch["labeled"], batch["strong"]]).mean(axis=(0, 1, 2))
+    if mode == "train":
+        expected = 0.5 * (0.5 * batch["unlabeled"].mean(axis=(0, 1, 2))) + 0.5 * student_mean
+    else:
+        expected = 0.5 * student_mean
+    np.testing.assert_allclose(_np(network.get_layer("bn").moving_mean), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_jit_compiled_train_step_matches_the_plain_one():
+    # XLA (TrainConfig.jit_compile "auto" on tensorflow and jax) gives the same step up to rounding
+    import keras
+
+    if keras.backend.backend() == "torch":
+        pytest.skip("torch steps are not XLA-compiled")
+    batch = equireg_batch()
+    logs = {}
+    for jit in (False, True):
+        model = _compiled_model(conv_net(seed=2), jit)
+        for _ in range(2):
+            logs[jit] = model.train_on_batch(batch, return_dict=True)
+    for key in ("loss", "sup_loss", "er_loss"):
+        assert logs[True][key] == pytest.approx(logs[False][key], rel=1e-4)
+
+
+def _compiled_model(network, jit_compile):
+    import keras
+
+    from kequireg.training import EquiRegModel
+
+    model = EquiRegModel(network)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit_compile)
+    return model
