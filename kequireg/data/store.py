@@ -276,6 +276,7 @@ class SliceStore:
         self._images = self._file["images"]
         self._labels = self._file["labels"]
         self.image_shape: tuple[int, int, int] = tuple(int(v) for v in self._images.shape[1:])
+        self.image_dtype: np.dtype = np.dtype(self._images.dtype)
         self.n_slices: int = int(self._images.shape[0])
         self.slice_case = self._file["slice_case"][:]
         self.slice_z = self._file["slice_z"][:]
@@ -358,6 +359,13 @@ class SliceStore:
     def read_labels(self, indices) -> np.ndarray:
         """Labels of the given slice rows as uint8 (n, H, W)."""
         return self._read_rows(self._labels, indices)
+
+    def read_slab(self, start: int, stop: int, labels: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows ``start:stop`` in one contiguous read each: images at the store's dtype
+        (``image_dtype``, no float32 copy) and uint8 labels (None when ``labels`` is False)."""
+        if not 0 <= start <= stop <= self.n_slices:
+            raise ValueError(f"slab rows must satisfy 0 <= start <= stop <= {self.n_slices}. Received: start={start}, stop={stop}")
+        return self._images[start:stop], (self._labels[start:stop] if labels else None)
 
     # -- lifecycle -----------------------------------------------------------
     def close(self) -> None:

@@ -72,7 +72,7 @@ class _SliceSource:
         self.rows = np.asarray(rows, np.int64)
         self._lock = threading.Lock()
         h, w, c = self.store.image_shape
-        dtype = np.dtype(self.store._images.dtype)
+        dtype = self.store.image_dtype
         self.images = self.labels = None
         self.nbytes = self.rows.size * h * w * (c * dtype.itemsize + (1 if with_labels else 0))
         if self.rows.size and self.nbytes <= cache_bytes and np.all(np.diff(self.rows) > 0):
@@ -80,9 +80,10 @@ class _SliceSource:
             self.labels = np.empty((self.rows.size, h, w), np.uint8) if with_labels else None
             done = 0
             for start, stop in _contiguous_runs(self.rows):  # whole-case slabs: one HDF5 read each
-                self.images[done:done + stop - start] = self.store._images[start:stop]
+                images, labels = self.store.read_slab(start, stop, labels=with_labels)
+                self.images[done:done + stop - start] = images
                 if with_labels:
-                    self.labels[done:done + stop - start] = self.store._labels[start:stop]
+                    self.labels[done:done + stop - start] = labels
                 done += stop - start
         else:
             self.nbytes = 0

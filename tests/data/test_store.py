@@ -131,3 +131,15 @@ def test_restore_plane_puts_slices_back(tmp_path):
     np.testing.assert_array_equal(volume[1:9, :, 2], case.labels[0][:, 1:7])
     with pytest.raises(ValueError, match="slices must have shape"):
         restore_plane(labels[:2], rec)
+
+
+def test_read_slab_keeps_the_store_dtype_and_checks_its_range(tmp_path):
+    path = write_store(tmp_path / "s.h5", [make_case("A", s=4)], params={})
+    with SliceStore(path) as store:
+        images, labels = store.read_slab(1, 3)
+        assert images.dtype == store.image_dtype == np.float16
+        np.testing.assert_array_equal(images.astype(np.float32), store.read_images([1, 2]))
+        np.testing.assert_array_equal(labels, store.read_labels([1, 2]))
+        assert store.read_slab(0, 2, labels=False)[1] is None
+        with pytest.raises(ValueError, match="start=3, stop=9"):
+            store.read_slab(3, 9)
