@@ -122,8 +122,11 @@ def load_network(path: str | os.PathLike):
     if path.is_file() and path.suffix == ".keras":
         import keras
 
+        from kequireg.models import torch_fast
+
         model = keras.saving.load_model(path, compile=False)
         inner = _bare_network(model)
+        torch_fast.accelerate(inner)
         return inner, {}
     raise FileNotFoundError(f"no run folder or .keras model at {str(path)!r}; pass a run folder or a .keras file.")
 

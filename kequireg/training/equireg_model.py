@@ -25,6 +25,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kequireg.models import torch_fast
 from kequireg.training import backend_step, losses
 from kequireg.training.metrics import SliceDice
 
@@ -56,6 +57,9 @@ class EquiRegModel(keras.Model):
             moving statistics, no dropout). Either way no gradient flows through it. Defaults to
             ``"train"``: the moving statistics lag the weights early in training, and on the demo
             data the inference-mode teacher pulled the student to background (docs/training.md).
+
+    On the torch backend the network's standard Conv2D / BatchNormalization / Dropout layers get
+    fused torch paths (`kequireg.models.torch_fast.accelerate`; same math, plain Keras configs).
 
     Example:
         >>> model = EquiRegModel(network)
@@ -90,6 +94,7 @@ class EquiRegModel(keras.Model):
         if int(rampup_steps) < 0:
             raise ValueError(f"rampup_steps must be >= 0. Received: rampup_steps={rampup_steps!r}")
         # Layers and state.
+        torch_fast.accelerate(network)
         self.network = network
         self.er_lambda = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(float(lambda_)), trainable=False,

@@ -76,8 +76,16 @@ def test_mixed_precision_model_and_checkpoint_reload(precision, tmp_path):
         model.train_on_batch(batch)
     # the bare network reloads in safe mode with its policy and gives the same logits
     model.network.save(tmp_path / "net.keras")
+    from kequireg.models import torch_fast
+
     net = keras.saving.load_model(tmp_path / "net.keras", safe_mode=True)
     assert net.get_layer("stem_conv").compute_dtype == precision.removeprefix("mixed_")
+    # plain Keras layers round 16-bit sums differently from the fused torch paths (bias added
+    # after the conv's rounding), so a plain reload matches to 16-bit precision ...
+    plain = _np(net(batch["labeled"]))
+    np.testing.assert_allclose(plain, _np(model.network(batch["labeled"])), rtol=2e-2, atol=2e-2)
+    # ... and, on the same code path (kequireg's loaders accelerate too), exactly
+    torch_fast.accelerate(net)
     np.testing.assert_array_equal(_np(net(batch["labeled"])), _np(model.network(batch["labeled"])))
     # a checkpoint (loss scale of the LossScaleOptimizer included) restores into a fresh model exactly
     save_checkpoint(tmp_path / "ckpt.npz", model, {"epoch": 0})
