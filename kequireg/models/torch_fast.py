@@ -58,7 +58,7 @@ def accelerate(model: keras.Model) -> int:
     Returns:
         int. Number of layers given a fused path now (0 on tensorflow and jax, and when off).
     """
-    if keras.backend.backend() != "torch" or os.environ.get("KEQUIREG_TORCH_FAST", "1").strip() == "0":
+    if keras.backend.backend() != "torch" or _turned_off():
         return 0
     count = 0
     for layer in model._flatten_layers(include_self=True, recursive=True):
@@ -83,9 +83,10 @@ def tune_cpu_allocator() -> bool:
 
     Raises glibc's mmap threshold to its ceiling (32 MB) and stops heap trimming, so the
     activations freed by one forward pass are reused by the next without page faults. The
-    process keeps its peak heap. Returns True when glibc accepted both settings.
+    process keeps its peak heap. Returns True when glibc accepted both settings (False off
+    Linux, or with ``KEQUIREG_TORCH_FAST=0``).
     """
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or _turned_off():
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -94,6 +95,10 @@ def tune_cpu_allocator() -> bool:
         return False
     ok = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) == 1
     return mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1 and ok
+
+
+def _turned_off() -> bool:
+    return os.environ.get("KEQUIREG_TORCH_FAST", "1").strip() == "0"
 
 
 # ---- which layers --------------------------------------------------------------------------
@@ -113,7 +118,9 @@ def _fast_call_for(layer):
 
 
 def _conv_eligible(layer) -> bool:
-    if layer.data_format != "channels_last" or layer.groups != 1 or getattr(layer, "lora_enabled", False):
+    if layer.data_format != "channels_last" or layer.groups != 1:
+        return False
+    if getattr(layer, "quantization_mode", None) is not None:
         return False
     if not layer.built or len(layer.kernel.shape) != 4:
         return False
@@ -152,8 +159,8 @@ def _conv2d_call(self, inputs):
         return type(self).call(self, inputs)
     # (B, H, W, C) contiguous seen as (B, C, H, W) is channels-last memory: oneDNN's own layout.
     x = inputs.permute(0, 3, 1, 2)
-    kernel = self.kernel.value.permute(3, 2, 0, 1)  # (kh, kw, in, out) -> (out, in, kh, kw)
-    bias = self.bias.value if self.use_bias else None
+    kernel = _tensor(self.kernel).permute(3, 2, 0, 1)  # (kh, kw, in, out) -> (out, in, kh, kw)
+    bias = _tensor(self.bias) if self.use_bias else None
     if self.padding == "same":
         padding = tuple(d * (k - 1) // 2 for k, d in zip(self.kernel_size, self.dilation_rate))
     else:
@@ -212,6 +219,11 @@ def _dropout_call(self, inputs, training=False):
     keep = draws >= (round(self.rate * _BITS) - _BITS // 2)
     scale = keep.to(inputs.dtype).mul_(1.0 / (1.0 - self.rate))
     return inputs * scale
+
+
+def _tensor(value):
+    """A variable's current value (autocast and stateless scopes applied), or a tensor as is."""
+    return value.value if isinstance(value, keras.Variable) else value
 
 
 def _torch_dtype(name: str):

@@ -228,12 +228,14 @@ def test_accelerated_tiramisu_predicts_as_plain_and_saves_as_plain_keras(tmp_pat
     np.testing.assert_allclose(_np(reloaded(x, training=False)), _np(plain(x, training=False)), rtol=1e-4, atol=1e-4)
 
 
-def test_tune_cpu_allocator_is_accepted_by_glibc():
+def test_tune_cpu_allocator_is_accepted_by_glibc(monkeypatch):
     import sys
 
     from kequireg.models.torch_fast import tune_cpu_allocator
 
     assert tune_cpu_allocator() is sys.platform.startswith("linux")
+    monkeypatch.setenv("KEQUIREG_TORCH_FAST", "0")
+    assert tune_cpu_allocator() is False
 
 
 def test_accelerate_can_be_turned_off(monkeypatch):
@@ -246,3 +248,15 @@ def test_accelerate_can_be_turned_off(monkeypatch):
     assert accelerate(model) == 0
     monkeypatch.delenv("KEQUIREG_TORCH_FAST")
     assert accelerate(model) == (1 if _backend() == "torch" else 0)
+
+
+def test_conv2d_fast_path_follows_lora_enabled_after_accelerate():
+    import keras
+
+    x = np.random.default_rng(10).normal(size=(2, 6, 6, 5)).astype("float32")
+    plain, fast = _pair(lambda: keras.layers.Conv2D(3, 3, padding="same"), x.shape)
+    for layer in (plain, fast):
+        layer.enable_lora(2)
+        layer.lora_kernel_b.assign(np.full(layer.lora_kernel_b.shape, 0.1, "float32"))
+    fast.lora_kernel_a.assign(plain.lora_kernel_a)
+    np.testing.assert_allclose(_np(fast(x)), _np(plain(x)), rtol=1e-5, atol=1e-5)
