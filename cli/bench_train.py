@@ -57,10 +57,6 @@ def _model(preset, shape, seed):
     from kequireg.models import build_model
     from kequireg.training import EquiRegModel
 
-    from kequireg.models import torch_fast
-
-    if keras.backend.backend() == "torch":
-        torch_fast.tune_cpu_allocator()  # as `kequireg train` does
     keras.utils.set_random_seed(seed)
     model = EquiRegModel(build_model(preset, input_shape=shape, num_classes=4))
     model.compile(optimizer=keras.optimizers.Adam(1e-3))

@@ -32,6 +32,7 @@ import types
 import keras
 
 _MARK = "_kequireg_torch_fast"
+_allocator_tuned = False
 _BITS = 65536  # dropout keeps an element when its 16 random bits reach rate·2^16 (rate resolution 1/65536)
 
 # glibc mallopt parameters (malloc.h)
@@ -44,16 +45,16 @@ def accelerate(model: keras.Model) -> int:
     """Route ``model``'s eligible standard layers through fused torch ops (torch backend only).
 
     Eligible: exact ``keras.layers.Conv2D`` (channels_last, one group, "valid" padding or "same"
-    with stride 1 and odd kernels), ``keras.layers.BatchNormalization`` (last axis, no renorm, not
-    synchronized), ``keras.layers.Dropout`` (no seed, no noise shape) and
+    with stride 1 and odd kernels), ``keras.layers.BatchNormalization`` (no renorm, not synchronized), ``keras.layers.Dropout`` (no seed, no noise shape) and
     ``keras.layers.MaxPooling2D`` (channels_last, "valid" padding). Subclasses and other
     layers are left alone. Idempotent; nested models are walked.
 
     Args:
         model: keras.Model (or layer) whose sublayers to accelerate.
 
-    Set the environment variable ``KEQUIREG_TORCH_FAST=0`` to keep Keras's own torch paths
-    (for comparison, or to rule the fused paths out when chasing a problem).
+    The first call that installs a fused path also runs `tune_cpu_allocator` (process-wide).
+    Set the environment variable ``KEQUIREG_TORCH_FAST=0`` to keep Keras's own torch paths and
+    allocator (for comparison, or to rule them out when chasing a problem).
 
     Returns:
         int. Number of layers given a fused path now (0 on tensorflow and jax, and when off).
@@ -70,6 +71,10 @@ def accelerate(model: keras.Model) -> int:
         object.__setattr__(layer, "call", types.MethodType(fast, layer))
         object.__setattr__(layer, _MARK, True)
         count += 1
+    global _allocator_tuned
+    if count and not _allocator_tuned:
+        _allocator_tuned = True
+        tune_cpu_allocator()  # a third of a no-grad CPU forward pass was page faults on fresh buffers
     return count
 
 
@@ -122,7 +127,7 @@ def _conv_eligible(layer) -> bool:
         return False
     if getattr(layer, "quantization_mode", None) is not None:
         return False
-    if not layer.built or len(layer.kernel.shape) != 4:
+    if not layer.built:
         return False
     if layer.padding == "valid":
         return True
@@ -134,12 +139,7 @@ def _conv_eligible(layer) -> bool:
 
 
 def _bn_eligible(layer) -> bool:
-    return (
-        layer.built
-        and isinstance(layer.axis, int)
-        and not layer.renorm
-        and not getattr(layer, "synchronized", False)
-    )
+    return layer.built and not layer.renorm and not getattr(layer, "synchronized", False)
 
 
 def _symbolic(inputs) -> bool:
@@ -195,7 +195,7 @@ def _batch_norm_call(self, inputs, training=None, mask=None):
             x, self.moving_mean.value.to(x.dtype), self.moving_variance.value.to(x.dtype), gamma, beta,
             training=False, eps=self.epsilon,
         )
-    return out.movedim(1, axis).to(_torch_dtype(self.compute_dtype))
+    return keras.ops.cast(out.movedim(1, axis), self.compute_dtype)
 
 
 def _max_pool2d_call(self, inputs):
@@ -224,12 +224,6 @@ def _dropout_call(self, inputs, training=False):
 def _tensor(value):
     """A variable's current value (autocast and stateless scopes applied), or a tensor as is."""
     return value.value if isinstance(value, keras.Variable) else value
-
-
-def _torch_dtype(name: str):
-    import torch
-
-    return getattr(torch, keras.backend.standardize_dtype(name))
 
 
 __all__ = ["accelerate", "is_accelerated", "tune_cpu_allocator"]

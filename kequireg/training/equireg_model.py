@@ -58,8 +58,9 @@ class EquiRegModel(keras.Model):
             ``"train"``: the moving statistics lag the weights early in training, and on the demo
             data the inference-mode teacher pulled the student to background (docs/training.md).
 
-    On the torch backend the network's standard Conv2D / BatchNormalization / Dropout layers get
-    fused torch paths (`kequireg.models.torch_fast.accelerate`; same math, plain Keras configs).
+    On the torch backend the network's standard Conv2D / BatchNormalization / Dropout /
+    MaxPooling2D layers get fused torch paths (`kequireg.models.torch_fast.accelerate`; same
+    math, plain Keras configs).
 
     Example:
         >>> model = EquiRegModel(network)

@@ -283,8 +283,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
         run_dir.mkdir(parents=True, exist_ok=True)
         config.run_dir = str(run_dir)
         config.save(run_dir / CONFIG)
-    if keras.backend.backend() == "torch":
-        torch_fast.tune_cpu_allocator()  # a third of a CPU forward pass was page faults on fresh buffers
     _say(f"device: {describe_device()}" + ("" if config.precision == "float32" else f", precision {config.precision}"))
     if demo:
         _say(f"no --data: demo data set {str(store_path)!r}, model preset {config.model!r}, "
