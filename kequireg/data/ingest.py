@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-MODALITIES = ("flair", "t1", "t1ce", "t2")
-BRATS_LABELS = (0, 1, 2, 4)
+from kequireg.vocabulary import BRATS_LABELS, MODALITIES
+
 _EXTENSIONS = (".nii.gz", ".nii")
 
 

@@ -29,7 +29,8 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
-MODALITIES = ("flair", "t1", "t1ce", "t2")
+from kequireg.vocabulary import MODALITIES
+
 _TISSUES = ("csf", "gm", "wm", "necrosis", "edema", "enhancing")
 
 # tissue -> mean intensity per modality (relative units).

@@ -17,6 +17,10 @@ import numpy as np
 
 from kequireg.evaluation.metrics import dice
 from kequireg.evaluation.regions import region_masks
+from kequireg.vocabulary import REGIONS
+
+# The per-patient columns of ``equivariance_dice``: the mean over regions, then one per region.
+EQUIVARIANCE_COLUMNS: tuple[str, ...] = ("equivariance_dice", *(f"equivariance_{r.lower()}" for r in REGIONS))
 
 
 def transform_seeds(case_id: str, n_slices: int, seed: int = 0) -> np.ndarray:
@@ -45,7 +49,8 @@ def equivariance_dice(
         policy: an ``augment.Policy``. Defaults to ``augment.strong()``.
 
     Returns:
-        dict: ``equivariance_dice`` (mean over regions), ``equivariance_wt``, ``_tc``, ``_et``.
+        dict with the keys of ``EQUIVARIANCE_COLUMNS``: ``equivariance_dice`` (mean over regions),
+        ``equivariance_wt``, ``_tc``, ``_et``.
     """
     import augment
 
@@ -61,12 +66,12 @@ def equivariance_dice(
     seg_then_warp = warped_probs.argmax(-1)
     warp_then_seg = np.asarray(predict_probs(np.asarray(augment.warp_image(images, grids), np.float32))).argmax(-1)
     valid = np.asarray(augment.valid_mask(grids), dtype=bool)
-    a = region_masks(seg_then_warp.astype(np.uint8))[valid]
-    b = region_masks(warp_then_seg.astype(np.uint8))[valid]
-    per_region = np.atleast_1d(dice(a, b, axis=0))
-    return {
-        "equivariance_dice": float(per_region.mean()),
-        "equivariance_wt": float(per_region[0]),
-        "equivariance_tc": float(per_region[1]),
-        "equivariance_et": float(per_region[2]),
-    }
+    target = region_masks(seg_then_warp.astype(np.uint8))[valid]
+    predicted = region_masks(warp_then_seg.astype(np.uint8))[valid]
+    per_region = np.atleast_1d(dice(target, predicted, axis=0))
+    return dict(zip(EQUIVARIANCE_COLUMNS, (float(per_region.mean()), *(float(d) for d in per_region))))
+
+
+def no_equivariance() -> dict[str, float]:
+    """The equivariance columns of a patient whose equivariance Dice was not computed (NaN)."""
+    return {column: float("nan") for column in EQUIVARIANCE_COLUMNS}

@@ -88,7 +88,7 @@ def evaluate_model_on_store(
             probs = predict_probabilities(model, images, batch_size)
             predicted = probs.argmax(-1).astype(np.uint8)
             row = {"case_id": case_id}
-            row.update(case_metrics(restore_plane(predicted, record), restore_plane(labels, record),
+            row.update(case_metrics(restore_plane(labels, record), restore_plane(predicted, record),
                                     spacing=record.spacing, with_hd95=with_hd95))
             if equivariance:
                 row.update(equivariance_dice(lambda x: predict_probabilities(model, x, batch_size), images, probs,
@@ -167,7 +167,7 @@ def evaluate_folders(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *, 
                 f"{str(gt_index[case_id])!r} has shape {gt.shape}; predictions must be in the source geometry."
             )
         try:
-            metrics = case_metrics(pred, gt, spacing=gt_image.header.get_zooms()[:3], scheme="brats", with_hd95=with_hd95)
+            metrics = case_metrics(gt, pred, spacing=gt_image.header.get_zooms()[:3], scheme="brats", with_hd95=with_hd95)
         except ValueError as err:
             raise ValueError(f"case {case_id!r} ({pred_index[case_id]} vs {gt_index[case_id]}): {err}") from err
         rows.append({"case_id": case_id, **metrics})
@@ -181,7 +181,7 @@ def summarize(rows: Sequence[dict], seed: int = 0, n_boot: int = 10_000) -> dict
         dict: ``{"n_cases": n, "metrics": {column: {"mean", "std", "median", "ci_low", "ci_high"}}}``;
         NaN-only columns are left out.
     """
-    from kequireg.experiments.stats import bootstrap_mean
+    from kequireg.evaluation.stats import bootstrap_mean
 
     columns = [c for c in (*METRIC_COLUMNS, *EQUIVARIANCE_COLUMNS) if rows and c in rows[0]]
     metrics = {}

@@ -37,15 +37,17 @@ def _check_spacing(spacing, ndim: int) -> np.ndarray:
     return spacing
 
 
-def hd95(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] | None = None, percentile: float = 95.0) -> float:
+def hd95(target: np.ndarray, predicted: np.ndarray, spacing: Sequence[float] | None = None, percentile: float = 95.0) -> float:
     """HD95 between two binary masks, in the units of ``spacing``.
 
-    Only the bounding box of both masks (plus one voxel) is processed; the distances are exactly
-    those of the full volume because every surface voxel lies inside that box.
+    Symmetric in its two masks; the order ``(target, predicted)`` is that of
+    ``kequireg.evaluation.metrics``. Only the bounding box of both masks (plus one voxel) is
+    processed; the distances are exactly those of the full volume because every surface voxel
+    lies inside that box.
 
     Args:
-        pred: bool array (any ndim). Predicted mask.
-        gt: bool array, same shape. Reference mask.
+        target: bool array (any ndim). Reference mask.
+        predicted: bool array, same shape. Predicted mask.
         spacing: sequence of ``ndim`` floats. Voxel size per axis (mm). Defaults to 1 per axis.
         percentile: float. Percentile of the directed distances. Defaults to 95.
 
@@ -61,24 +63,27 @@ def hd95(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] | None = Non
         >>> hd95(a, b, spacing=(1.0, 2.0))
         6.0
     """
-    pred = np.asarray(pred, dtype=bool)
-    gt = np.asarray(gt, dtype=bool)
-    if pred.shape != gt.shape:
-        raise ValueError(f"pred and gt must have the same shape. Received: pred.shape={pred.shape}, gt.shape={gt.shape}")
-    spacing = _check_spacing(spacing, pred.ndim)
-    has_pred, has_gt = bool(pred.any()), bool(gt.any())
-    if not has_pred and not has_gt:
+    target = np.asarray(target, dtype=bool)
+    predicted = np.asarray(predicted, dtype=bool)
+    if predicted.shape != target.shape:
+        raise ValueError(
+            "target and predicted must have the same shape. "
+            f"Received: target.shape={target.shape}, predicted.shape={predicted.shape}"
+        )
+    spacing = _check_spacing(spacing, target.ndim)
+    has_target, has_predicted = bool(target.any()), bool(predicted.any())
+    if not has_target and not has_predicted:
         return 0.0
-    if has_pred != has_gt:
+    if has_target != has_predicted:
         return EMPTY_ONE_HD95
-    union = pred | gt
+    union = target | predicted
     box = []
     for axis in range(union.ndim):
         other = tuple(a for a in range(union.ndim) if a != axis)
         nonzero = np.flatnonzero(union.any(axis=other))
         box.append(slice(max(nonzero[0] - 1, 0), min(nonzero[-1] + 2, union.shape[axis])))
     box = tuple(box)
-    surface_pred, surface_gt = _surface(pred[box]), _surface(gt[box])
-    d_pred_to_gt = _directed_distances(surface_pred, surface_gt, spacing)
-    d_gt_to_pred = _directed_distances(surface_gt, surface_pred, spacing)
-    return float(max(np.percentile(d_pred_to_gt, percentile), np.percentile(d_gt_to_pred, percentile)))
+    surface_target, surface_predicted = _surface(target[box]), _surface(predicted[box])
+    d_predicted_to_target = _directed_distances(surface_predicted, surface_target, spacing)
+    d_target_to_predicted = _directed_distances(surface_target, surface_predicted, spacing)
+    return float(max(np.percentile(d_predicted_to_target, percentile), np.percentile(d_target_to_predicted, percentile)))

@@ -1,5 +1,9 @@
 """Per-patient segmentation metrics (pure NumPy): Dice, sensitivity, specificity, HD95 per region.
 
+Argument order: every function takes the reference first and the prediction second,
+``(target, predicted)``, as scikit-learn's ``(y_true, y_pred)`` and Keras's
+``update_state(y_true, y_pred)`` do (``kequireg.training.metrics.slice_dice`` too).
+
 Empty-region rules (DESIGN.md): Dice = 2TP / (2TP + FP + FN) and 1 when TP = FP = FN = 0.
 Sensitivity TP / (TP + FN) and specificity TN / (TN + FP) follow the same rule: 1 when the
 denominator is 0 (nothing to find, nothing missed). Collective Dice = mean of WT, TC, ET Dice.
@@ -12,7 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from kequireg.evaluation.hausdorff import hd95
-from kequireg.evaluation.regions import REGIONS, region_masks
+from kequireg.evaluation.regions import region_masks
+from kequireg.vocabulary import REGIONS
 
 METRIC_COLUMNS: tuple[str, ...] = (
     "dice",
@@ -31,47 +36,60 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
-def confusion(pred: np.ndarray, gt: np.ndarray, axis=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """TP, FP, FN, TN counts of two boolean masks, summed over ``axis`` (all axes by default).
+def confusion(target: np.ndarray, predicted: np.ndarray, axis=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """TP, FP, FN, TN counts of a predicted mask against a reference mask, summed over ``axis``.
+
+    Args:
+        target: bool array. Reference mask.
+        predicted: bool array of the same shape. Predicted mask.
+        axis: int or tuple. Axes to sum; ``None`` (default) sums all.
 
     Raises:
         ValueError: on mismatched shapes.
     """
-    pred = np.asarray(pred, dtype=bool)
-    gt = np.asarray(gt, dtype=bool)
-    if pred.shape != gt.shape:
-        raise ValueError(f"pred and gt must have the same shape. Received: pred.shape={pred.shape}, gt.shape={gt.shape}")
-    tp = np.sum(pred & gt, axis=axis, dtype=np.int64)
-    fp = np.sum(pred & ~gt, axis=axis, dtype=np.int64)
-    fn = np.sum(~pred & gt, axis=axis, dtype=np.int64)
-    tn = np.sum(~pred & ~gt, axis=axis, dtype=np.int64)
+    target = np.asarray(target, dtype=bool)
+    predicted = np.asarray(predicted, dtype=bool)
+    if predicted.shape != target.shape:
+        raise ValueError(
+            "target and predicted must have the same shape. "
+            f"Received: target.shape={target.shape}, predicted.shape={predicted.shape}"
+        )
+    tp = np.sum(predicted & target, axis=axis, dtype=np.int64)
+    fp = np.sum(predicted & ~target, axis=axis, dtype=np.int64)
+    fn = np.sum(~predicted & target, axis=axis, dtype=np.int64)
+    tn = np.sum(~predicted & ~target, axis=axis, dtype=np.int64)
     return tp, fp, fn, tn
 
 
-def dice(pred: np.ndarray, gt: np.ndarray, axis=None) -> float | np.ndarray:
+def dice(target: np.ndarray, predicted: np.ndarray, axis=None) -> float | np.ndarray:
     """Dice of two boolean masks, 1 when both are empty.
 
     Args:
-        pred: bool array. Predicted mask.
-        gt: bool array of the same shape. Reference mask.
+        target: bool array. Reference mask.
+        predicted: bool array of the same shape. Predicted mask.
         axis: int or tuple. Axes to reduce; ``None`` (default) reduces all and returns a float.
 
     Returns:
         float, or an array over the axes not reduced.
 
     Example:
-        >>> dice(np.array([1, 1, 0, 0], bool), np.array([1, 0, 1, 0], bool))
+        >>> dice(np.array([1, 0, 1, 0], bool), np.array([1, 1, 0, 0], bool))
         0.5
         >>> dice(np.zeros(3, bool), np.zeros(3, bool))
         1.0
     """
-    tp, fp, fn, _ = confusion(pred, gt, axis)
+    tp, fp, fn, _ = confusion(target, predicted, axis)
     out = _ratio(2 * tp, 2 * tp + fp + fn)
     return float(out) if out.ndim == 0 else out
 
 
-def region_dice(pred_labels: np.ndarray, gt_labels: np.ndarray, scheme: str = "internal") -> np.ndarray:
+def region_dice(target: np.ndarray, predicted: np.ndarray, scheme: str = "internal") -> np.ndarray:
     """Dice of WT, TC, ET between two label maps (any shape; all voxels pooled).
+
+    Args:
+        target: integer array. Reference labels.
+        predicted: integer array of the same shape. Predicted labels.
+        scheme: str. ``"internal"`` or ``"brats"``. Defaults to ``"internal"``.
 
     Returns:
         float64 array of shape (3,) in the order of ``REGIONS``.
@@ -80,38 +98,44 @@ def region_dice(pred_labels: np.ndarray, gt_labels: np.ndarray, scheme: str = "i
         >>> region_dice(np.array([0, 1, 2, 3]), np.array([0, 1, 2, 3])).tolist()
         [1.0, 1.0, 1.0]
     """
-    pred_masks, gt_masks = region_masks(pred_labels, scheme), region_masks(gt_labels, scheme)
-    axes = tuple(range(pred_masks.ndim - 1))
-    return np.atleast_1d(dice(pred_masks, gt_masks, axis=axes))
+    target_masks, predicted_masks = region_masks(target, scheme), region_masks(predicted, scheme)
+    axes = tuple(range(target_masks.ndim - 1))
+    return np.atleast_1d(dice(target_masks, predicted_masks, axis=axes))
 
 
-def slice_dice(pred_labels: np.ndarray, gt_labels: np.ndarray, scheme: str = "internal") -> np.ndarray:
+def slice_dice(target: np.ndarray, predicted: np.ndarray, scheme: str = "internal") -> np.ndarray:
     """Slice-level 2D Dice per region: one value per slice, empty rule per slice.
 
+    The NumPy twin of the Keras ``kequireg.training.metrics.slice_dice`` (same argument order,
+    same empty rule), for all three regions at once.
+
     Args:
-        pred_labels: integer array (S, H, W).
-        gt_labels: integer array (S, H, W).
-        scheme: str. Label scheme, ``"internal"`` or ``"brats"``.
+        target: integer array (S, H, W). Reference labels.
+        predicted: integer array (S, H, W). Predicted labels.
+        scheme: str. Label scheme, ``"internal"`` or ``"brats"``. Defaults to ``"internal"``.
 
     Returns:
         float64 array (S, 3): Dice of WT, TC, ET on each slice.
 
     Raises:
         ValueError: if the arrays are not (S, H, W) of the same shape.
+
+    Example:
+        >>> slice_dice(np.zeros((2, 4, 4), np.uint8), np.zeros((2, 4, 4), np.uint8)).tolist()
+        [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
     """
-    pred_labels, gt_labels = np.asarray(pred_labels), np.asarray(gt_labels)
-    if pred_labels.ndim != 3 or pred_labels.shape != gt_labels.shape:
+    target, predicted = np.asarray(target), np.asarray(predicted)
+    if target.ndim != 3 or predicted.shape != target.shape:
         raise ValueError(
-            "pred_labels and gt_labels must both have shape (S, H, W). "
-            f"Received: pred_labels.shape={pred_labels.shape}, gt_labels.shape={gt_labels.shape}"
+            "target and predicted must both have shape (S, H, W). "
+            f"Received: target.shape={target.shape}, predicted.shape={predicted.shape}"
         )
-    pred_masks, gt_masks = region_masks(pred_labels, scheme), region_masks(gt_labels, scheme)
-    return dice(pred_masks, gt_masks, axis=(1, 2))
+    return dice(region_masks(target, scheme), region_masks(predicted, scheme), axis=(1, 2))
 
 
 def case_metrics(
-    pred_labels: np.ndarray,
-    gt_labels: np.ndarray,
+    target: np.ndarray,
+    predicted: np.ndarray,
     spacing: Sequence[float] | None = None,
     scheme: str = "internal",
     with_hd95: bool = True,
@@ -119,8 +143,8 @@ def case_metrics(
     """All per-patient metrics of one 3D prediction.
 
     Args:
-        pred_labels: integer array (X, Y, Z). Predicted labels.
-        gt_labels: integer array (X, Y, Z). Ground truth labels.
+        target: integer array (X, Y, Z). Ground-truth labels.
+        predicted: integer array (X, Y, Z). Predicted labels.
         spacing: three floats. Voxel size in mm (for HD95). Defaults to 1 mm.
         scheme: str. ``"internal"`` ({0,1,2,3}) or ``"brats"`` ({0,1,2,4}). Defaults to ``"internal"``.
         with_hd95: bool. Compute HD95 (the slow part). Defaults to True; NaN when False.
@@ -137,22 +161,22 @@ def case_metrics(
         >>> case_metrics(gt, gt)["dice"]
         1.0
     """
-    pred_labels, gt_labels = np.asarray(pred_labels), np.asarray(gt_labels)
-    if pred_labels.shape != gt_labels.shape:
+    target, predicted = np.asarray(target), np.asarray(predicted)
+    if predicted.shape != target.shape:
         raise ValueError(
             f"prediction and ground truth must have the same shape. "
-            f"Received: pred.shape={pred_labels.shape}, gt.shape={gt_labels.shape}"
+            f"Received: target.shape={target.shape}, predicted.shape={predicted.shape}"
         )
-    pred_masks, gt_masks = region_masks(pred_labels, scheme), region_masks(gt_labels, scheme)
+    target_masks, predicted_masks = region_masks(target, scheme), region_masks(predicted, scheme)
     out: dict[str, float] = {}
     dices = []
     for r, region in enumerate(REGIONS):
         key = region.lower()
-        tp, fp, fn, tn = confusion(pred_masks[..., r], gt_masks[..., r])
+        tp, fp, fn, tn = confusion(target_masks[..., r], predicted_masks[..., r])
         d = float(_ratio(2 * tp, 2 * tp + fp + fn))
         dices.append(d)
         out[f"dice_{key}"] = d
-        out[f"hd95_{key}"] = hd95(pred_masks[..., r], gt_masks[..., r], spacing) if with_hd95 else float("nan")
+        out[f"hd95_{key}"] = hd95(target_masks[..., r], predicted_masks[..., r], spacing) if with_hd95 else float("nan")
         out[f"sensitivity_{key}"] = float(_ratio(tp, tp + fn))
         out[f"specificity_{key}"] = float(_ratio(tn, tn + fp))
     out["dice"] = float(np.mean(dices))

@@ -1,26 +1,17 @@
-"""BraTS label schemes and the nested tumour regions WT / TC / ET.
+"""Check label maps of either scheme, convert between them, and mask the regions WT / TC / ET.
 
-Two label schemes exist in kequireg: the BraTS files use {0, 1, 2, 4}; the slice store and the
-networks use {0, 1, 2, 3} (BraTS 4 -> 3, so that class indices are contiguous). The evaluated
-regions are nested unions of labels:
-
-    whole tumour     WT = {1, 2, 4}   (internal {1, 2, 3})
-    tumour core      TC = {1, 4}      (internal {1, 3})
-    enhancing tumour ET = {4}         (internal {3})
+The schemes and the regions are defined in :mod:`kequireg.vocabulary`: BraTS files use
+{0, 1, 2, 4}, the slice store and the networks {0, 1, 2, 3}; WT = {1, 2, 4}, TC = {1, 4},
+ET = {4} (internal {1, 2, 3}, {1, 3}, {3}).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-REGIONS: tuple[str, ...] = ("WT", "TC", "ET")
-SCHEMES: tuple[str, ...] = ("internal", "brats")
+from kequireg.vocabulary import BRATS_TO_INTERNAL, INTERNAL_TO_BRATS, LABEL_SCHEMES, REGION_LABELS, REGIONS, SCHEME_LABELS
 
-_REGION_LABELS = {
-    "internal": {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)},
-    "brats": {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)},
-}
-_ALLOWED = {"internal": (0, 1, 2, 3), "brats": (0, 1, 2, 4)}
+SCHEMES = LABEL_SCHEMES
 
 
 def _check_scheme(scheme: str) -> None:
@@ -55,12 +46,12 @@ def check_labels(labels: np.ndarray, scheme: str = "internal", name: str = "labe
         else:
             raise ValueError(f"{name} must hold integer labels. Received: {name}.dtype={labels.dtype}")
     present = np.unique(labels)
-    bad = np.setdiff1d(present, _ALLOWED[scheme])
+    bad = np.setdiff1d(present, SCHEME_LABELS[scheme])
     if bad.size:
         hint = " (BraTS files use 4 for enhancing tumour: pass scheme='brats')" if scheme == "internal" and 4 in bad else ""
         hint = hint or (" (the store uses 3 for enhancing tumour: pass scheme='internal')" if 3 in bad else "")
         raise ValueError(
-            f"{name} holds values outside the {scheme} label set {_ALLOWED[scheme]}. "
+            f"{name} holds values outside the {scheme} label set {SCHEME_LABELS[scheme]}. "
             f"Received: values {bad.tolist()}{hint}"
         )
     return labels
@@ -86,7 +77,7 @@ def region_masks(labels: np.ndarray, scheme: str = "internal") -> np.ndarray:
     labels = check_labels(labels, scheme)
     table = np.zeros((5, 3), dtype=bool)
     for r, region in enumerate(REGIONS):
-        table[list(_REGION_LABELS[scheme][region]), r] = True
+        table[list(REGION_LABELS[scheme][region]), r] = True
     return table[labels.astype(np.intp)]
 
 
@@ -100,10 +91,7 @@ def to_brats(labels: np.ndarray) -> np.ndarray:
         >>> to_brats(np.array([0, 1, 2, 3])).tolist()
         [0, 1, 2, 4]
     """
-    labels = check_labels(labels, "internal")
-    out = labels.astype(np.uint8, copy=True)
-    out[labels == 3] = 4
-    return out
+    return _relabel(check_labels(labels, "internal"), INTERNAL_TO_BRATS)
 
 
 def to_internal(labels: np.ndarray) -> np.ndarray:
@@ -116,7 +104,13 @@ def to_internal(labels: np.ndarray) -> np.ndarray:
         >>> to_internal(np.array([0, 1, 2, 4])).tolist()
         [0, 1, 2, 3]
     """
-    labels = check_labels(labels, "brats")
+    return _relabel(check_labels(labels, "brats"), BRATS_TO_INTERNAL)
+
+
+def _relabel(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    """``labels`` (values checked) with each value replaced by ``mapping[value]``, as uint8."""
     out = labels.astype(np.uint8, copy=True)
-    out[labels == 4] = 3
+    for source, target in mapping.items():
+        if source != target:
+            out[labels == source] = target
     return out

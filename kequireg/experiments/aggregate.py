@@ -3,7 +3,7 @@
 Inputs are the per-patient CSVs of every run. For one (method, fraction) the scores form a
 (runs x patients) matrix (all runs are evaluated on the same held-out patients); its mean is
 reported with a 95% two-level bootstrap interval (runs and patients resampled, see
-``kequireg.experiments.stats``). The bridging coefficient at fraction p < 1 compares EquiReg_p
+``kequireg.evaluation.stats``). The bridging coefficient at fraction p < 1 compares EquiReg_p
 and Baseline_p with Baseline_100%, per region and for the collective Dice.
 
 Outputs in the experiment folder: ``per_patient.csv`` (every run x patient), ``runs.csv``
@@ -20,7 +20,7 @@ import numpy as np
 
 from kequireg.evaluation.evaluate import atomic_write_text, read_csv_rows, rows_to_csv
 from kequireg.experiments.grid import ExperimentSettings, eval_csv, plan_grid
-from kequireg.experiments.stats import bootstrap_bridging, bootstrap_difference, bootstrap_mean
+from kequireg.evaluation.stats import bootstrap_bridging, bootstrap_difference, bootstrap_mean
 
 SUMMARY_METRICS = ("dice_wt", "dice_tc", "dice_et", "dice", "hd95_wt", "hd95_tc", "hd95_et", "equivariance_dice")
 BRIDGING_METRICS = ("dice_wt", "dice_tc", "dice_et", "dice")

@@ -2,7 +2,7 @@
 
 Per slice and region, Dice = 2TP / (2TP + FP + FN), and 1 when TP = FP = FN = 0 (the region
 is absent from both the prediction and the reference). The metric is the mean over slices.
-Internal labels {0, 1, 2, 3}: WT = {1, 2, 3}, TC = {1, 3}, ET = {3}.
+Internal labels {0, 1, 2, 3}: WT = {1, 2, 3}, TC = {1, 3}, ET = {3} (``kequireg.vocabulary``).
 
 Example:
     >>> import numpy as np
@@ -18,7 +18,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-REGION_CLASSES: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}
+from kequireg.vocabulary import REGION_LABELS
+
+# Internal label values of each region.
+REGION_CLASSES: dict[str, tuple[int, ...]] = REGION_LABELS["internal"]
 
 
 def region_mask(labels, classes):
@@ -30,18 +33,21 @@ def region_mask(labels, classes):
     return ops.cast(hit, "float32")
 
 
-def slice_dice(labels, predicted, classes):
+def slice_dice(target, predicted, classes):
     """Dice per slice of the region made of ``classes``, 1 for slices where it is empty in both.
 
+    The ``keras.ops`` twin of ``kequireg.evaluation.metrics.slice_dice``: the same
+    ``(target, predicted)`` order and empty rule, for one region.
+
     Args:
-        labels: integer tensor (B, H, W), reference labels.
+        target: integer tensor (B, H, W), reference labels.
         predicted: integer tensor (B, H, W), predicted labels.
-        classes: sequence of ints forming the region.
+        classes: sequence of ints forming the region (e.g. ``REGION_CLASSES["TC"]``).
 
     Returns:
         float32 tensor (B,).
     """
-    ref = region_mask(labels, classes)
+    ref = region_mask(target, classes)
     pred = region_mask(predicted, classes)
     tp = ops.sum(ref * pred, axis=(1, 2))
     denominator = ops.sum(ref, axis=(1, 2)) + ops.sum(pred, axis=(1, 2))  # = 2TP + FP + FN

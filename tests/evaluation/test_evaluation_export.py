@@ -58,7 +58,7 @@ def test_ground_truth_through_the_export_path(tmp_path):
     data = np.asarray(written.dataobj)
     assert set(np.unique(data)) <= {0, 1, 2, 4}
     np.testing.assert_array_equal(data, seg)
-    metrics = case_metrics(data, seg, spacing=written.header.get_zooms(), scheme="brats")
+    metrics = case_metrics(seg, data, spacing=written.header.get_zooms(), scheme="brats")
     assert metrics["dice"] == 1.0 and metrics["hd95_wt"] == 0.0
     assert not list((tmp_path / "pred").glob(".*tmp*"))  # no temporary left behind
 

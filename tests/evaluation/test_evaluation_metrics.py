@@ -55,8 +55,8 @@ def test_region_dice_and_collective():
     pred = np.array([0, 2, 2, 3, 0, 0])
     # WT: gt {1,2,3,4}, pred {1,2,3} -> 2*3/(3+4); TC: gt {1,3,4}, pred {3} -> 2/4; ET: gt {3,4} pred {3} -> 2/3
     expected = [6 / 7, 2 / 4, 2 / 3]
-    np.testing.assert_allclose(region_dice(pred, gt), expected)
-    m = case_metrics(pred.reshape(1, 1, 6), gt.reshape(1, 1, 6), with_hd95=False)
+    np.testing.assert_allclose(region_dice(gt, pred), expected)
+    m = case_metrics(gt.reshape(1, 1, 6), pred.reshape(1, 1, 6), with_hd95=False)
     assert m["dice"] == pytest.approx(np.mean(expected))
     assert list(m) == list(METRIC_COLUMNS)
     assert m["sensitivity_tc"] == pytest.approx(1 / 3)
@@ -71,7 +71,7 @@ def test_case_metrics_empty_rules():
     m = case_metrics(full, full)
     assert (m["dice_wt"], m["dice_tc"], m["dice_et"]) == (1.0, 1.0, 1.0)
     assert (m["hd95_wt"], m["hd95_tc"], m["hd95_et"]) == (0.0, 0.0, 0.0)
-    m = case_metrics(empty, full)
+    m = case_metrics(full, empty)  # nothing predicted
     assert m["dice_wt"] == 0.0 and m["dice_et"] == 1.0
     assert m["hd95_wt"] == EMPTY_ONE_HD95 and m["hd95_et"] == 0.0
     assert m["sensitivity_wt"] == 0.0 and m["sensitivity_et"] == 1.0
@@ -130,7 +130,7 @@ def test_slice_dice_per_slice_empty_rule():
     gt[1, 0, 0] = 3
     pred[1, 0, 0] = 3
     pred[2, 1, 1] = 1
-    out = slice_dice(pred, gt)
+    out = slice_dice(gt, pred)
     assert out.shape == (3, 3)
     np.testing.assert_array_equal(out[0], [1, 1, 1])
     np.testing.assert_array_equal(out[1], [1, 1, 1])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kequireg.experiments.stats import bootstrap_bridging, bootstrap_mean, bridging
+from kequireg.evaluation.stats import bootstrap_bridging, bootstrap_mean, bridging
 
 
 def reference_patient_bootstrap(values, n_boot, seed):
@@ -91,7 +91,7 @@ def test_stats_validate_input():
 
 
 def test_bootstrap_difference_is_paired_by_patient():
-    from kequireg.experiments.stats import bootstrap_difference
+    from kequireg.evaluation.stats import bootstrap_difference
 
     patient_effect = np.array([0.1, 0.5, 0.9, 0.3, 0.7])
     got = bootstrap_difference(patient_effect + 0.2, patient_effect, resample="patients")

@@ -1,23 +1,16 @@
-"""Slice-level Dice metrics against a NumPy reference, with the empty = 1 rule."""
+"""Slice-level Dice metrics against their NumPy twin, with the empty = 1 rule."""
 
 import numpy as np
 import pytest
 
-from kequireg.training.metrics import REGION_CLASSES, SliceDice
+from kequireg.evaluation.metrics import slice_dice as np_slice_dice
+from kequireg.training.metrics import REGION_CLASSES, SliceDice, slice_dice
+from kequireg.vocabulary import REGIONS
 
 pytestmark = pytest.mark.backend
 
 
-def np_slice_dice(labels, predicted, classes):
-    out = []
-    for ref, pred in zip(labels, predicted):
-        r, p = np.isin(ref, classes), np.isin(pred, classes)
-        denom = r.sum() + p.sum()
-        out.append(1.0 if denom == 0 else 2 * (r & p).sum() / denom)
-    return np.array(out)
-
-
-@pytest.mark.parametrize("region", ["WT", "TC", "ET"])
+@pytest.mark.parametrize("region", REGIONS)
 def test_slice_dice_matches_numpy_over_batches(region):
     rng = np.random.default_rng(3)
     metric = SliceDice(region)
@@ -28,7 +21,7 @@ def test_slice_dice_matches_numpy_over_batches(region):
         logits = rng.normal(size=(4, 6, 6, 4)).astype("float32")
         logits[0, ..., 0] += 10  # predicted tumour-free too: Dice 1
         metric.update_state(labels, logits)
-        all_ref.append(np_slice_dice(labels, logits.argmax(-1), REGION_CLASSES[region]))
+        all_ref.append(np_slice_dice(labels, logits.argmax(-1))[:, REGIONS.index(region)])
     ref = np.concatenate(all_ref)
     assert ref[0] == 1.0
     assert float(metric.result()) == pytest.approx(ref.mean(), rel=1e-6)
@@ -41,3 +34,14 @@ def test_dice_config_round_trip_and_bad_region():
     assert (m.region, m.name) == ("ET", "dice_et")
     with pytest.raises(ValueError, match="region must be one of"):
         SliceDice("NCR")
+
+
+def test_slice_dice_takes_target_then_predicted_like_its_numpy_twin():
+    target = np.zeros((2, 4, 4), np.int32)
+    target[0, :2] = 3
+    predicted = np.zeros_like(target)
+    predicted[0, :1] = 3
+    predicted[1, 0, 0] = 1  # tumour predicted on a tumour-free slice: Dice 0
+    for region in REGIONS:
+        keras_dice = np.asarray(slice_dice(target, predicted, REGION_CLASSES[region]))
+        np.testing.assert_allclose(keras_dice, np_slice_dice(target, predicted)[:, REGIONS.index(region)], rtol=1e-6)

@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals and the bridging coefficient.
+"""Bootstrap confidence intervals and the bridging coefficient (per-run summaries and experiments).
 
 Scores are held as matrices of shape (runs, patients): every trained model (a run: one label
 seed x one repeat) evaluated on the same held-out patients. The bootstrap resamples, with
