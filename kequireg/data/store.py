@@ -368,6 +368,25 @@ class SliceStore:
         return self._images[start:stop], (self._labels[start:stop] if labels else None)
 
     # -- lifecycle -----------------------------------------------------------
+    def summary(self) -> dict:
+        """JSON-friendly description: path, cases, labeled cases, slices, shape, channels, params, size.
+
+        Example:
+            >>> with SliceStore("brats.h5") as store:                      # doctest: +SKIP
+            ...     store.summary()["labeled_cases"]
+            335
+        """
+        return {
+            "path": str(self.path),
+            "cases": len(self.cases),
+            "labeled_cases": len(self.labeled_case_ids),
+            "slices": self.n_slices,
+            "image_shape": list(self.image_shape),
+            "channels": list(self.channels),
+            "params": self.params,
+            "file_mb": round(self.path.stat().st_size / 2**20, 2),
+        }
+
     def close(self) -> None:
         self._file.close()
 

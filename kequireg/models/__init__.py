@@ -5,7 +5,8 @@
     >>> model.output.shape
     (None, 32, 32, 4)
 
-Importing this package imports keras: set ``KERAS_BACKEND`` first.
+Importing ``kequireg.models.presets`` is keras-free; the builders import keras (set
+``KERAS_BACKEND`` first).
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
-from kequireg.models.blocks import apply_dense_block, apply_transition_down, apply_transition_up
 from kequireg.models.presets import PRESETS
-from kequireg.models.tiramisu import build_tiramisu, validate_tiramisu_args
 
 _ARCH_KEYS = ("stem_filters", "growth_rate", "down_blocks", "bottleneck_layers", "up_blocks", "dropout")
 
@@ -70,6 +69,8 @@ def resolve_config(name_or_preset, input_shape=(224, 224, 4), num_classes: int =
     for key in ("down_blocks", "up_blocks"):  # JSON round trips give lists
         if isinstance(arch.get(key), list):
             arch[key] = tuple(arch[key])
+    from kequireg.models.tiramisu import validate_tiramisu_args
+
     args = validate_tiramisu_args(input_shape=tuple(input_shape), num_classes=num_classes, **arch)
     config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in args.items()}
     config["name"] = model_name
@@ -102,7 +103,25 @@ def build_model(name_or_preset, input_shape=(224, 224, 4), num_classes: int = 4,
     """
     config = resolve_config(name_or_preset, input_shape, num_classes, **overrides)
     config["input_shape"] = tuple(config["input_shape"])
+    from kequireg.models.tiramisu import build_tiramisu
+
     return build_tiramisu(**config, seed=seed)
+
+
+_LAZY = {
+    "apply_dense_block": "kequireg.models.blocks",
+    "apply_transition_down": "kequireg.models.blocks",
+    "apply_transition_up": "kequireg.models.blocks",
+    "build_tiramisu": "kequireg.models.tiramisu",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kequireg.models' has no attribute {name!r}")
 
 
 __all__ = [

@@ -41,7 +41,7 @@ _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's ceiling on 64-bit systems
 
 
-def accelerate(model: keras.Model) -> int:
+def accelerate(model: keras.Model, tune_allocator: bool = False) -> int:
     """Route ``model``'s eligible standard layers through fused torch ops (torch backend only).
 
     Eligible: exact ``keras.layers.Conv2D`` (channels_last, one group, "valid" padding or "same"
@@ -51,8 +51,10 @@ def accelerate(model: keras.Model) -> int:
 
     Args:
         model: keras.Model (or layer) whose sublayers to accelerate.
+        tune_allocator: bool. Also run `tune_cpu_allocator` (process-wide, once per process)
+            when a fused path was installed. Defaults to False: the entry points that own the
+            process (``train``, ``RunDir.load_network``, the evaluation loader) opt in.
 
-    The first call that installs a fused path also runs `tune_cpu_allocator` (process-wide).
     Set the environment variable ``KEQUIREG_TORCH_FAST=0`` to keep Keras's own torch paths and
     allocator (for comparison, or to rule them out when chasing a problem).
 
@@ -72,7 +74,7 @@ def accelerate(model: keras.Model) -> int:
         object.__setattr__(layer, _MARK, True)
         count += 1
     global _allocator_tuned
-    if count and not _allocator_tuned:
+    if tune_allocator and any(is_accelerated(layer) for layer in model._flatten_layers()) and not _allocator_tuned:
         _allocator_tuned = True
         tune_cpu_allocator()  # a third of a no-grad CPU forward pass was page faults on fresh buffers
     return count

@@ -4,11 +4,25 @@
     >>> result = train(TrainConfig(data=None, fraction=0.1))   # the demo data set
     >>> result.run_dir, result.best_model_path
 
-Importing this package imports keras: set ``KERAS_BACKEND`` first.
+Names are imported on first use: ``TrainConfig`` and ``RunDir`` are keras-free; ``EquiRegModel``,
+``train`` and ``load_run`` import keras (set ``KERAS_BACKEND`` first).
 """
 
-from kequireg.training.config import TrainConfig
-from kequireg.training.equireg_model import EquiRegModel
-from kequireg.training.run import TrainResult, load_run, train
+import importlib
 
-__all__ = ["EquiRegModel", "TrainConfig", "TrainResult", "load_run", "train"]
+_EXPORTS = {
+    "EquiRegModel": "kequireg.training.equireg_model",
+    "RunDir": "kequireg.training.run_dir",
+    "TrainConfig": "kequireg.training.config",
+    "TrainResult": "kequireg.training.run",
+    "load_run": "kequireg.training.run",
+    "train": "kequireg.training.run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'kequireg.training' has no attribute {name!r}")

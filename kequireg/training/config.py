@@ -13,22 +13,40 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
-from kequireg.training.losses import MASK_MODES
+from kequireg import settings
+from kequireg.io import atomic_write_json, read_json
+from kequireg.settings import (BATCH_DEFAULTS, DEMO_DEFAULTS, JIT_MODES, MASK_MODES, METHODS, PRECISIONS,
+                               RAMP_SHAPES, TEACHER_MODES, THESIS_DEFAULTS)
 
-METHODS = ("equireg", "baseline")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
-# Thesis settings (DESIGN.md) on real data, small ones on the demo data set.
-THESIS_DEFAULTS = {"steps_per_epoch": 500, "patience": 10, "max_steps": 50_000, "val_slices": None}
-# The demo budget: 600 steps, since EquiReg at 300 steps was still far from converged
-# (docs/training.md, "Teacher mode and step budget").
-DEMO_DEFAULTS = {"steps_per_epoch": 50, "patience": 4, "max_steps": 600, "val_slices": 64}
-JIT_MODES = ("auto", "on", "off")
-BATCH_DEFAULTS = {"equireg": (2, 6), "baseline": (4, 0)}
+def check_step_options(*, mask: str, rampup: str, rampup_steps: int, temperature: float, confidence: float,
+                       teacher_mode: str, lambda_: float) -> None:
+    """Validate the options of the EquiReg step (shared by ``TrainConfig`` and ``EquiRegModel``).
+
+    Raises:
+        ValueError: naming the first bad option, its value and the allowed values.
+    """
+
+    def fail(name, value, rule):
+        raise ValueError(f"{name} must be {rule}. Received: {name}={value!r}")
+
+    if mask not in MASK_MODES:
+        fail("mask", mask, f"one of {MASK_MODES}")
+    if rampup not in RAMP_SHAPES:
+        fail("rampup", rampup, f"one of {RAMP_SHAPES}")
+    if not isinstance(rampup_steps, int) or isinstance(rampup_steps, bool) or rampup_steps < 0:
+        fail("rampup_steps", rampup_steps, "a non-negative integer")
+    if not temperature > 0:
+        fail("temperature", temperature, "> 0")
+    if not 0 <= confidence <= 1:
+        fail("confidence", confidence, "in [0, 1]")
+    if teacher_mode not in TEACHER_MODES:
+        fail("teacher_mode", teacher_mode, f"one of {TEACHER_MODES}")
+    if not lambda_ >= 0:
+        fail("lambda_", lambda_, ">= 0")
 
 
 @dataclasses.dataclass
@@ -85,7 +103,7 @@ class TrainConfig:
     max_steps: int | None = None
     labeled_batch: int | None = None
     unlabeled_batch: int | None = None
-    learning_rate: float = 1e-3
+    learning_rate: float = settings.LEARNING_RATE
     precision: str = "float32"
     val_slices: int | None = None
     val_batch: int = 16
@@ -100,7 +118,7 @@ class TrainConfig:
             if getattr(cfg, key) is None:
                 setattr(cfg, key, value)
         if cfg.model is None:
-            cfg.model = "tiny" if demo else "fc-densenet103"
+            cfg.model = settings.DEMO_MODEL if demo else settings.THESIS_MODEL
         if cfg.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}. Received: method={cfg.method!r}")
         labeled, unlabeled = BATCH_DEFAULTS[cfg.method]
@@ -121,17 +139,15 @@ class TrainConfig:
             fail("method", f"one of {METHODS}")
         if not (isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1):
             fail("fraction", "in (0, 1] (the share of labeled training patients, e.g. 0.1)")
-        if self.mask not in MASK_MODES:
-            fail("mask", f"one of {MASK_MODES}")
         if self.precision not in PRECISIONS:
             fail("precision", f"one of {PRECISIONS}")
-        if self.rampup not in ("linear", "sigmoid"):
-            fail("rampup", "'linear' or 'sigmoid'")
+        if self.model is not None and self.model not in settings.MODEL_PRESETS:
+            fail("model", f"one of {settings.MODEL_PRESETS}")
         for name in ("steps_per_epoch", "max_steps", "labeled_batch", "val_batch", "workers"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 fail(name, "a positive integer")
-        for name in ("patience", "unlabeled_batch", "rampup_steps"):
+        for name in ("patience", "unlabeled_batch"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 fail(name, "a non-negative integer")
@@ -141,14 +157,9 @@ class TrainConfig:
             fail("unlabeled_batch", "0 for the baseline (supervised only); use method='equireg'")
         if self.method == "equireg" and self.unlabeled_batch == 0:
             fail("unlabeled_batch", "> 0 for EquiReg (thesis: 6); use method='baseline' for supervised only")
-        if self.lambda_ < 0:
-            fail("lambda_", ">= 0")
-        if not self.temperature > 0:
-            fail("temperature", "> 0")
-        if not 0 <= self.confidence <= 1:
-            fail("confidence", "in [0, 1]")
-        if self.teacher_mode not in ("inference", "train"):
-            fail("teacher_mode", "'inference' or 'train'")
+        check_step_options(mask=self.mask, rampup=self.rampup, rampup_steps=self.rampup_steps,
+                           temperature=self.temperature, confidence=self.confidence, teacher_mode=self.teacher_mode,
+                           lambda_=self.lambda_)
         if not self.learning_rate > 0:
             fail("learning_rate", "> 0")
         if self.jit_compile not in JIT_MODES:
@@ -182,20 +193,12 @@ class TrainConfig:
         return cls(**values)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the config as JSON atomically (``path.tmp`` then rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        os.replace(tmp, path)
-        return path
+        """Write the config as JSON atomically."""
+        return atomic_write_json(path, self.to_dict(), indent=1)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"run config {str(path)!r} does not exist; is this a kequireg run dir?")
-        try:
-            values = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"run config {str(path)!r} is not valid JSON ({err})") from err
-        return cls.from_dict(values)
+        """Read a config written by :meth:`save` (checked with :meth:`validate`)."""
+        config = cls.from_dict(read_json(path, "run config", "is this a kequireg run dir?"))
+        config.validate()
+        return config

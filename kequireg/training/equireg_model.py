@@ -25,12 +25,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kequireg.models import torch_fast
 from kequireg.training import backend_step, losses
+from kequireg.training.config import check_step_options
 from kequireg.training.metrics import SliceDice
 
 UNLABELED_KEYS = ("unlabeled", "strong", "grid")
-TEACHER_MODES = ("inference", "train")
 
 
 @keras.saving.register_keras_serializable(package="kequireg")
@@ -58,9 +57,9 @@ class EquiRegModel(keras.Model):
             ``"train"``: the moving statistics lag the weights early in training, and on the demo
             data the inference-mode teacher pulled the student to background (docs/training.md).
 
-    On the torch backend the network's standard Conv2D / BatchNormalization / Dropout /
-    MaxPooling2D layers get fused torch paths (`kequireg.models.torch_fast.accelerate`; same
-    math, plain Keras configs).
+    Building the model has no process-wide effect. On the torch backend, call
+    ``kequireg.models.torch_fast.accelerate(network)`` first for fused Conv2D /
+    BatchNormalization / Dropout / MaxPooling2D paths (``train`` and the run loaders do).
 
     Example:
         >>> model = EquiRegModel(network)
@@ -84,18 +83,9 @@ class EquiRegModel(keras.Model):
         super().__init__(**kwargs)
         if not isinstance(network, keras.Model):
             raise ValueError(f"network must be a keras.Model. Received: network={type(network).__name__}")
-        losses.check_mask_mode(mask)
-        losses.ramp_weight(0, rampup_steps, rampup)  # validates the shape name
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0. Received: temperature={temperature!r}")
-        if not 0.0 <= confidence <= 1.0:
-            raise ValueError(f"confidence must be in [0, 1]. Received: confidence={confidence!r}")
-        if teacher_mode not in TEACHER_MODES:
-            raise ValueError(f"teacher_mode must be one of {TEACHER_MODES}. Received: teacher_mode={teacher_mode!r}")
-        if int(rampup_steps) < 0:
-            raise ValueError(f"rampup_steps must be >= 0. Received: rampup_steps={rampup_steps!r}")
+        check_step_options(mask=mask, rampup=rampup, rampup_steps=rampup_steps, temperature=temperature,
+                           confidence=confidence, teacher_mode=teacher_mode, lambda_=lambda_)
         # Layers and state.
-        torch_fast.accelerate(network)
         self.network = network
         self.er_lambda = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(float(lambda_)), trainable=False,

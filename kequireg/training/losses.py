@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from keras import ops
 
-MASK_MODES: tuple[str, ...] = ("thesis", "valid", "none")
+from kequireg.settings import MASK_MODES  # noqa: E402  (re-exported: the losses take these modes)
 
 # Teacher probabilities can be exactly 0 after a warp; 0 · log(0) must read 0, not nan.
 _TINY = 1e-12

@@ -7,8 +7,13 @@
 
 Batch ``i`` of epoch ``e`` depends only on ``(seed, e, i)`` (a ``numpy.random.SeedSequence``):
 which slices, and the seeds of their weak and strong transforms. So a run gives the same
-batches whatever the number of worker threads, and a resumed run continues the sequence.
-Workers are threads (``use_multiprocessing=False``): the warp kernels release the GIL.
+batches whatever the number of worker threads, and a resumed run continues the sequence
+exactly. The epoch is Keras's own: ``epoch_callback()`` sets it when each epoch begins (before
+the workers start), so train with ``fit(..., shuffle=False, callbacks=[ds.epoch_callback(), ...])``
+(``kequireg.training.train`` does). The two batches TensorFlow reads to learn the input
+signature before the first epoch are kept and served again as that epoch's first batches,
+so no batch is built twice. Workers are threads (``use_multiprocessing=False``): the warp
+kernels release the GIL; every reader shares the caller's one open ``SliceStore``.
 
 Each worker runs the ``augment`` kernels on one thread (``kernel_threads=1``): the workers
 already give the parallelism, and nested OpenMP teams on a small CPU spin-wait against the
@@ -17,7 +22,8 @@ training step's own threads (measured on 2 cores under load: 30-55 ms CPU per 2+
 on the thread count, so neither do the batches.
 
 Example:
-    >>> ds = EquiRegBatches("brats.h5", labeled_ids, unlabeled_ids, 2, 6, steps_per_epoch=500, seed=0)
+    >>> dataset = open_dataset("brats.h5")
+    >>> ds = EquiRegBatches(dataset, dataset.labeled_ids(0.1, 0), dataset.unlabeled_ids, 2, 6, steps_per_epoch=500, seed=0)
     >>> batch = ds[0]; batch["strong"].shape
     (6, 224, 224, 4)
 """
@@ -34,9 +40,23 @@ import numpy as np
 import augment
 from kequireg.data.store import SliceStore
 
+
+def _store_of(data) -> SliceStore:
+    """The open ``SliceStore`` of a ``Dataset`` (or the store itself)."""
+    store = getattr(data, "store", data)
+    if not isinstance(store, SliceStore):
+        raise TypeError(
+            "data must be a kequireg Dataset (kequireg.data.dataset.open_dataset) or an open SliceStore. "
+            f"Received: {type(data).__name__}"
+        )
+    return store
+
 # Keep the slices a dataset needs in memory when they fit in this many bytes (at the store's
 # image dtype: float16 for `kequireg preprocess` stores, so full BraTS training needs ~5 GB).
 DEFAULT_CACHE_BYTES = 2 * 1024**3
+# Batches kept from looks before the first epoch (Keras's TensorFlow adapter reads two to learn
+# the input signature).
+_PEEK_LIMIT = 2
 
 
 @contextlib.contextmanager
@@ -67,8 +87,8 @@ class _SliceSource:
     stores) and converts the few slices of a batch on read. ``cache_bytes=0`` turns it off.
     """
 
-    def __init__(self, store_path, rows: np.ndarray, with_labels: bool, cache_bytes: int):
-        self.store = SliceStore(store_path)
+    def __init__(self, store: SliceStore, rows: np.ndarray, with_labels: bool, cache_bytes: int):
+        self.store = store
         self.rows = np.asarray(rows, np.int64)
         self._lock = threading.Lock()
         h, w, c = self.store.image_shape
@@ -99,9 +119,6 @@ class _SliceSource:
                 labels = self.store.read_labels(self.rows[positions]) if with_labels else None
         return np.ascontiguousarray(images, np.float32), None if labels is None else labels.astype(np.int32)
 
-    def close(self):
-        self.store.close()
-
 
 def _rows_of(store: SliceStore, case_ids, what: str) -> np.ndarray:
     rows = store.slice_indices(case_ids)
@@ -114,14 +131,14 @@ class EquiRegBatches(keras.utils.PyDataset):
     """Training batches (EquiReg or, with ``unlabeled_batch=0``, supervised) from a slice store.
 
     Args:
-        store_path: path of the HDF5 slice store.
+        data: Dataset (``kequireg.data.dataset.open_dataset``) or open SliceStore; not closed here.
         labeled_ids: case ids whose labels are used (all must be labeled in the store).
         unlabeled_ids: case ids of the unlabeled pool (labels never read); may be empty for the baseline.
         labeled_batch: int ≥ 1. Labeled slices per batch (thesis 2; baseline 4).
         unlabeled_batch: int ≥ 0. Unlabeled slices per batch (thesis 6; baseline 0).
         steps_per_epoch: int. Batches per epoch (``num_batches``).
         seed: int. Run seed.
-        epoch: int. Epoch of the first batches (a resumed run starts at its saved epoch).
+        epoch: int. Epoch served until ``epoch_callback`` (or ``set_epoch``) says otherwise.
         weak, strong: ``augment.Policy``. Defaults to ``augment.weak()`` / ``augment.strong()``.
         workers: int. Threads preparing batches ahead of the training step.
         max_queue_size: int. Batches prepared ahead. Defaults to ``2 * workers + 2``.
@@ -136,7 +153,7 @@ class EquiRegBatches(keras.utils.PyDataset):
 
     def __init__(
         self,
-        store_path,
+        data,
         labeled_ids,
         unlabeled_ids,
         labeled_batch: int,
@@ -160,22 +177,22 @@ class EquiRegBatches(keras.utils.PyDataset):
             raise ValueError(f"unlabeled_batch must be >= 0. Received: unlabeled_batch={unlabeled_batch!r}")
         if int(steps_per_epoch) < 1:
             raise ValueError(f"steps_per_epoch must be >= 1. Received: steps_per_epoch={steps_per_epoch!r}")
-        with SliceStore(store_path) as store:
-            unlabeled_in_store = sorted(set(labeled_ids) - set(store.labeled_case_ids))
-            if unlabeled_in_store:
-                raise ValueError(
-                    f"labeled_ids holds cases without labels in {str(store_path)!r}: {unlabeled_in_store[:5]}; "
-                    "take them from splits['train'] (cases with a segmentation)."
-                )
-            labeled_rows = _rows_of(store, labeled_ids, "labeled_ids")
-            unlabeled_rows = _rows_of(store, unlabeled_ids, "unlabeled_ids") if unlabeled_batch else np.zeros(0, np.int64)
-            self.image_shape = store.image_shape
+        store = _store_of(data)
+        unlabeled_in_store = sorted(set(labeled_ids) - set(store.labeled_case_ids))
+        if unlabeled_in_store:
+            raise ValueError(
+                f"labeled_ids holds cases without labels in {str(store.path)!r}: {unlabeled_in_store[:5]}; "
+                "take them from splits['train'] (cases with a segmentation)."
+            )
+        labeled_rows = _rows_of(store, labeled_ids, "labeled_ids")
+        unlabeled_rows = _rows_of(store, unlabeled_ids, "unlabeled_ids") if unlabeled_batch else np.zeros(0, np.int64)
+        self.image_shape = store.image_shape
         if int(cache_bytes) < 0:
             raise ValueError(f"cache_bytes must be >= 0 (0 = no cache). Received: cache_bytes={cache_bytes!r}")
-        self.labeled = _SliceSource(store_path, labeled_rows, True, cache_bytes)
+        self.labeled = _SliceSource(store, labeled_rows, True, cache_bytes)
         # One budget for both parts: the labeled slices (read every batch, few) are cached first.
         self.unlabeled = (
-            _SliceSource(store_path, unlabeled_rows, False, cache_bytes - self.labeled.nbytes) if unlabeled_batch else None
+            _SliceSource(store, unlabeled_rows, False, cache_bytes - self.labeled.nbytes) if unlabeled_batch else None
         )
         self.labeled_batch = int(labeled_batch)
         self.unlabeled_batch = int(unlabeled_batch)
@@ -185,14 +202,23 @@ class EquiRegBatches(keras.utils.PyDataset):
         self.weak = weak if weak is not None else augment.weak()
         self.strong = strong if strong is not None else augment.strong()
         self.kernel_threads = kernel_threads
+        self._in_epoch = False
+        self._peeked: dict[tuple[int, int], dict] = {}
+        self.built_batches = 0  # batches computed (not served from the peek cache); for tests
 
     @property
     def num_batches(self) -> int:
         return self.steps_per_epoch
 
-    def on_epoch_end(self) -> None:
-        # Called by Keras after the epoch's last batch was consumed and the workers stopped.
-        self.epoch += 1
+    def set_epoch(self, epoch: int) -> None:
+        """Serve the batches of ``epoch`` from now on (call before the epoch's workers start)."""
+        self.epoch = int(epoch)
+        self._in_epoch = True
+        self._peeked = {key: value for key, value in self._peeked.items() if key[0] == self.epoch}
+
+    def epoch_callback(self) -> keras.callbacks.Callback:
+        """A callback that hands Keras's epoch number to this dataset at each epoch's start."""
+        return _EpochSetter(self)
 
     def batch(self, epoch: int, index: int) -> dict:
         """The batch ``index`` of ``epoch`` (deterministic in ``(seed, epoch, index)``)."""
@@ -220,19 +246,30 @@ class EquiRegBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < self.steps_per_epoch:
             raise IndexError(f"batch index must be in [0, {self.steps_per_epoch}). Received: index={index}")
-        return self.batch(self.epoch, index)
+        key = (self.epoch, int(index))
+        if key in self._peeked:
+            return self._peeked.pop(key)
+        self.built_batches += 1
+        out = self.batch(self.epoch, index)
+        if not self._in_epoch and len(self._peeked) < _PEEK_LIMIT:  # a look before training: keep it
+            self._peeked[key] = out
+        return out
 
-    def close(self) -> None:
-        self.labeled.close()
-        if self.unlabeled is not None:
-            self.unlabeled.close()
+
+class _EpochSetter(keras.callbacks.Callback):
+    def __init__(self, dataset: EquiRegBatches):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.dataset.set_epoch(epoch)
 
 
 class ValidationBatches(keras.utils.PyDataset):
     """``(images, labels)`` batches of validation slices, no augmentation, fixed order.
 
     Args:
-        store_path: path of the HDF5 slice store.
+        data: Dataset or open SliceStore; not closed here.
         case_ids: validation case ids (labeled).
         batch_size: int. Slices per batch.
         max_slices: int or None. Use a fixed random subset of this many slices (seeded by
@@ -241,19 +278,19 @@ class ValidationBatches(keras.utils.PyDataset):
         cache_bytes: int. Keep the slices in memory if they fit. Defaults to 2 GiB.
     """
 
-    def __init__(self, store_path, case_ids, batch_size: int = 16, max_slices: int | None = None, seed: int = 0,
+    def __init__(self, data, case_ids, batch_size: int = 16, max_slices: int | None = None, seed: int = 0,
                  cache_bytes: int = DEFAULT_CACHE_BYTES):
         super().__init__(workers=1, use_multiprocessing=False)
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size!r}")
-        with SliceStore(store_path) as store:
-            missing = sorted(set(case_ids) - set(store.labeled_case_ids))
-            if missing:
-                raise ValueError(f"validation cases without labels in {str(store_path)!r}: {missing[:5]}")
-            rows = _rows_of(store, case_ids, "validation case_ids")
+        store = _store_of(data)
+        missing = sorted(set(case_ids) - set(store.labeled_case_ids))
+        if missing:
+            raise ValueError(f"validation cases without labels in {str(store.path)!r}: {missing[:5]}")
+        rows = _rows_of(store, case_ids, "validation case_ids")
         if max_slices is not None and max_slices < rows.size:
             rows = np.sort(np.random.default_rng(seed).choice(rows, int(max_slices), replace=False))
-        self.source = _SliceSource(store_path, rows, True, cache_bytes)
+        self.source = _SliceSource(store, rows, True, cache_bytes)
         self.batch_size = int(batch_size)
 
     @property
@@ -265,6 +302,3 @@ class ValidationBatches(keras.utils.PyDataset):
             raise IndexError(f"batch index must be in [0, {self.num_batches}). Received: index={index}")
         positions = np.arange(index * self.batch_size, min((index + 1) * self.batch_size, self.source.rows.size))
         return self.source.read(positions, with_labels=True)
-
-    def close(self) -> None:
-        self.source.close()

@@ -38,7 +38,7 @@ def write_small_store(path, n_labeled=8, n_unlabeled=2, slices=6, size=32, seed=
     cases = [case(i, i < n_labeled) for i in range(n_labeled + n_unlabeled)]
     write_store(path, iter(cases))
     ids = [c.case_id for c in cases]
-    save_splits(splits_path(path), make_splits(ids, ids[:n_labeled], val=0.25, seed=0))
+    save_splits(splits_path(path), make_splits(ids, ids[:n_labeled], val=0.25, test=0.0, seed=0))
     return path
 
 

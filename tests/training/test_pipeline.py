@@ -7,6 +7,17 @@ import augment
 from kequireg.data.splits import labeled_subset, load_splits, splits_path
 from kequireg.data.store import SliceStore
 
+_OPEN: dict = {}
+
+
+def _data(path):
+    """One open Dataset per store for the whole module (the pipelines never open the store)."""
+    from kequireg.data.dataset import open_dataset
+
+    if path not in _OPEN:
+        _OPEN[path] = open_dataset(path)
+    return _OPEN[path]
+
 
 def _datasets(small_store, **kwargs):
     from kequireg.training.pipeline import EquiRegBatches
@@ -16,7 +27,7 @@ def _datasets(small_store, **kwargs):
     unlabeled = splits["train"] + splits["unlabeled"]
     args = dict(labeled_batch=2, unlabeled_batch=3, steps_per_epoch=4, seed=11)
     args.update(kwargs)
-    return EquiRegBatches(small_store, labeled, unlabeled, **args), splits, labeled
+    return EquiRegBatches(_data(small_store), labeled, unlabeled, **args), splits, labeled
 
 
 def test_batch_contents_follow_the_grids(small_store):
@@ -35,7 +46,6 @@ def test_batch_contents_follow_the_grids(small_store):
     sums = originals.sum(axis=(1, 2, 3))
     # weak augmentation only flips and shifts by <= 10%: the mass of the image is mostly kept
     assert any(np.isclose(batch["labeled"][0].sum(), s, rtol=0.35) for s in sums)
-    ds.close()
 
 
 def test_batches_depend_only_on_seed_epoch_index(small_store):
@@ -45,13 +55,11 @@ def test_batches_depend_only_on_seed_epoch_index(small_store):
         np.testing.assert_array_equal(a[2][key], b[2][key])
     assert not np.array_equal(a[0]["strong"], a[1]["strong"])
     first = a[0]["labeled"]
-    a.on_epoch_end()
+    a.set_epoch(1)
     assert a.epoch == 1 and not np.array_equal(a[0]["labeled"], first)
     np.testing.assert_array_equal(a.batch(0, 0)["labeled"], first)
     c, _, _ = _datasets(small_store, epoch=1)
     np.testing.assert_array_equal(c[0]["labeled"], a[0]["labeled"])
-    for ds in (a, b, c):
-        ds.close()
 
 
 def test_threaded_epoch_yields_the_same_batches(small_store):
@@ -66,8 +74,7 @@ def test_threaded_epoch_yields_the_same_batches(small_store):
     assert len(got) == 4
     for i, strong in enumerate(got):
         np.testing.assert_array_equal(strong, ds.batch(0, i)["strong"])
-    assert ds.epoch == 1
-    ds.close()
+    assert ds.epoch == 0  # the epoch is Keras's, handed over by epoch_callback, never counted here
 
 
 def test_baseline_batches_and_validation(small_store):
@@ -75,18 +82,15 @@ def test_baseline_batches_and_validation(small_store):
 
     ds, splits, _ = _datasets(small_store, labeled_batch=4, unlabeled_batch=0)
     assert set(ds[0]) == {"labeled", "labels"}
-    ds.close()
-    val = ValidationBatches(small_store, splits["val"], batch_size=5)
+    val = ValidationBatches(_data(small_store), splits["val"], batch_size=5)
     with SliceStore(small_store) as store:
         n = store.slice_indices(splits["val"]).size
         images, labels = val[0]
         np.testing.assert_array_equal(images, store.read_images(store.slice_indices(splits["val"])[:5]))
     assert val.num_batches == -(-n // 5)
     assert len(val[val.num_batches - 1][0]) == n - 5 * (val.num_batches - 1)
-    sub = ValidationBatches(small_store, splits["val"], batch_size=4, max_slices=5)
+    sub = ValidationBatches(_data(small_store), splits["val"], batch_size=4, max_slices=5)
     assert sub.source.rows.size == 5
-    val.close()
-    sub.close()
 
 
 def test_bad_inputs_are_named(small_store):
@@ -94,13 +98,12 @@ def test_bad_inputs_are_named(small_store):
 
     splits = load_splits(splits_path(small_store))
     with pytest.raises(ValueError, match="labeled_ids holds cases without labels"):
-        EquiRegBatches(small_store, splits["unlabeled"], [], 2, 0, 4, 0)
+        EquiRegBatches(_data(small_store), splits["unlabeled"], [], 2, 0, 4, 0)
     with pytest.raises(ValueError, match="unlabeled_batch must be >= 0"):
-        EquiRegBatches(small_store, splits["train"], [], 2, -1, 4, 0)
+        EquiRegBatches(_data(small_store), splits["train"], [], 2, -1, 4, 0)
     ds, _, _ = _datasets(small_store)
     with pytest.raises(IndexError, match="batch index"):
         ds[4]
-    ds.close()
 
 
 def test_cache_off_and_kernel_threads_give_the_same_batches(small_store):
@@ -126,8 +129,6 @@ def test_cache_off_and_kernel_threads_give_the_same_batches(small_store):
     with SliceStore(small_store) as store:
         np.testing.assert_array_equal(cached.labeled.read(np.array([3, 0]), True)[0],
                                       store.read_images(cached.labeled.rows[[3, 0]]))
-    for ds in (cached, uncached, partial):
-        ds.close()
 
 
 def test_bad_cache_and_thread_arguments_are_named(small_store):
@@ -135,3 +136,26 @@ def test_bad_cache_and_thread_arguments_are_named(small_store):
         _datasets(small_store, kernel_threads=0)
     with pytest.raises(ValueError, match="cache_bytes must be >= 0"):
         _datasets(small_store, cache_bytes=-1)
+
+
+def test_epoch_comes_from_keras_and_no_batch_is_built_twice(small_store):
+    """fit(shuffle=False) with epoch_callback: epoch e serves batches (seed, e, 0..n-1), each built once."""
+    import keras
+
+    from kequireg.training.equireg_model import EquiRegModel
+    from kequireg.models import build_model
+
+    ds, _, _ = _datasets(small_store, workers=2, epoch=1)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append((ds.epoch, batch))
+
+    keras.utils.set_random_seed(0)
+    model = EquiRegModel(build_model("tiny", input_shape=(32, 32, 4), num_classes=4))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    model.fit(ds, epochs=3, initial_epoch=1, steps_per_epoch=4, shuffle=False, verbose=0,
+              callbacks=[ds.epoch_callback(), Record()])
+    assert [e for e, _ in seen] == [1] * 4 + [2] * 4
+    assert ds.built_batches == 8  # no extra batches for TensorFlow's input signature

@@ -37,7 +37,7 @@ def test_cli_train_writes_a_loadable_run(small_store, tmp_path):
     rows = _history(run_dir)
     assert 1 <= len(rows) <= 2 and {"loss", "sup_loss", "er_loss", "val_loss", "val_dice_wt"} <= set(rows[0])
     network, saved = load_run(run_dir)
-    assert saved["method"] == "equireg"
+    assert saved.method == "equireg"
     # best.keras holds the network of the best validation CE, and reloads in safe mode identically
     import keras
 
@@ -50,13 +50,12 @@ def test_cli_train_writes_a_loadable_run(small_store, tmp_path):
 
     np.testing.assert_allclose(ops.convert_to_numpy(network(x)), ops.convert_to_numpy(again(x)), atol=1e-6)
     # ... and it is the network of the best validation CE in the history
-    from kequireg.data.splits import load_splits, splits_path
+    from kequireg.data.dataset import open_dataset
     from kequireg.training.losses import sparse_cross_entropy
     from kequireg.training.pipeline import ValidationBatches
 
-    val = ValidationBatches(small_store, load_splits(splits_path(small_store))["val"], 16, max_slices=8, seed=0)
-    images, labels = val[0]
-    val.close()
+    with open_dataset(small_store) as dataset:
+        images, labels = ValidationBatches(dataset, dataset.val_ids, 16, max_slices=8, seed=0)[0]
     ce = float(ops.convert_to_numpy(sparse_cross_entropy(labels, network(images))))
     assert ce == pytest.approx(min(float(r["val_loss"]) for r in rows), rel=1e-4)
     # an existing run dir is refused without --resume

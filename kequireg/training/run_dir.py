@@ -1,0 +1,244 @@
+"""``RunDir``: the files of one training run and the order they are written in.
+
+A run dir holds::
+
+    config.json      the resolved TrainConfig
+    best.keras       the bare network (logits) with the best validation CE so far
+    checkpoint.npz   all model + optimizer variables, the epoch, early-stopping state, history
+    history.csv      one row per validation (a copy of the checkpoint's rows, for people)
+    trained.json     written when training returned (steps, early stop, seconds)
+    eval-<split>/    per_patient.csv and summary.json of ``kequireg evaluate``
+
+Every file is written atomically (``kequireg.io``). An epoch is committed in this order:
+
+1. an improved network goes to ``best.pending-e<epoch>.keras``;
+2. ``checkpoint.npz`` (it records ``best_epoch``): **the commit point**;
+3. the pending file is renamed onto ``best.keras``; ``history.csv`` is rewritten.
+
+:meth:`RunDir.recover` (run at every resume and load) finishes step 3 when the checkpoint
+knows the pending epoch and deletes the pending file when it does not, so a kill at any point
+leaves ``best.keras`` and ``checkpoint.npz`` consistent. Setting the environment variable
+``KEQUIREG_KILL_AT`` to one of ``FAULT_POINTS`` kills the process with SIGKILL at that point
+(fault-injection for tests).
+
+Example:
+    >>> run = RunDir("runs/equireg-0.1-s0")                          # doctest: +SKIP
+    >>> config = run.load_config(); network = run.load_network()
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+
+from kequireg.io import atomic_path, atomic_write_bytes, atomic_write_json, read_json, write_csv_rows
+
+FAULT_POINTS = ("after-pending-best", "after-checkpoint", "after-best")
+
+
+def _fault(point: str) -> None:
+    if os.environ.get("KEQUIREG_KILL_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RunDir:
+    """One run's folder. Creating the object touches nothing on disk.
+
+    Args:
+        path: str or PathLike. The run folder.
+    """
+
+    CONFIG = "config.json"
+    BEST = "best.keras"
+    CHECKPOINT = "checkpoint.npz"
+    HISTORY = "history.csv"
+    TRAINED = "trained.json"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    # ---- paths ---------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def best_path(self) -> Path:
+        return self.path / self.BEST
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / self.CHECKPOINT
+
+    @property
+    def history_path(self) -> Path:
+        return self.path / self.HISTORY
+
+    @property
+    def trained_path(self) -> Path:
+        return self.path / self.TRAINED
+
+    def eval_dir(self, split: str) -> Path:
+        """Where ``kequireg evaluate`` writes the scores on ``split``."""
+        return self.path / f"eval-{split}"
+
+    def _pending(self, epoch: int) -> Path:
+        return self.path / f"best.pending-e{int(epoch)}.keras"
+
+    # ---- state ---------------------------------------------------------------------------------
+    def holds_run(self) -> bool:
+        """A run was started here (config or checkpoint present)."""
+        return self.config_path.exists() or self.checkpoint_path.exists()
+
+    def is_trained(self) -> bool:
+        """Training returned (``trained.json``) and left a best model."""
+        return self.best_path.is_file() and self.trained_path.is_file()
+
+    def save_config(self, config) -> Path:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return atomic_write_json(self.config_path, config.to_dict(), indent=1)
+
+    def load_config(self):
+        """The run's ``TrainConfig``.
+
+        Raises:
+            FileNotFoundError: no ``config.json`` (not a run dir).
+        """
+        from kequireg.training.config import TrainConfig
+
+        values = read_json(self.config_path, "run config", "is this a kequireg run dir?")
+        return TrainConfig.from_dict(values)
+
+    def mark_trained(self, info: dict) -> Path:
+        return atomic_write_json(self.trained_path, info)
+
+    def trained_info(self) -> dict:
+        return read_json(self.trained_path, "training marker")
+
+    # ---- the epoch commit ----------------------------------------------------------------------
+    def commit(self, model, state: dict, rows: list[dict], best_network=None) -> None:
+        """Commit one epoch: the improved network (if any), the checkpoint, then history.
+
+        Args:
+            model: the compiled training model (its and its optimizer's variables are saved).
+            state: JSON-friendly resume state; must hold ``epoch`` and ``best_epoch``.
+            rows: the history rows so far (also kept in the checkpoint).
+            best_network: keras.Model to save as the new best model, or None.
+        """
+        epoch = int(state["epoch"])
+        if best_network is not None:
+            with atomic_path(self._pending(epoch)) as tmp:
+                best_network.save(tmp)
+            _fault("after-pending-best")
+        save_checkpoint(self.checkpoint_path, model, {**state, "rows": rows})
+        _fault("after-checkpoint")
+        self._settle_pending(state)
+        _fault("after-best")
+        self._write_history(rows)
+
+    def recover(self) -> None:
+        """Make ``best.keras`` and ``history.csv`` agree with ``checkpoint.npz`` after an interrupted commit."""
+        if not self.checkpoint_path.is_file():
+            self._settle_pending({})
+            return
+        state = read_checkpoint_state(self.checkpoint_path)
+        self._settle_pending(state)
+        self._write_history(state.get("rows", []))
+
+    def _settle_pending(self, state: dict) -> None:
+        """Rename the pending best model the checkpoint committed; delete any it did not."""
+        for path in sorted(self.path.glob("best.pending-e*.keras")):
+            epoch = int(path.name[len("best.pending-e"):-len(".keras")])
+            if state.get("best_epoch") == epoch:
+                os.replace(path, self.best_path)
+            else:
+                os.remove(path)  # the checkpoint never committed this epoch
+
+    def _write_history(self, rows: list[dict]) -> None:
+        write_csv_rows(self.history_path, rows, float_format=None)
+
+    def restore(self, model) -> dict | None:
+        """Load the checkpoint into ``model`` (after :meth:`recover`); None when there is none."""
+        self.recover()
+        if not self.checkpoint_path.is_file():
+            return None
+        return load_checkpoint(self.checkpoint_path, model)
+
+    def load_network(self, accelerate: bool = True):
+        """The best network (logits), loaded in safe mode (torch: fused layer paths).
+
+        Raises:
+            FileNotFoundError: no ``best.keras`` yet.
+        """
+        import keras
+
+        if any(self.path.glob("best.pending-e*.keras")):  # an interrupted commit: settle it first
+            self._settle_pending(read_checkpoint_state(self.checkpoint_path) if self.checkpoint_path.is_file() else {})
+        if not self.best_path.is_file():
+            raise FileNotFoundError(
+                f"{str(self.best_path)!r} does not exist: the run has not finished a validation yet."
+            )
+        network = keras.saving.load_model(self.best_path, safe_mode=True)
+        if accelerate:
+            from kequireg.models import torch_fast
+
+            torch_fast.accelerate(network, tune_allocator=True)
+        return network
+
+
+# ---- checkpoint files ----------------------------------------------------------------------------
+
+
+def _state_variables(model) -> list:
+    return list(model.variables) + list(model.optimizer.variables)
+
+
+def save_checkpoint(path: Path, model, state: dict) -> None:
+    """All model and optimizer variables plus a JSON ``state`` in one ``.npz``, written atomically."""
+    import keras
+
+    variables = _state_variables(model)
+    arrays = {f"v{i:05d}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(variables)}
+    meta = {"state": state, "paths": [v.path for v in variables]}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_checkpoint_state(path: Path) -> dict:
+    """The JSON state of a checkpoint, without touching any model."""
+    with np.load(path) as archive:
+        return json.loads(archive["meta"].tobytes().decode())["state"]
+
+
+def load_checkpoint(path: Path, model) -> dict:
+    """Restore the variables saved by ``save_checkpoint`` into ``model`` (compiled, optimizer built)."""
+    variables = _state_variables(model)
+    with np.load(path) as archive:
+        meta = json.loads(archive["meta"].tobytes().decode())
+        if len(meta["paths"]) != len(variables):
+            raise ValueError(
+                f"checkpoint {str(path)!r} holds {len(meta['paths'])} variables, the model has {len(variables)}: "
+                "it was written for another model or config; start a new run dir."
+            )
+        for i, variable in enumerate(variables):
+            value = archive[f"v{i:05d}"]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"checkpoint {str(path)!r}: variable {meta['paths'][i]!r} has shape {value.shape}, "
+                    f"the model's {variable.path!r} has {tuple(variable.shape)}; start a new run dir."
+                )
+            variable.assign(value)
+    return meta["state"]
