@@ -20,6 +20,8 @@ from numba import get_num_threads, njit, prange
 from numba import types as nbtypes
 from numba.extending import intrinsic, overload
 
+from augment._splitmix import counter_uniform
+
 # Kernel step records (see ``grid_kernel``): one row of STEP_WIDTH float64 per step.
 STEP_AFFINE = 0.0
 STEP_ELASTIC = 1.0
@@ -385,35 +387,6 @@ def grid_kernel(steps, n_steps, fields, out):
     return out
 
 
-_M64 = (1 << 64) - 1
-_GAMMA = 0x9E3779B97F4A7C15
-
-
-def counter_uniform(key, n):
-    """Uniform in [0, 1) with 24 random bits, a pure function of (key, n): output n of SplitMix64
-    seeded with ``key`` (passes BigCrush). Needs no generator state, so noise can be drawn in
-    parallel with identical results for every thread count.
-
-    Plain Python here (NUMBA_DISABLE_JIT; Python ints, no overflow warnings); compiled code
-    uses the uint64 overload below, bit for bit the same.
-    """
-    z = (int(key) + (int(n) + 1) * _GAMMA) & _M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
-    return ((z ^ (z >> 31)) >> 40) * (1.0 / (1 << 24))
-
-
-@overload(counter_uniform, jit_options={"nogil": True})
-def _counter_uniform_overload(key, n):
-    def impl(key, n):
-        z = np.uint64(key) + (np.uint64(n) + np.uint64(1)) * np.uint64(_GAMMA)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return np.float64((z ^ (z >> np.uint64(31))) >> np.uint64(40)) * (1.0 / (1 << 24))
-
-    return impl
-
-
 @njit(nogil=True, parallel=True, cache=True, error_model="numpy")
 def smooth_noise_kernel(keys, weights, scale, out):
     """Separable 'valid' blur of uniform noise into out (F, hc, wc); field f's noise is
@@ -465,15 +438,16 @@ def _mark_forked_child() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_mark_forked_child)
 
-_SERIAL: dict[str, object] = {}
+_SERIAL: dict[object, object] = {}
 
 
-def _serial_copy(dispatcher, name: str):
+def _serial_copy(dispatcher):
     """The dispatcher's Python function compiled without ``parallel`` (prange runs as range).
 
-    A distinct ``__qualname__`` gives the copy its own on-disk cache entry.
+    A distinct ``__qualname__`` (``<name>_serial``) gives the copy its own on-disk cache entry.
     """
     f = dispatcher.py_func
+    name = f.__name__ + "_serial"
     g = types.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
     g.__qualname__ = name
     options = {k: v for k, v in dispatcher.targetoptions.items() if k not in ("parallel", "nopython", "boundscheck")}
@@ -485,12 +459,11 @@ def num_threads() -> int:
     return get_num_threads()
 
 
-def get(name: str, serial: bool = False):
-    """The kernel ``name`` of this module: the parallel one, or its serial copy in a forked child
-    or when ``serial`` (for one thread, where the parallel launch only costs time)."""
-    kernel = globals()[name]
+def pick(kernel, serial: bool = False):
+    """The kernel to call: ``kernel`` (one of this module's), or its serial copy in a forked
+    child or when ``serial`` (for one thread, where the parallel launch only costs time)."""
     if not (serial or _IN_FORKED_CHILD) or not hasattr(kernel, "py_func"):  # no py_func: NUMBA_DISABLE_JIT
         return kernel
-    if name not in _SERIAL:
-        _SERIAL[name] = _serial_copy(kernel, name + "_serial")
-    return _SERIAL[name]
+    if kernel not in _SERIAL:
+        _SERIAL[kernel] = _serial_copy(kernel)
+    return _SERIAL[kernel]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augment import _kernels
+from augment import _kernels, _splitmix
 
 MODES = ("thesis", "gaussian")
 
@@ -103,31 +103,21 @@ def lattice_fields(shape: tuple[int, int], sigma: float, mode: str, alphas, seed
     keys = np.array([field_key(seed, axis) for seed in seeds for axis in (0, 1)], dtype=np.uint64)
     scale = np.repeat(np.asarray(alphas, dtype=np.float64), 2)
     out = np.empty((2 * n, layout.hc, layout.wc), dtype=np.float32)
-    _kernels.get("smooth_noise_kernel")(keys, layout.weights, scale, out)
+    _kernels.pick(_kernels.smooth_noise_kernel)(keys, layout.weights, scale, out)
     return out.reshape(n, 2, layout.hc, layout.wc)
-
-
-def _mix64(z: int) -> int:
-    z = (z + 0x9E3779B97F4A7C15) & _M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
-    return z ^ (z >> 31)
-
-
-_M64 = (1 << 64) - 1
 
 
 def field_key(seed: int, axis: int) -> int:
     """64-bit noise key of one displacement axis (0 rows, 1 cols) of the elastic step ``seed``.
 
     Seeds of any size are hashed to 64 bits first; the key then indexes a counter-based
-    stream (:func:`augment._kernels.counter_uniform`), so every noise value depends only on
+    stream (:func:`augment._splitmix.counter_uniform`), so every noise value depends only on
     (seed, axis, position), never on thread scheduling.
     """
     folded, rest = 0, int(seed)
     while True:  # hash 64-bit chunks in turn, so 2**64 + 1 and 1 get different keys
-        folded = _mix64(folded ^ (rest & _M64))
+        folded = _splitmix.output(folded ^ (rest & _splitmix.M64), 0)
         rest >>= 64
         if not rest:
             break
-    return _mix64(folded ^ (axis + 1))
+    return _splitmix.output(folded ^ (axis + 1), 0)

@@ -6,19 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from augment.ops import Elastic, FlipLR, FlipUD, Op, Rotate, Scale, Shear, Translate
+from augment._checks import check_seed, check_shape
+from augment.ops import Elastic, FlipLR, FlipUD, Op, Rotate, Scale, Shear, Translate, step_op
 from augment.transform import Transform, grids
-from augment.warp import _check_shape
 
 __all__ = ["Policy", "weak", "strong"]
-
-
-def _check_seed(seed, name: str = "seed"):
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"{name} must be a non-negative int (or numpy.random.SeedSequence). Received: {name}={seed!r}.")
-    return int(seed)
 
 
 class Policy:
@@ -72,8 +64,8 @@ class Policy:
         Returns:
             Transform.
         """
-        shape = _check_shape(shape)
-        rng = np.random.default_rng(_check_seed(seed))
+        shape = check_shape(shape)
+        rng = np.random.default_rng(check_seed(seed))
         n = self._low if self._low == self._high else int(rng.integers(self._low, self._high + 1))
         if self.random_order:
             chosen = rng.permutation(len(self.ops))[:n]
@@ -109,10 +101,9 @@ class Policy:
         ops = []
         for spec in config["ops"]:
             spec = dict(spec)
-            name = spec.pop("op")
-            if name not in Op.registry:
-                raise ValueError(f"unknown op {name!r}. Known ops: {sorted(Op.registry)}.")
-            ops.append(Op.registry[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}))
+            op = step_op(spec)
+            del spec["op"]
+            ops.append(op(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}))
         n_ops = config.get("n_ops", (3, None))
         return cls(ops, tuple(n_ops) if isinstance(n_ops, list) else n_ops, config.get("random_order", True))
 

@@ -3,8 +3,9 @@
 A Transform is the image shape plus a list of steps (plain dicts, see :mod:`augment.ops`)
 in the order they act on the content. Its grid composes them by chained pull-backs: an
 output pixel p goes through the inverse of the last step first,
-``p -> T_k^-1(p) -> ... -> T_1^-1(p)``; an elastic step pulls ``p -> p + d(p)`` with ``d``
-read bilinearly. Consecutive affine steps are merged into one matrix.
+``p -> T_k^-1(p) -> ... -> T_1^-1(p)``; an elastic step (an op with a displacement field)
+pulls ``p -> p + d(p)`` with ``d`` read bilinearly. Consecutive affine steps are merged into
+one matrix. Every step's geometry comes from its op class (:func:`augment.ops.step_op`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from augment import _kernels
-from augment.elastic import field_layout, lattice_fields
-from augment.ops import IDENTITY_ROWS, affine_matrix, affine_rows, check_step, compose_rows
-from augment.warp import _check_shape
+from augment._checks import check_shape
+from augment.ops import IDENTITY_ROWS, Op, Rows, step_op
 
 __all__ = ["Transform", "compose", "grids"]
+
+_OPS = Op.registry  # a Transform's steps are validated: their ops are looked up directly
 
 
 class Transform:
@@ -38,10 +40,10 @@ class Transform:
     """
 
     def __init__(self, shape: tuple[int, int], steps: Iterable[dict] = ()):
-        self.shape = _check_shape(shape)
+        self.shape = check_shape(shape)
         if isinstance(steps, (str, bytes, dict)) or not isinstance(steps, Iterable):
             raise ValueError(f"steps must be a sequence of step dicts. Received: steps={steps!r}.")
-        self.steps = tuple(check_step(s, self.shape) for s in steps)
+        self.steps = tuple(step_op(s).check_step(s) for s in steps)
 
     @classmethod
     def _from_sampled(cls, shape: tuple[int, int], steps: list[dict]) -> Transform:
@@ -58,8 +60,8 @@ class Transform:
 
     @property
     def is_affine(self) -> bool:
-        """True if no step is elastic (then the transform is one exact 3x3 matrix)."""
-        return all(s["op"] != "Elastic" for s in self.steps)
+        """True if every step is affine (then the transform is one exact 3x3 matrix)."""
+        return not self._non_affine_ops()
 
     def matrix(self, forward: bool = False) -> np.ndarray:
         """The 3x3 matrix on homogeneous (row, col, 1) of an affine-only transform.
@@ -73,31 +75,24 @@ class Transform:
         """
         self._require_affine("matrix")
         total = np.eye(3)
-        if forward:
-            for step in self.steps:
-                total = affine_matrix(step, self.shape, forward=True) @ total
-        else:
-            for step in reversed(self.steps):
-                total = affine_matrix(step, self.shape) @ total
+        for step in self.steps if forward else reversed(self.steps):
+            total = _OPS[step["op"]].matrix(step, self.shape, forward) @ total
         return total
 
     def inverse(self) -> Transform:
         """The transform that undoes this one (affine only): steps reversed, each inverted.
 
         Raises:
-            ValueError: if the transform contains an elastic step (no exact inverse).
+            ValueError: if the transform contains an elastic step (no exact inverse), or a step
+                whose op defines no ``inverse``.
         """
         self._require_affine("inverse")
         inverted = []
         for step in reversed(self.steps):
-            s = dict(step)
-            if s["op"] == "Translate":
-                s["x"], s["y"] = -s["x"], -s["y"]
-            elif s["op"] in ("Rotate", "Shear"):
-                s["degrees"] = -s["degrees"]
-            elif s["op"] == "Scale":
-                s["x"], s["y"] = 1.0 / s["x"], 1.0 / s["y"]
-            inverted.append(s)
+            undo = _OPS[step["op"]].inverse(step)
+            if undo is None:
+                raise ValueError(f"inverse needs an exact inverse of every step; {step['op']} has none. Received: {self!r}.")
+            inverted.append(undo)
         return Transform(self.shape, inverted)
 
     def inverse_grid(self) -> np.ndarray:
@@ -146,11 +141,15 @@ class Transform:
         )
         return f"Transform(shape={self.shape}, steps=[{inner}])"
 
+    def _non_affine_ops(self) -> list[str]:
+        return sorted({s["op"] for s in self.steps if _OPS[s["op"]].affine(s, self.shape) is None})
+
     def _require_affine(self, what: str) -> None:
-        if not self.is_affine:
+        others = self._non_affine_ops()
+        if others:
             raise ValueError(
-                f"{what} needs an affine transform, but this one has an elastic step, which has no exact "
-                f"inverse. Received: {self!r}. Sample from a policy without Elastic, or keep the forward grid."
+                f"{what} needs an affine transform, but this one has an elastic step ({', '.join(others)}), which has "
+                f"no exact inverse. Received: {self!r}. Sample from a policy without {others[0]}, or keep the forward grid."
             )
 
 
@@ -174,19 +173,33 @@ def compose(*transforms: Transform) -> Transform:
     return Transform(transforms[0].shape, [s for t in transforms for s in t.steps])
 
 
+def _compose_rows(second: Rows, first: Rows) -> Rows:
+    """Rows of ``second @ first`` (apply ``first``, then ``second``)."""
+    b00, b01, b02, b10, b11, b12 = second
+    a00, a01, a02, a10, a11, a12 = first
+    return (
+        b00 * a00 + b01 * a10,
+        b00 * a01 + b01 * a11,
+        b00 * a02 + b01 * a12 + b02,
+        b10 * a00 + b11 * a10,
+        b10 * a01 + b11 * a11,
+        b10 * a02 + b11 * a12 + b12,
+    )
+
+
 def _pullback_records(t: Transform) -> list:
-    """Pull-back chain in application order: affine rows (merged) and elastic step dicts."""
+    """Pull-back chain in application order: affine rows (merged) and non-affine step dicts."""
     records: list = []
     pending = None
     for step in reversed(t.steps):
-        rows = affine_rows(step, t.shape)
+        rows = _OPS[step["op"]].affine(step, t.shape)
         if rows is None:
             if pending is not None:
                 records.append(pending)
                 pending = None
             records.append(step)
         else:
-            pending = rows if pending is None else compose_rows(rows, pending)
+            pending = rows if pending is None else _compose_rows(rows, pending)
     if pending is not None and pending != IDENTITY_ROWS:
         records.append(pending)
     return records
@@ -211,24 +224,22 @@ def grids(transforms: Sequence[Transform]) -> np.ndarray:
     n = len(chains)
     steps = np.zeros((n, max(1, max(len(c) for c in chains)), _kernels.STEP_WIDTH), dtype=np.float64)
     n_steps = np.array([len(c) for c in chains], dtype=np.int64)
-    groups: dict[tuple, list] = {}
+    by_op: dict[type, list] = {}  # non-affine steps, per op class: [(b, s, step), ...]
     for b, chain in enumerate(chains):
         for s, rec in enumerate(chain):
             if isinstance(rec, dict):
-                groups.setdefault((rec["sigma"], rec["mode"]), []).append((b, s, rec["alpha"], rec["seed"]))
+                by_op.setdefault(_OPS[rec["op"]], []).append((b, s, rec))
             else:
                 steps[b, s, 0] = _kernels.STEP_AFFINE
                 steps[b, s, 1:7] = rec
     parts, offset = [], 0
-    for (sigma, mode), members in groups.items():
-        layout = field_layout(shape, sigma, mode)
-        fields = lattice_fields(shape, sigma, mode, [m[2] for m in members], [m[3] for m in members])
-        plane = 2 * layout.hc * layout.wc
-        for k, (b, s, _, _) in enumerate(members):
-            steps[b, s, :5] = (_kernels.STEP_ELASTIC, offset + k * plane, layout.hc, layout.wc, layout.stride)
-        parts.append(fields.reshape(-1))
-        offset += fields.size
+    for op, members in by_op.items():
+        for (b, s, _), (field, stride) in zip(members, op.displacement(shape, [m[2] for m in members])):
+            _, hc, wc = field.shape
+            steps[b, s, :5] = (_kernels.STEP_ELASTIC, offset, hc, wc, stride)
+            parts.append(np.ascontiguousarray(field, dtype=np.float32).reshape(-1))
+            offset += field.size
     flat = np.concatenate(parts) if parts else np.zeros(1, dtype=np.float32)
     out = np.empty((n, shape[0], shape[1], 2), dtype=np.float32)
-    _kernels.get("grid_kernel")(steps, n_steps, flat, out)
+    _kernels.pick(_kernels.grid_kernel)(steps, n_steps, flat, out)
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from augment import _kernels
-from augment._checks import as_array, check_contiguous, check_grid, check_pair, nonfinite_error
+from augment._checks import check_grid, check_image, check_labels, check_pair, check_probs, check_shape, nonfinite_error
 
 __all__ = ["warp", "warp_image", "warp_labels", "warp_probs", "valid_mask", "identity_grid", "to_normalized", "from_normalized"]
 
@@ -46,7 +46,7 @@ def warp_image(image: np.ndarray, grid: np.ndarray, *, order: int = 1, fill: flo
         >>> out.shape, out.dtype
         ((32, 32, 3), dtype('float32'))
     """
-    image = _check_image(image, fill)
+    image = check_image(image, fill)
     if order not in (0, 1):
         raise ValueError(f"order must be 0 (nearest) or 1 (bilinear). Received: order={order!r}.")
     grid4 = check_grid(grid, scan=order == 0)  # the bilinear kernel counts non-finite points itself
@@ -57,7 +57,7 @@ def warp_image(image: np.ndarray, grid: np.ndarray, *, order: int = 1, fill: flo
         out = _run(grid4, src.shape[0], grid.shape, image=src, fill=fill)[0]
     else:
         out = np.empty(src.shape, dtype=np.float32)
-        _kernels.get("nearest_kernel")(src, grid4, np.float32(fill), out)
+        _kernels.pick(_kernels.nearest_kernel)(src, grid4, np.float32(fill), out)
     return out if batched else out[0]
 
 
@@ -87,7 +87,7 @@ def warp_labels(labels: np.ndarray, grid: np.ndarray, *, fill: int = 0) -> np.nd
         >>> sorted(np.unique(out).tolist())
         [0, 3]
     """
-    labels = _check_labels(labels, fill)
+    labels = check_labels(labels, fill)
     grid4 = check_grid(grid, scan=False)
     batched = labels.ndim == 3
     check_pair("labels", labels, batched, grid, grid4)
@@ -123,7 +123,7 @@ def warp_probs(probs: np.ndarray, grid: np.ndarray, background: int = 0) -> np.n
         >>> bool(np.allclose(out.sum(-1), 1, atol=1e-5))
         True
     """
-    probs = _check_probs(probs, background)
+    probs = check_probs(probs, background)
     grid4 = check_grid(grid, scan=False)
     batched = probs.ndim == 4
     check_pair("probs", probs, batched, grid, grid4)
@@ -151,7 +151,7 @@ def valid_mask(grid: np.ndarray) -> np.ndarray:
     """
     grid4 = check_grid(grid)
     out = np.empty(grid4.shape[:3], dtype=np.bool_)
-    _kernels.get("valid_mask_kernel")(grid4, out)
+    _kernels.pick(_kernels.valid_mask_kernel)(grid4, out)
     return out if grid.ndim == 4 else out[0]
 
 
@@ -163,7 +163,7 @@ def identity_grid(shape: tuple[int, int]) -> np.ndarray:
         >>> augment.identity_grid((2, 3))[1, 2].tolist()
         [1.0, 2.0]
     """
-    h, w = _check_shape(shape)
+    h, w = check_shape(shape)
     rows, cols = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
     return np.ascontiguousarray(np.stack([rows, cols], axis=-1))
 
@@ -253,11 +253,11 @@ def warp(
     """
     given = {}
     if image is not None:
-        given["image"] = _check_image(image, fill)
+        given["image"] = check_image(image, fill)
     if labels is not None:
-        given["labels"] = _check_labels(labels, label_fill)
+        given["labels"] = check_labels(labels, label_fill)
     if probs is not None:
-        given["probs"] = _check_probs(probs, background)
+        given["probs"] = check_probs(probs, background)
     if not given:
         raise ValueError("warp needs at least one of image, labels, probs. Received: none.")
     grid4 = check_grid(grid, scan=False)
@@ -314,7 +314,7 @@ def _run(grid4, n, grid_shape, image=None, labels=None, probs=None, fill=0.0, la
         return a.reshape(a.shape[0], -1)
 
     # one thread: the serial copy, which skips the parallel-region launch and packing
-    kernel = _kernels.get("warp_kernel", serial=_kernels.num_threads() == 1)
+    kernel = _kernels.pick(_kernels.warp_kernel, serial=_kernels.num_threads() == 1)
     bad = kernel(
         flat(img), flat(prb), flat(lab), flat(grid4), h, w, float(fill), int(background), lab.dtype.type(label_fill),
         flat(out_img), flat(out_prb), flat(out_lab), (0,) * img.shape[3], (0,) * prb.shape[3], (0,) * lab.shape[3],
@@ -322,71 +322,3 @@ def _run(grid4, n, grid_shape, image=None, labels=None, probs=None, fill=0.0, la
     if bad:
         raise nonfinite_error("grid", grid_shape)
     return out_img, out_lab, out_prb
-
-
-def _check_image(image, fill) -> np.ndarray:
-    image = as_array("image", image)
-    if image.ndim not in (3, 4):
-        raise ValueError(
-            f"image must have shape (H, W, C) or (B, H, W, C). Received: image.shape={image.shape}. "
-            f"For a single-channel (H, W) image pass image[..., None]."
-        )
-    if image.dtype != np.float32:
-        raise TypeError(
-            f"image must be float32. Received: image.dtype={image.dtype}. Use image.astype(numpy.float32) "
-            f"(labels go to warp_labels)."
-        )
-    if isinstance(fill, bool) or not isinstance(fill, (int, float, np.integer, np.floating)) or not np.isfinite(fill):
-        raise ValueError(f"fill must be a finite number. Received: fill={fill!r}.")
-    check_contiguous("image", image)
-    return image
-
-
-def _check_labels(labels, fill) -> np.ndarray:
-    labels = as_array("labels", labels)
-    if labels.ndim not in (2, 3):
-        raise ValueError(
-            f"labels must have shape (H, W) or (B, H, W). Received: labels.shape={labels.shape}. "
-            f"For one-hot or probability maps use warp_probs."
-        )
-    if labels.dtype.kind not in "iub":
-        raise TypeError(
-            f"labels must have an integer dtype. Received: labels.dtype={labels.dtype}. "
-            f"Use labels.astype(numpy.uint8) for class indices, or warp_probs/warp_image for soft maps."
-        )
-    if isinstance(fill, bool) or not isinstance(fill, (int, np.integer)):
-        raise ValueError(f"fill for labels must be an int. Received: fill={fill!r}.")
-    lo, hi = (0, 1) if labels.dtype.kind == "b" else (np.iinfo(labels.dtype).min, np.iinfo(labels.dtype).max)
-    if not lo <= fill <= hi:
-        raise ValueError(f"fill={fill!r} does not fit labels.dtype={labels.dtype}. Pick a fill inside the dtype's range.")
-    check_contiguous("labels", labels)
-    return labels
-
-
-def _check_probs(probs, background) -> np.ndarray:
-    probs = as_array("probs", probs)
-    if probs.ndim not in (3, 4):
-        raise ValueError(
-            f"probs must have shape (H, W, K) or (B, H, W, K), classes last. Received: probs.shape={probs.shape}."
-        )
-    if probs.dtype != np.float32:
-        raise TypeError(f"probs must be float32. Received: probs.dtype={probs.dtype}. Use probs.astype(numpy.float32).")
-    n_classes = probs.shape[-1]
-    if isinstance(background, bool) or not isinstance(background, (int, np.integer)) or not 0 <= background < n_classes:
-        raise ValueError(
-            f"background must be a class index in [0, {n_classes}) for probs with {n_classes} classes. "
-            f"Received: background={background!r}."
-        )
-    check_contiguous("probs", probs)
-    return probs
-
-
-def _check_shape(shape) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in shape)
-        ok = all(int(v) == v for v in shape)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or h < 1 or w < 1:
-        raise ValueError(f"shape must be (height, width) with positive integers. Received: shape={shape!r}.")
-    return h, w

@@ -206,3 +206,29 @@ def test_fused_warp_kernel_equals_single_target_calls():
         assert prob_out.tobytes() == augment.warp_probs(probs, grid, background=1).tobytes()
         only = augment.warp(grid, labels=labels, label_fill=9)
         assert only[0] is None and only[2] is None and only[1].tobytes() == lab_out.tobytes()
+
+
+def test_splitmix_kernel_helpers_match_the_reference_stream_compiled_and_in_python():
+    from numba import njit
+
+    from augment._splitmix import counter_uniform, output
+
+    # SplitMix64 seeded with 0 (Vigna's splitmix64.c): its first three outputs
+    expected = [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F]
+    assert [output(0, n) for n in range(3)] == expected
+
+    @njit
+    def compiled(keys, n):
+        bits = np.empty(keys.size, dtype=np.uint64)
+        uniform = np.empty(keys.size)
+        for i in range(keys.size):
+            bits[i] = output(keys[i], n)
+            uniform[i] = counter_uniform(keys[i], n)
+        return bits, uniform
+
+    keys = np.array([0, 1, 2**63 + 5, 2**64 - 1], dtype=np.uint64)
+    for n in (0, 1, 2**40 + 7):
+        bits, uniform = compiled(keys, n)
+        assert [int(b) for b in bits] == [output(int(k), n) for k in keys]
+        assert uniform.tolist() == [counter_uniform(int(k), n) for k in keys]
+        assert all(0.0 <= u < 1.0 and (u * 2**24).is_integer() for u in uniform)
