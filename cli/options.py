@@ -6,7 +6,7 @@ import os
 
 import click
 
-BACKENDS = ("tensorflow", "jax", "torch")
+from kequireg.settings import BACKENDS
 
 
 def backend_option(func):
@@ -52,3 +52,29 @@ def seed_option(default: int = 0, help: str = "Random seed."):
         return click.option("--seed", type=int, default=default, show_default=True, help=help)(func)
 
     return decorator
+
+
+def float_list(low: float, high: float):
+    """A click callback parsing ``"0.01,0.1,1.0"`` into a tuple of floats in (low, high]."""
+
+    def parse(ctx, param, value):
+        try:
+            out = tuple(float(v) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated numbers like 0.01,0.1,1.0. Received: {value!r}") from None
+        if not out or any(not low < f <= high for f in out):
+            raise click.BadParameter(f"values must lie in ({low:g}, {high:g}]. Received: {value!r}")
+        return out
+
+    return parse
+
+
+def int_list(ctx, param, value):
+    """A click callback parsing ``"0,1,2"`` into a non-empty tuple of ints."""
+    try:
+        out = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers like 0,1,2. Received: {value!r}") from None
+    if not out:
+        raise click.BadParameter(f"give at least one value. Received: {value!r}")
+    return out

@@ -8,6 +8,7 @@ import sys
 import click
 
 from cli.options import progress_option, seed_option
+from kequireg import settings as defaults
 from kequireg.data.preprocess import DEFAULT_N4_ITERATIONS, DEFAULT_N4_SHRINK
 
 
@@ -38,17 +39,22 @@ def click_progress(total: int, label: str, enabled: bool):
               help="N4 iterations per fitting level, comma-separated (the count is the number of levels).")
 @click.option("--equalize/--no-equalize", default=True, show_default=True,
               help="Histogram equalization per scan and modality (else scale by the 99.5th percentile).")
-@click.option("--val", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True,
-              help="Share of labeled patients for validation.")
-@click.option("--test", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
-              help="Share of labeled patients held out for testing.")
+@click.option("--val", type=click.FloatRange(0.0, 1.0, max_open=True), default=defaults.DEFAULT_VAL_SHARE,
+              show_default=True, help="Share of labeled patients for validation (early stopping).")
+@click.option("--test", type=click.FloatRange(0.0, 1.0, max_open=True), default=defaults.DEFAULT_TEST_SHARE,
+              show_default=True, help="Share of labeled patients held out for testing (never seen in training or "
+              "early stopping; `kequireg evaluate` and `experiment` score on them).")
+@click.option("--thesis-split", is_flag=True, default=False,
+              help="The thesis's split: 80/20 train/val, no test patients (268 training patients of BraTS 2019's "
+              "335). Scores then come from the early-stopping patients.")
 @seed_option(0, "Split seed.")
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True,
               help="Image storage type.")
 @click.option("--keep-parts", is_flag=True, default=False,
               help="Keep STORE.parts/ (per-case results) after a complete run.")
 @progress_option
-def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, val, test, seed, dtype, keep_parts, progress) -> None:
+def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, val, test, thesis_split, seed, dtype,
+               keep_parts, progress) -> None:
     """Preprocess the BraTS case folders under IN_DIR into the slice store STORE (.h5).
 
     Per case and modality: N4 bias correction inside the brain mask, histogram equalization over
@@ -65,6 +71,14 @@ def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, v
     from kequireg.data.preprocess import PreprocessParams, preprocess_dataset
     from kequireg.data.ingest import find_cases
 
+    if thesis_split:
+        ctx = click.get_current_context()
+        given = [f"--{name}" for name in ("val", "test")
+                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        if given:
+            raise click.BadParameter(f"--thesis-split sets --val and --test itself; drop {' and '.join(given)}.",
+                                     param_hint="--thesis-split")
+        val, test = defaults.THESIS_SPLIT["val"], defaults.THESIS_SPLIT["test"]
     try:
         iterations = tuple(int(v) for v in n4_iterations.split(","))
     except ValueError:

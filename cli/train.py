@@ -7,6 +7,7 @@ import sys
 import click
 
 from cli.options import backend_option, progress_option
+from kequireg import settings as defaults
 
 
 @click.command("train")
@@ -14,38 +15,44 @@ from cli.options import backend_option, progress_option
               help="HDF5 slice store from `kequireg preprocess` (splits JSON beside it). Default: the demo data set.")
 @click.option("--labeled", "fraction", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
               help="Share of training patients whose labels are used.")
-@click.option("--method", type=click.Choice(["equireg", "baseline"]), default="equireg", show_default=True)
+@click.option("--method", type=click.Choice(defaults.METHODS), default="equireg", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Run seed (weights, augmentation, batches).")
 @click.option("--label-seed", type=int, default=0, show_default=True, help="Seed of the labeled-patient subset.")
-@click.option("--model", default=None, help="Model preset (fc-densenet103, fc-densenet67, fc-densenet56, tiny). "
-              "Default: fc-densenet103, or tiny on the demo data.")
+@click.option("--model", type=click.Choice(defaults.MODEL_PRESETS), default=None,
+              help=f"Model preset. Default: {defaults.THESIS_MODEL}, or {defaults.DEMO_MODEL} on the demo data.")
 @backend_option
 @click.option("--lambda", "lambda_", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Weight of the equivariance term.")
 @click.option("--rampup-steps", type=click.IntRange(min=0), default=0, show_default=True,
               help="Linear ramp-up of lambda over this many steps (0 = none).")
-@click.option("--mask", type=click.Choice(["thesis", "valid", "none"]), default="thesis", show_default=True,
+@click.option("--mask", type=click.Choice(defaults.MASK_MODES), default="thesis", show_default=True,
               help="KL mask: strong input non-zero (thesis), source inside the image (valid), or every pixel.")
-@click.option("--teacher-mode", type=click.Choice(["train", "inference"]), default="train", show_default=True,
+@click.option("--teacher-mode", type=click.Choice(defaults.TEACHER_MODES), default="train", show_default=True,
               help="Teacher forward with the unlabeled batch's BatchNorm statistics (train) or the moving "
               "statistics (inference; they lag early in training and pulled EquiReg to background).")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
-              help="Steps between validations/checkpoints. Default: 500 (demo: 50).")
+              help=f"Steps between validations/checkpoints. Default: {defaults.THESIS_DEFAULTS['steps_per_epoch']} "
+              f"(demo: {defaults.DEMO_DEFAULTS['steps_per_epoch']}).")
 @click.option("--patience", type=click.IntRange(min=0), default=None,
-              help="Validations without improvement before early stopping (0 = never). Default: 10 (demo: 4).")
+              help=f"Validations without improvement before early stopping (0 = never). Default: "
+              f"{defaults.THESIS_DEFAULTS['patience']} (demo: {defaults.DEMO_DEFAULTS['patience']}).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
-              help="Total step budget. Default: 50000 (demo: 600).")
+              help=f"Total step budget. Default: {defaults.THESIS_DEFAULTS['max_steps']} "
+              f"(demo: {defaults.DEMO_DEFAULTS['max_steps']}).")
 @click.option("--labeled-batch", type=click.IntRange(min=1), default=None,
-              help="Labeled slices per batch. Default: 2 (equireg), 4 (baseline).")
+              help=f"Labeled slices per batch. Default: {defaults.BATCH_DEFAULTS['equireg'][0]} (equireg), "
+              f"{defaults.BATCH_DEFAULTS['baseline'][0]} (baseline).")
 @click.option("--unlabeled-batch", type=click.IntRange(min=0), default=None,
-              help="Unlabeled slices per batch. Default: 6 (equireg), 0 (baseline).")
+              help=f"Unlabeled slices per batch. Default: {defaults.BATCH_DEFAULTS['equireg'][1]} (equireg), 0 (baseline).")
 @click.option("--val-slices", type=click.IntRange(min=1), default=None,
-              help="Validate on a fixed random subset of this many slices. Default: all (demo: 64).")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
-@click.option("--jit-compile", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help=f"Validate on a fixed random subset of this many slices. Default: all "
+              f"(demo: {defaults.DEMO_DEFAULTS['val_slices']}).")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=defaults.LEARNING_RATE,
+              show_default=True)
+@click.option("--jit-compile", type=click.Choice(defaults.JIT_MODES), default="auto", show_default=True,
               help="XLA-compile the train and validation steps (auto: on for tensorflow and jax, off for torch; "
               "$KEQUIREG_JIT_COMPILE overrides auto).")
-@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]), default="float32",
+@click.option("--precision", type=click.Choice(defaults.PRECISIONS), default="float32",
               show_default=True, help="Mixed precision: 16-bit compute, float32 variables, logits and loss "
               "(mixed_float16 adds loss scaling). Meant for GPUs with 16-bit units.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,

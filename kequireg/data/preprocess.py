@@ -37,6 +37,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from kequireg.settings import DEFAULT_TEST_SHARE, DEFAULT_VAL_SHARE
 from kequireg.data.ingest import MODALITIES, CaseError, CaseFiles, find_cases, load_case
 
 # The cheapest fitting grid whose N4 result stays within 1% of full-resolution N4 with the same
@@ -532,8 +533,8 @@ def preprocess_dataset(
     *,
     params: PreprocessParams = PreprocessParams(),
     workers: int | None = None,
-    val: float = 0.2,
-    test: float = 0.0,
+    val: float = DEFAULT_VAL_SHARE,
+    test: float = DEFAULT_TEST_SHARE,
     seed: int = 0,
     keep_parts: bool = False,
     progress: Callable[[int, int, str], None] | None = None,

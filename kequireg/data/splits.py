@@ -1,7 +1,9 @@
 """Patient-level splits and labeled subsets, saved as JSON beside the slice store.
 
-The thesis's protocol: labeled patients are split 80/20 into train and validation with a
-fixed seed (optionally a held-out test share first). A labeled subset for fraction ``f`` and
+By default 20% of the labeled patients are held out for testing and 20% for validation (early
+stopping), so that scores come from patients that played no part in training or in choosing
+the checkpoint. The thesis split its labeled patients 80/20 into train and validation and
+reported on the validation patients (``settings.THESIS_SPLIT``: ``val=0.2, test=0``). A labeled subset for fraction ``f`` and
 label seed ``s`` shuffles the sorted training patients with seed ``s`` and takes the first
 ``ceil(f * N)``: so subsets with the same seed are nested (1% within 5% within 10%), and the
 baseline and EquiReg runs of one (f, s) see the same patients. All training patients, plus
@@ -10,7 +12,6 @@ cases that came without a segmentation, form the unlabeled pool.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -18,8 +19,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-THESIS_FRACTIONS = (0.01, 0.05, 0.1, 1.0)
-THESIS_LABEL_SEEDS = (0, 1, 2)
+from kequireg.io import atomic_write_json, read_json
+from kequireg.settings import DEFAULT_TEST_SHARE, DEFAULT_VAL_SHARE, SPLIT_SEED, THESIS_FRACTIONS, THESIS_LABEL_SEEDS
 
 
 def splits_path(store_path: str | os.PathLike) -> Path:
@@ -38,9 +39,9 @@ def make_splits(
     case_ids: Iterable[str],
     labeled_ids: Iterable[str],
     *,
-    val: float = 0.2,
-    test: float = 0.0,
-    seed: int = 0,
+    val: float = DEFAULT_VAL_SHARE,
+    test: float = DEFAULT_TEST_SHARE,
+    seed: int = SPLIT_SEED,
 ) -> dict:
     """Split labeled patients into train / val / test; unlabeled cases join training only.
 
@@ -48,7 +49,7 @@ def make_splits(
         case_ids: every case in the store.
         labeled_ids: the cases that have a segmentation.
         val: float in [0, 1). Share of labeled patients for validation. Defaults to 0.2.
-        test: float in [0, 1). Share held out for testing, taken before validation. Defaults to 0.
+        test: float in [0, 1). Share held out for testing, taken before validation. Defaults to 0.2.
         seed: int. Shuffle seed. Defaults to 0.
 
     Returns:
@@ -118,24 +119,13 @@ def labeled_subset(train_ids: Sequence[str], fraction: float, seed: int) -> list
 
 def save_splits(path: str | os.PathLike, splits: dict) -> Path:
     """Write splits JSON atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(splits, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_json(path, splits, indent=1, sort_keys=True)
 
 
 def load_splits(path: str | os.PathLike) -> dict:
     """Read a splits JSON written by :func:`save_splits`; clear errors if missing or malformed."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"splits file {str(path)!r} does not exist; `kequireg preprocess` writes it beside the store."
-        )
-    try:
-        splits = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"splits file {str(path)!r} is not valid JSON ({err}); re-create it with `kequireg preprocess`.") from err
+    splits = read_json(path, "splits file", "`kequireg preprocess` writes it beside the store; re-create it with `kequireg preprocess`")
     missing = {"train", "val", "test", "unlabeled", "seed"} - set(splits)
     if missing:
         raise ValueError(f"splits file {str(path)!r} lacks keys {sorted(missing)}; re-create it with `kequireg preprocess`.")

@@ -1,11 +1,16 @@
 """The thesis's study grid: methods x labeled fractions x label-selection seeds x repeats.
 
-Every grid cell is one training run in ``EXPERIMENT_DIR/runs/<name>``, evaluated on the
-held-out patients into ``runs/<name>/eval-<split>/per_patient.csv``. The experiment is
-resumable: a run whose evaluation file exists is skipped; a run whose training finished is only
-evaluated (``trained.json``, written by the experiment when ``train`` returns); an unfinished
-run is handed back to ``train(..., resume=True)``, which continues from its last checkpoint.
-The settings are saved in ``experiment.json``; resuming with different settings is refused.
+Every grid cell is one training run in ``EXPERIMENT_DIR/runs/<name>`` (a ``RunDir``),
+evaluated on the held-out patients into ``runs/<name>/eval-<split>/per_patient.csv``. The
+experiment is resumable: a run whose evaluation file exists is skipped; a run whose training
+finished (``trained.json``) is only evaluated; an unfinished run is handed back to
+``train(..., resume=True)``, which continues from its last checkpoint. The settings are saved in
+``experiment.json``; resuming with different settings is refused. Aggregation (tables, bridging)
+is ``kequireg.experiments.aggregate``, run by the caller when the grid is done.
+
+A run = (TrainConfig, RunDir): ``ExperimentSettings.template`` is a TrainConfig whose method,
+fraction, label seed, training seed and run dir are set per cell (``train_config``); every
+other training setting comes from the template. One Dataset is opened for the whole grid.
 
 At a labeled fraction of 1.0 every label seed selects the same patients, so only the first
 label seed is run there (its repeats still differ by training seed).
@@ -13,16 +18,20 @@ label seed is run there (its repeats still differ by training seed).
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from kequireg.data.splits import THESIS_FRACTIONS, THESIS_LABEL_SEEDS
+from kequireg import settings as defaults
+from kequireg.io import atomic_write_json, read_json
+from kequireg.training.config import TrainConfig
+from kequireg.training.run_dir import RunDir
 
-METHODS = ("baseline", "equireg")
-THESIS_REPEATS = 3
+# Set per grid cell; a template's values of these are ignored.
+PER_RUN_FIELDS = ("method", "fraction", "label_seed", "seed", "run_dir")
+EXPERIMENT_FILE = "experiment.json"
 
 
 @dataclass(frozen=True)
@@ -40,7 +49,7 @@ class RunSpec:
 
     def training_seed(self, base_seed: int = 0) -> int:
         """Seed of weights and batches: differs per repeat, shared by the methods of one cell."""
-        return int(base_seed) + 1000 * int(self.repeat) + int(self.label_seed)
+        return int(base_seed) + defaults.REPEAT_SEED_STRIDE * int(self.repeat) + int(self.label_seed)
 
 
 @dataclass
@@ -48,60 +57,73 @@ class ExperimentSettings:
     """Everything that defines an experiment (saved as ``experiment.json``).
 
     Args:
-        data: slice store path; None = the embedded demo store.
+        template: TrainConfig. Training settings shared by every run (data, model, steps,
+            λ, teacher mode, ...); its ``seed`` is the base training seed (each repeat adds
+            1000). Defaults to ``TrainConfig()`` (thesis settings; demo data when ``data`` is None).
         methods: methods to compare. Defaults to baseline and equireg.
         fractions: labeled fractions. Defaults to the thesis's 0.01, 0.05, 0.1, 1.0.
         label_seeds: label-selection seeds. Defaults to 0, 1, 2.
         repeats: training repeats per (method, fraction, label seed). Defaults to 3.
         equireg_full: also run EquiReg at fraction 1.0 (the thesis did). Defaults to True.
-        model: model preset. None = the training default for the store.
-        steps_per_epoch, patience, max_steps, lambda_: training options (None = training defaults).
-        split: held-out patients to evaluate on, "val" or "test". Defaults to "val".
-        seed: base training seed. Defaults to 0.
+        split: held-out patients to evaluate on, "val" or "test"; None = the store's test
+            patients, or (said loudly) its validation patients when it has none. Resolved
+            when the experiment starts (``resolve_split``) and saved resolved.
         equivariance_seed: seed of the evaluation's strong transforms. Defaults to 0.
-        train_overrides: extra TrainConfig fields.
     """
 
-    data: str | None = None
-    methods: tuple[str, ...] = METHODS
-    fractions: tuple[float, ...] = THESIS_FRACTIONS
-    label_seeds: tuple[int, ...] = THESIS_LABEL_SEEDS
-    repeats: int = THESIS_REPEATS
+    template: TrainConfig = field(default_factory=TrainConfig)
+    methods: tuple[str, ...] = ("baseline", "equireg")
+    fractions: tuple[float, ...] = defaults.THESIS_FRACTIONS
+    label_seeds: tuple[int, ...] = defaults.THESIS_LABEL_SEEDS
+    repeats: int = defaults.THESIS_REPEATS
     equireg_full: bool = True
-    model: str | None = None
-    steps_per_epoch: int | None = None
-    patience: int | None = None
-    max_steps: int | None = None
-    lambda_: float | None = None
-    split: str = "val"
-    seed: int = 0
+    split: str | None = None
     equivariance_seed: int = 0
-    train_overrides: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if not isinstance(self.template, TrainConfig):
+            raise ValueError(f"template must be a TrainConfig. Received: template={type(self.template).__name__}")
         self.methods = tuple(self.methods)
         self.fractions = tuple(float(f) for f in self.fractions)
         self.label_seeds = tuple(int(s) for s in self.label_seeds)
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods if m not in defaults.METHODS]
         if bad or not self.methods:
-            raise ValueError(f"methods must be a non-empty subset of {METHODS}. Received: methods={self.methods}")
+            raise ValueError(f"methods must be a non-empty subset of {defaults.METHODS}. Received: methods={self.methods}")
         if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
             raise ValueError(f"fractions must lie in (0, 1]. Received: fractions={self.fractions}")
         if not self.label_seeds:
             raise ValueError("label_seeds must name at least one seed. Received: label_seeds=()")
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1. Received: repeats={self.repeats}")
-        if self.split not in ("val", "test"):
-            raise ValueError(f"split must be 'val' or 'test'. Received: split={self.split!r}")
+        if self.split is not None and self.split not in defaults.EVAL_SPLITS:
+            raise ValueError(f"split must be one of {defaults.EVAL_SPLITS} or None. Received: split={self.split!r}")
+        self.template.validate()
+
+    @property
+    def data(self) -> str | None:
+        """The slice store of every run (None = the embedded demo store)."""
+        return self.template.data
+
+    def resolve_split(self, dataset) -> ExperimentSettings:
+        """A copy whose ``split`` is decided (``Dataset.eval_split``: test, else loudly val)."""
+        return dataclasses.replace(self, split=dataset.eval_split(self.split))
 
     def to_json(self) -> dict:
-        out = asdict(self)
-        out["methods"], out["fractions"], out["label_seeds"] = list(self.methods), list(self.fractions), list(self.label_seeds)
-        return out
+        template = {k: v for k, v in self.template.to_dict().items() if k not in PER_RUN_FIELDS or k == "seed"}
+        return {"template": template, "methods": list(self.methods), "fractions": list(self.fractions),
+                "label_seeds": list(self.label_seeds), "repeats": self.repeats, "equireg_full": self.equireg_full,
+                "split": self.split, "equivariance_seed": self.equivariance_seed}
 
     @classmethod
-    def from_json(cls, payload: dict) -> "ExperimentSettings":
-        known = {f.name for f in fields(cls)}
+    def from_json(cls, payload: dict) -> ExperimentSettings:
+        payload = dict(payload)
+        if "template" not in payload:  # experiment.json of kequireg <= 0.1: training fields at the top level
+            template = {k: payload.pop(k) for k in ("data", "model", "steps_per_epoch", "patience", "max_steps",
+                                                    "lambda_", "seed") if payload.get(k) is not None}
+            template.update(payload.pop("train_overrides", None) or {})
+            payload["template"] = template
+        payload["template"] = TrainConfig.from_dict(payload["template"])
+        known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in payload.items() if k in known})
 
 
@@ -125,33 +147,54 @@ def plan_grid(settings: ExperimentSettings) -> list[RunSpec]:
 
 
 def run_dir(experiment_dir: str | os.PathLike, spec: RunSpec) -> Path:
+    """The folder of one grid cell's run."""
     return Path(experiment_dir) / "runs" / spec.name
 
 
 def eval_csv(experiment_dir: str | os.PathLike, spec: RunSpec, split: str) -> Path:
-    return run_dir(experiment_dir, spec) / f"eval-{split}" / "per_patient.csv"
+    """The per-patient scores of one grid cell's run on ``split``."""
+    return RunDir(run_dir(experiment_dir, spec)).eval_dir(split) / "per_patient.csv"
 
 
-TRAINED_MARKER = "trained.json"
+def training_finished(path: str | os.PathLike) -> bool:
+    """A run folder whose training completed (``train`` returned and left a best model)."""
+    return RunDir(path).is_trained()
 
 
-def training_finished(path: Path) -> bool:
-    """A run folder whose training completed (``train`` returned; the experiment then writes its marker)."""
-    return (path / "best.keras").is_file() and (path / TRAINED_MARKER).is_file()
+def train_config(settings: ExperimentSettings, spec: RunSpec, experiment_dir: str | os.PathLike) -> TrainConfig:
+    """The TrainConfig of one grid cell: the template with the cell's method, fraction, seeds and run dir.
+
+    Example:
+        >>> spec = RunSpec("baseline", 0.1, 1, 2)
+        >>> train_config(ExperimentSettings(), spec, "study").seed   # 0 + 1000 * repeat + label seed
+        2001
+    """
+    template = settings.template
+    return dataclasses.replace(
+        template, method=spec.method, fraction=spec.fraction, label_seed=spec.label_seed,
+        seed=spec.training_seed(template.seed), run_dir=str(run_dir(experiment_dir, spec)),
+        # a template's unlabeled batch is EquiReg's; the baseline is supervised only
+        unlabeled_batch=0 if spec.method == "baseline" and template.unlabeled_batch else template.unlabeled_batch,
+    )
 
 
-def train_run(settings: ExperimentSettings, spec: RunSpec, experiment_dir: str | os.PathLike, progress: bool = True) -> None:
+def train_run(settings: ExperimentSettings, spec: RunSpec, experiment_dir: str | os.PathLike, dataset=None,
+              progress: bool = True) -> None:
     """Train one grid cell, resuming it if an earlier attempt left a run behind; then mark it trained."""
-    from kequireg.evaluation.evaluate import atomic_write_text
-    from kequireg.training import train
+    from kequireg.training.run import train
 
-    path = run_dir(experiment_dir, spec)
+    run = RunDir(run_dir(experiment_dir, spec))
     config = train_config(settings, spec, experiment_dir)
     start = time.time()
-    result = train(config, resume=(path / "config.json").is_file(), progress=progress)
-    marker = {"steps": result.steps, "stopped_early": result.stopped_early, "seconds": round(time.time() - start, 1),
-              "best_model": str(result.best_model_path)}
-    atomic_write_text(path / TRAINED_MARKER, json.dumps(marker, indent=2) + "\n")
+    result = train(config, resume=run.config_path.is_file(), progress=progress, dataset=dataset)
+    run.mark_trained({"steps": result.steps, "stopped_early": result.stopped_early,
+                      "seconds": round(time.time() - start, 1), "best_model": str(result.best_model_path)})
+
+
+def load_settings(experiment_dir: str | os.PathLike) -> ExperimentSettings:
+    """The ExperimentSettings saved in ``experiment_dir/experiment.json``."""
+    path = Path(experiment_dir) / EXPERIMENT_FILE
+    return ExperimentSettings.from_json(read_json(path, "experiment settings", "run `kequireg experiment` first"))
 
 
 def load_or_save_settings(experiment_dir: str | os.PathLike, settings: ExperimentSettings) -> ExperimentSettings:
@@ -160,11 +203,11 @@ def load_or_save_settings(experiment_dir: str | os.PathLike, settings: Experimen
     Raises:
         ValueError: naming the settings that differ from the saved ones.
     """
-    path = Path(experiment_dir) / "experiment.json"
+    path = Path(experiment_dir) / EXPERIMENT_FILE
     if path.is_file():
-        saved = ExperimentSettings.from_json(json.loads(path.read_text()))
-        ours, theirs = settings.to_json(), saved.to_json()
-        differ = {k: (theirs[k], ours[k]) for k in ours if ours[k] != theirs[k]}
+        saved = load_settings(experiment_dir)
+        ours, theirs = _flat_json(settings), _flat_json(saved)
+        differ = {k: (theirs.get(k), ours.get(k)) for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)}
         if differ:
             detail = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in differ.items())
             raise ValueError(
@@ -172,25 +215,14 @@ def load_or_save_settings(experiment_dir: str | os.PathLike, settings: Experimen
                 "or use a new experiment folder."
             )
         return saved
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from kequireg.evaluation.evaluate import atomic_write_text
-
-    atomic_write_text(path, json.dumps(settings.to_json(), indent=2) + "\n")
+    atomic_write_json(path, settings.to_json())
     return settings
 
 
-def train_config(settings: ExperimentSettings, spec: RunSpec, experiment_dir: str | os.PathLike):
-    """The TrainConfig of one grid cell."""
-    from kequireg.training import TrainConfig
-
-    options = dict(data=settings.data, method=spec.method, fraction=spec.fraction, label_seed=spec.label_seed,
-                   seed=spec.training_seed(settings.seed), run_dir=str(run_dir(experiment_dir, spec)))
-    for key in ("model", "steps_per_epoch", "patience", "max_steps", "lambda_"):
-        value = getattr(settings, key)
-        if value is not None:
-            options[key] = value
-    options.update(settings.train_overrides)
-    return TrainConfig(**options)
+def _flat_json(settings: ExperimentSettings) -> dict:
+    payload = settings.to_json()
+    template = payload.pop("template")
+    return {**payload, **{f"template.{k}": v for k, v in template.items()}}
 
 
 def run_experiment(
@@ -200,39 +232,48 @@ def run_experiment(
     batch_size: int = 16,
     progress: bool = True,
     log=print,
+    dataset=None,
 ) -> list[RunSpec]:
-    """Train and evaluate every run of the grid that is not done yet, then aggregate.
+    """Train and evaluate every run of the grid that is not done yet (aggregate afterwards).
 
     Args:
         experiment_dir: folder of the experiment (created; reused to resume).
         settings: the grid and training options.
         batch_size: int. Slices per forward pass in evaluation. Defaults to 16.
-        progress: bool. Progress bars during training and evaluation. Defaults to True.
+        progress: bool. Progress during training and evaluation. Defaults to True.
         log: callable taking a status line (to stderr in the CLI).
+        dataset: an open Dataset of ``settings.data``; None = open it here (once for the grid).
 
     Returns:
         The grid's run specs.
     """
-    from kequireg.evaluation.evaluate import evaluate_run
+    from kequireg.data.dataset import open_dataset
+    from kequireg.evaluation.run import evaluate_run
 
     experiment_dir = Path(experiment_dir)
-    settings = load_or_save_settings(experiment_dir, settings)
-    specs = plan_grid(settings)
-    data = settings.data
-    for index, spec in enumerate(specs, start=1):
-        target = eval_csv(experiment_dir, spec, settings.split)
-        header = f"[{index}/{len(specs)}] {spec.name}"
-        if target.is_file():
-            log(f"{header}: done, skipped")
-            continue
-        path = run_dir(experiment_dir, spec)
-        start = time.time()
-        if training_finished(path):
-            log(f"{header}: trained earlier, evaluating")
-        else:
-            log(f"{header}: training{' (resuming)' if (path / 'config.json').is_file() else ''}")
-            train_run(settings, spec, experiment_dir, progress=progress)
-        evaluate_run(path, split=settings.split, data=data, batch_size=batch_size,
-                     equivariance_seed=settings.equivariance_seed, progress=progress)
-        log(f"{header}: finished in {time.time() - start:.0f} s")
-    return specs
+    owned = dataset is None
+    if owned:
+        dataset = open_dataset(settings.data, progress=progress)
+    try:
+        settings = load_or_save_settings(experiment_dir, settings.resolve_split(dataset))
+        specs = plan_grid(settings)
+        for index, spec in enumerate(specs, start=1):
+            target = eval_csv(experiment_dir, spec, settings.split)
+            header = f"[{index}/{len(specs)}] {spec.name}"
+            if target.is_file():
+                log(f"{header}: done, skipped")
+                continue
+            run = RunDir(run_dir(experiment_dir, spec))
+            start = time.time()
+            if run.is_trained():
+                log(f"{header}: trained earlier, evaluating")
+            else:
+                log(f"{header}: training{' (resuming)' if run.config_path.is_file() else ''}")
+                train_run(settings, spec, experiment_dir, dataset=dataset, progress=progress)
+            evaluate_run(run, dataset, split=settings.split, batch_size=batch_size,
+                         equivariance_seed=settings.equivariance_seed, progress=progress)
+            log(f"{header}: finished in {time.time() - start:.0f} s")
+        return specs
+    finally:
+        if owned:
+            dataset.close()

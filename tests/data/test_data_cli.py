@@ -34,7 +34,7 @@ def test_synth_preprocess_info_commands(tmp_path):
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["BraTS19_SYN_0001_1", "BraTS19_SYN_0002_1", "BraTS19_SYN_0003_1"]
     assert not (out / "BraTS19_SYN_0003_1" / "BraTS19_SYN_0003_1_seg.nii.gz").exists()
     store = tmp_path / "syn.h5"
-    result = runner.invoke(preprocess, [str(out), str(store), "--workers", "1", "--no-n4", "--val", "0.5", "--dtype", "float32", "--no-progress"])
+    result = runner.invoke(preprocess, [str(out), str(store), "--workers", "1", "--no-n4", "--val", "0.5", "--test", "0", "--dtype", "float32", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith(str(store))
     result = runner.invoke(info, [str(store), "--json"])
@@ -107,4 +107,5 @@ def test_kill_9_then_rerun_resumes_without_redoing_finished_cases(tmp_path):
     with SliceStore(store) as s:
         assert len(s.case_ids) == 3 and s.n_slices > 0
         assert np.isfinite(s.read_images(np.arange(s.n_slices))).all()
-    assert len(load_splits(splits_path(store))["train"]) == 2
+    splits = load_splits(splits_path(store))  # the default split holds out test patients
+    assert (len(splits["train"]), len(splits["val"]), len(splits["test"])) == (1, 1, 1)

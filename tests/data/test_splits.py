@@ -51,3 +51,33 @@ def test_bad_fractions_and_tiny_sets_are_explained():
 def test_load_splits_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="kequireg preprocess"):
         load_splits(tmp_path / "x.splits.json")
+
+
+def test_default_split_holds_out_test_patients_and_the_thesis_split_reproduces_268():
+    """Default: 20% test, 20% val of the labeled patients; the thesis's 80/20 gives 268 of 335."""
+    from kequireg import settings
+
+    cases = [f"c{i:03d}" for i in range(335)]
+    default = make_splits(cases, cases)
+    assert (len(default["train"]), len(default["val"]), len(default["test"])) == (201, 67, 67)
+    thesis = make_splits(cases, cases, **settings.THESIS_SPLIT)
+    assert (len(thesis["train"]), len(thesis["val"]), len(thesis["test"])) == (268, 67, 0)
+
+
+def test_preprocess_cli_default_and_thesis_split(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.preprocess import preprocess
+    from kequireg.data.synth import synthesize
+
+    synthesize(tmp_path / "raw", preset="demo", cases=5, seed=0)
+    runner = CliRunner()
+    for flags, sizes in (([], (3, 1, 1)), (["--thesis-split"], (4, 1, 0))):
+        store = tmp_path / f"s{len(flags)}.h5"
+        result = runner.invoke(preprocess, [str(tmp_path / "raw"), str(store), "--workers", "1", "--no-n4",
+                                            "--no-progress", *flags])
+        assert result.exit_code == 0, result.output
+        splits = load_splits(splits_path(store))
+        assert (len(splits["train"]), len(splits["val"]), len(splits["test"])) == sizes
+    result = runner.invoke(preprocess, [str(tmp_path / "raw"), str(tmp_path / "x.h5"), "--thesis-split", "--test", "0.1"])
+    assert result.exit_code != 0 and "--thesis-split sets --val and --test itself; drop --test" in result.output

@@ -27,21 +27,22 @@ def small_store(tmp_path_factory):
 def test_tiny_experiment_trains_evaluates_resumes_and_reports(small_store, tmp_path):
     from kequireg.experiments.grid import ExperimentSettings, eval_csv, plan_grid, run_dir, run_experiment
     from kequireg.experiments.report import make_report
+    from kequireg.training.config import TrainConfig
 
-    settings = ExperimentSettings(
-        data=str(small_store), fractions=(0.5, 1.0), label_seeds=(0,), repeats=1, equireg_full=False, model="tiny",
-        steps_per_epoch=2, max_steps=4, patience=1, train_overrides={"val_slices": 8, "workers": 1},
-    )
+    template = TrainConfig(data=str(small_store), model="tiny", steps_per_epoch=2, max_steps=4, patience=1,
+                           val_slices=8, workers=1)
+    settings = ExperimentSettings(template=template, fractions=(0.5, 1.0), label_seeds=(0,), repeats=1,
+                                  equireg_full=False)
     out = tmp_path / "exp"
     lines = []
     specs = run_experiment(out, settings, progress=False, log=lines.append)
     assert [s.name for s in specs] == ["baseline-f0.5-l0-r0", "equireg-f0.5-l0-r0", "baseline-f1-l0-r0"]
     for spec in specs:
-        assert eval_csv(out, spec, "val").is_file()
+        assert eval_csv(out, spec, "test").is_file()  # the default split: test patients
         assert (run_dir(out, spec) / "trained.json").is_file()
 
     # resume: finished runs are skipped; a run with training done but no evaluation is only evaluated
-    eval_csv(out, specs[1], "val").unlink()
+    eval_csv(out, specs[1], "test").unlink()
     lines.clear()
     run_experiment(out, settings, progress=False, log=lines.append)
     assert sum("done, skipped" in line for line in lines) == 2
@@ -66,7 +67,7 @@ def test_tiny_experiment_trains_evaluates_resumes_and_reports(small_store, tmp_p
                                        "--export", str(tmp_path / "nifti")])
     assert result.exit_code == 0, result.output
     again = json.loads((tmp_path / "again" / "summary.json").read_text())
-    first = json.loads((target / "eval-val" / "summary.json").read_text())
+    first = json.loads((target / "eval-test" / "summary.json").read_text())
     assert again["metrics"]["dice"]["mean"] == pytest.approx(first["metrics"]["dice"]["mean"])
     assert "equivariance_dice" in result.stdout
     # the exported predictions, scored by the folder evaluation against the source segmentations, agree
