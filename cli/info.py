@@ -13,16 +13,7 @@ def store_info(path: str) -> dict:
     from kequireg.data.store import SliceStore
 
     with SliceStore(path) as store:
-        info = {
-            "path": str(store.path),
-            "cases": len(store.cases),
-            "labeled_cases": len(store.labeled_case_ids),
-            "slices": store.n_slices,
-            "image_shape": list(store.image_shape),
-            "channels": list(store.channels),
-            "params": store.params,
-            "file_mb": round(store.path.stat().st_size / 2**20, 2),
-        }
+        info = store.summary()
     split_file = splits_path(path)
     if split_file.is_file():
         splits = load_splits(split_file)

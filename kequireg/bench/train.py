@@ -1,0 +1,221 @@
+"""Train-step and input-pipeline benchmarks (DESIGN.md, "Performance workloads").
+
+train-step: the EquiReg step (2 labeled + 6 unlabeled: 14 forwards, 8 backwards) against a
+supervised step of 8 labeled slices (8 + 8), same network preset, backend and process.
+Ideal compute ratio ≈ 1.25; target ≤ 1.35.
+
+pipeline: ``fit`` throughput with the real PyDataset (slice store → weak/strong warps in worker
+threads) against the same batches precomputed in memory (served by a PyDataset doing no work);
+target ≥ 0.95.
+
+Both time whole ``fit`` calls after a warm-up fit (compilation excluded), alternating the two
+contenders; the ratio is the median over ``repeats`` rounds of each round's ratio (with the
+range), which holds up better than a ratio of medians when the machine's load drifts.
+
+The models are ``kequireg.training.run.build_training_model``'s (with the torch fast paths, as
+``kequireg train`` runs them) under Keras's own ``jit_compile="auto"`` (XLA on jax, and on
+tensorflow only with an accelerator), which is what these benchmarks have always measured.
+``kequireg bench train-step`` / ``pipeline`` and ``benchmarks/bench_train.py`` call
+:func:`run_train_step` and :func:`run_pipeline`. Keras is imported inside the functions, so
+``--backend`` can be set before it loads.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from kequireg.bench.timing import alternate, median_ratio, stderr_log
+
+_log = stderr_log("kequireg bench: ")
+
+
+def fixed_batches(batches: list, workers: int = 1):
+    """A PyDataset serving precomputed batches (no work per batch: the in-memory contender).
+
+    With ``workers`` > 1 it goes through the same Keras thread enqueuer as the real dataset, so
+    the comparison isolates the cost of reading and augmenting.
+    """
+    import keras
+
+    class FixedBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=workers, use_multiprocessing=False)
+
+        @property
+        def num_batches(self):
+            return len(batches)
+
+        def __getitem__(self, i):
+            return batches[i]
+
+    return FixedBatches()
+
+
+def random_batches(n: int, labeled: int, unlabeled: int, shape: tuple[int, int, int], seed: int) -> list[dict]:
+    """``n`` batch dicts of ``EquiRegModel`` with random images (strong warps of the unlabeled part)."""
+    import augment
+
+    rng = np.random.default_rng(seed)
+    h, w, c = shape
+    out = []
+    for i in range(n):
+        batch = {
+            "labeled": rng.uniform(0, 1, (labeled, h, w, c)).astype("float32"),
+            "labels": rng.integers(0, 4, (labeled, h, w)).astype("int32"),
+        }
+        if unlabeled:
+            x = rng.uniform(0, 1, (unlabeled, h, w, c)).astype("float32")
+            grid = augment.strong().sample_grids((h, w), [seed * 1000 + i * 10 + k for k in range(unlabeled)])
+            batch.update(unlabeled=x, strong=augment.warp_image(x, grid), grid=grid)
+        out.append(batch)
+    return out
+
+
+def _keras_auto_jit(backend: str) -> str:
+    """``TrainConfig.jit_compile`` equal to Keras's ``compile(jit_compile="auto")`` on this machine."""
+    if backend == "jax":
+        return "on"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return "on" if any(d.device_type != "CPU" for d in tf.config.list_physical_devices()) else "off"
+    return "off"
+
+
+def build_model(preset: str, shape: tuple[int, int, int], seed: int = 0):
+    """The compiled ``EquiRegModel`` of ``preset`` (float32, Adam 1e-3) that both contenders train."""
+    import keras
+
+    from kequireg.models import torch_fast
+    from kequireg.training.config import TrainConfig
+    from kequireg.training.run import build_training_model
+
+    config = TrainConfig(model=preset, seed=seed, jit_compile=_keras_auto_jit(keras.backend.backend()))
+    config.validate()
+    model = build_training_model(config, shape)
+    torch_fast.accelerate(model.network, tune_allocator=True)  # as `kequireg train` does
+    return model
+
+
+def _fit_seconds(model, dataset, steps: int) -> float:
+    start = time.perf_counter()
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    return time.perf_counter() - start
+
+
+def _race(models: dict, datasets: dict, steps: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds of ``steps``-step fits per contender and round (a 2-step warm-up fit each first)."""
+
+    def runner(name):
+        return lambda warmup: _fit_seconds(models[name], datasets[name], 2 if warmup else steps)
+
+    return alternate({name: runner(name) for name in datasets}, repeats)
+
+
+def measure_train_step(preset: str = "fc-densenet56", size: int = 64, steps: int = 10, repeats: int = 3,
+                       log: Callable[[str], None] | None = None) -> dict:
+    """Time the EquiReg (2+6) and supervised (8) steps of ``preset`` at ``size`` x ``size`` x 4.
+
+    Returns:
+        dict: backend, preset, size, repeats, ``equireg_ms`` / ``supervised_ms`` (median step
+        times), ``ratio`` (median of the rounds' equireg/supervised ratios), ``low``, ``high``.
+    """
+    import keras
+
+    from kequireg.training.run import describe_device
+
+    shape = (size, size, 4)
+    (log or _log)(f"{describe_device()}; model {preset} at {size}x{size}x4, {steps} steps x {repeats} repeats")
+    data = {
+        "equireg": fixed_batches(random_batches(steps, 2, 6, shape, 1)),
+        "supervised": fixed_batches(random_batches(steps, 8, 0, shape, 2)),
+    }
+    times = _race({name: build_model(preset, shape) for name in data}, data, steps, repeats)
+    ratio, low, high = median_ratio(times["equireg"], times["supervised"])
+    return {
+        "backend": keras.backend.backend(), "preset": preset, "size": size, "repeats": repeats,
+        **{f"{name}_ms": 1000 * statistics.median(t) / steps for name, t in times.items()},
+        "ratio": ratio, "low": low, "high": high,
+    }
+
+
+def train_step_text(r: dict) -> str:
+    """The lines ``kequireg bench train-step`` prints."""
+    return "\n".join([
+        f"backend {r['backend']}  model {r['preset']}  image {r['size']}x{r['size']}x4",
+        f"equireg step (2+6):   {r['equireg_ms']:8.1f} ms (median)",
+        f"supervised step (8):  {r['supervised_ms']:8.1f} ms (median)",
+        f"ratio equireg/supervised: {r['ratio']:.3f}  (median of {r['repeats']} rounds, range {r['low']:.3f}-{r['high']:.3f}; "
+        "target <= 1.35, ideal ~1.25)",
+    ])
+
+
+def measure_pipeline(data: str | None = None, preset: str = "fc-densenet56", steps: int = 20, repeats: int = 3,
+                     workers: int = 2, log: Callable[[str], None] | None = None) -> dict:
+    """``fit`` throughput of the real ``EquiRegBatches`` (2+6) vs the same batches in memory.
+
+    Args:
+        data: slice store path, or None for the demo data set (64x64).
+        preset: network preset. steps: steps per timed fit. repeats: timed rounds.
+        workers: PyDataset threads (of both contenders).
+        log: callable taking a status line. Defaults to stderr.
+
+    Returns:
+        dict: backend, preset, image_shape, repeats, ``memory_steps_per_s`` /
+        ``pipeline_steps_per_s`` (medians), ``ratio`` (median of the rounds' pipeline/memory
+        throughput ratios), ``low``, ``high``.
+    """
+    import keras
+
+    from kequireg.data.dataset import open_dataset
+    from kequireg.training.pipeline import EquiRegBatches
+    from kequireg.training.run import describe_device
+
+    with open_dataset(data) as dataset:
+        real = EquiRegBatches(dataset, dataset.labeled_ids(0.1, 0), dataset.unlabeled_ids, 2, 6,
+                              steps_per_epoch=steps, seed=0, workers=workers)
+        shape = real.image_shape
+        (log or _log)(f"{describe_device()}; model {preset} at {shape}, store {dataset.path}, {steps} steps x "
+                      f"{repeats} repeats, {workers} worker threads")
+        memory = fixed_batches([real.batch(0, i) for i in range(steps)], workers=workers)
+        models = {"pipeline": build_model(preset, shape), "memory": build_model(preset, shape)}
+        times = _race(models, {"pipeline": real, "memory": memory}, steps, repeats)
+    ratio, low, high = median_ratio(times["memory"], times["pipeline"])  # throughput ratio = inverse time ratio
+    return {
+        "backend": keras.backend.backend(), "preset": preset, "image_shape": list(shape), "repeats": repeats,
+        **{f"{name}_steps_per_s": steps / statistics.median(t) for name, t in times.items()},
+        "ratio": ratio, "low": low, "high": high,
+    }
+
+
+def pipeline_text(r: dict) -> str:
+    """The lines ``kequireg bench pipeline`` prints."""
+    h, w, c = r["image_shape"]
+    return "\n".join([
+        f"backend {r['backend']}  model {r['preset']}  image {h}x{w}x{c}  batch 2+6",
+        f"in-memory arrays:  {r['memory_steps_per_s']:7.2f} steps/s (median)",
+        f"real PyDataset:    {r['pipeline_steps_per_s']:7.2f} steps/s (median)",
+        f"ratio pipeline/memory: {r['ratio']:.3f}  (median of {r['repeats']} rounds, range {r['low']:.3f}-{r['high']:.3f}; "
+        "target >= 0.95)",
+    ])
+
+
+def run_train_step(preset: str = "fc-densenet56", size: int = 64, steps: int = 10, repeats: int = 3,
+                   echo: Callable[[str], None] = print, log: Callable[[str], None] | None = None) -> dict:
+    """``kequireg bench train-step``: :func:`measure_train_step`, its lines printed on ``echo``."""
+    result = measure_train_step(preset, size, steps, repeats, log)
+    echo(train_step_text(result))
+    return result
+
+
+def run_pipeline(data: str | None = None, preset: str = "fc-densenet56", steps: int = 20, repeats: int = 3,
+                 workers: int = 2, echo: Callable[[str], None] = print,
+                 log: Callable[[str], None] | None = None) -> dict:
+    """``kequireg bench pipeline``: :func:`measure_pipeline`, its lines printed on ``echo``."""
+    result = measure_pipeline(data, preset, steps, repeats, workers, log)
+    echo(pipeline_text(result))
+    return result
