@@ -7,30 +7,15 @@ import json
 import click
 
 
-def store_info(path: str) -> dict:
-    """Summary of a store: cases, labeled cases, slices, shape, channels, params, splits."""
-    from kequireg.data.splits import load_splits, splits_path
-    from kequireg.data.store import SliceStore
-
-    with SliceStore(path) as store:
-        info = store.summary()
-    split_file = splits_path(path)
-    if split_file.is_file():
-        splits = load_splits(split_file)
-        info["splits"] = {"file": str(split_file), "seed": splits["seed"],
-                          **{k: len(splits[k]) for k in ("train", "val", "test", "unlabeled")}}
-    else:
-        info["splits"] = None
-    return info
-
-
 @click.command("info")
 @click.argument("store", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print JSON instead of text.")
 def info(store: str, as_json: bool) -> None:
     """Describe the slice store STORE: cases, labeled cases, slices, shape, splits, parameters."""
+    from kequireg.data.dataset import describe_store
+
     try:
-        data = store_info(store)
+        data = describe_store(store)
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     if as_json:

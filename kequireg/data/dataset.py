@@ -152,3 +152,22 @@ def open_dataset(data: str | os.PathLike | None = None, *, progress: bool = True
     splits = load_splits(splits_path(path))
     store = SliceStore(path)
     return Dataset(store=store, splits=splits, is_demo=data is None, data=None if data is None else str(data))
+
+
+def describe_store(path: str | os.PathLike) -> dict:
+    """``SliceStore.summary()`` plus the size of each split (``splits`` None when the file is missing).
+
+    Example:
+        >>> describe_store("brats.h5")["splits"]["test"]                  # doctest: +SKIP
+        67
+    """
+    with SliceStore(path) as store:
+        info = store.summary()
+    split_file = splits_path(path)
+    if split_file.is_file():
+        splits = load_splits(split_file)
+        info["splits"] = {"file": str(split_file), "seed": splits["seed"],
+                          **{k: len(splits[k]) for k in ("train", "val", "test", "unlabeled")}}
+    else:
+        info["splits"] = None
+    return info

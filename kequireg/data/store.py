@@ -404,7 +404,7 @@ class SliceStore:
 def extract_window(planes: np.ndarray, crop_origin: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """Cut an (h, w) window at ``crop_origin`` out of planes (..., X, Y), zero-padding outside.
 
-    The inverse of :func:`paste_window`. Used by preprocessing to go 240x240 -> 224x224.
+    The inverse of :func:`paste_window` (BraTS: 240x240 -> 224x224 at crop origin (8, 8)).
     """
     planes = np.asarray(planes)
     x, y = planes.shape[-2:]

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import keras
+from keras import layers
+
 from kequireg.models._host_init import host_initialization, track
 from kequireg.models.blocks import apply_dense_block, apply_transition_down, apply_transition_up
 
@@ -152,9 +155,6 @@ def build_tiramisu(
         >>> model.output.shape
         (None, 32, 32, 4)
     """
-    import keras
-    from keras import layers
-
     args = validate_tiramisu_args(
         input_shape, num_classes, stem_filters, growth_rate, down_blocks, bottleneck_layers, up_blocks, dropout
     )

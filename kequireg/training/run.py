@@ -27,7 +27,7 @@ import keras
 
 from kequireg.models import torch_fast
 from kequireg.training.config import TrainConfig
-from kequireg.training.run_dir import RunDir
+from kequireg.training.run_dir import RunDir, fault
 
 
 @dataclasses.dataclass
@@ -100,10 +100,17 @@ class RunKeeper(keras.callbacks.Callback):
         self.wait = int(state.get("wait", 0))
         self.stopped = bool(state.get("stopped", False))
         self.rows: list[dict] = list(state.get("rows", []))
+        self.epoch = 0
 
     def state(self, epoch: int) -> dict:
         return {"epoch": epoch, "best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
                 "stopped": self.stopped}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        fault("batch", f"{self.epoch}.{batch}")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})

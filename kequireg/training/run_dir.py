@@ -18,8 +18,8 @@ Every file is written atomically (``kequireg.io``). An epoch is committed in thi
 :meth:`RunDir.recover` (run at every resume and load) finishes step 3 when the checkpoint
 knows the pending epoch and deletes the pending file when it does not, so a kill at any point
 leaves ``best.keras`` and ``checkpoint.npz`` consistent. Setting the environment variable
-``KEQUIREG_KILL_AT`` to one of ``FAULT_POINTS`` kills the process with SIGKILL at that point
-(fault-injection for tests).
+``KEQUIREG_KILL_AT`` to one of ``FAULT_POINTS`` (optionally ``POINT@EPOCH``; ``batch@E.B`` is
+training batch B of epoch E) kills the process with SIGKILL there (fault injection for tests).
 
 Example:
     >>> run = RunDir("runs/equireg-0.1-s0")                          # doctest: +SKIP
@@ -38,11 +38,13 @@ import numpy as np
 
 from kequireg.io import atomic_path, atomic_write_bytes, atomic_write_json, read_json, write_csv_rows
 
-FAULT_POINTS = ("after-pending-best", "after-checkpoint", "after-best")
+FAULT_POINTS = ("after-pending-best", "after-checkpoint", "after-best", "batch")
 
 
-def _fault(point: str) -> None:
-    if os.environ.get("KEQUIREG_KILL_AT") == point:
+def fault(point: str, where: int | str | None = None) -> None:
+    """Kill this process with SIGKILL if ``$KEQUIREG_KILL_AT`` names ``point`` (or ``point@where``)."""
+    wanted = os.environ.get("KEQUIREG_KILL_AT")
+    if wanted and wanted in (point, f"{point}@{where}"):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -140,11 +142,11 @@ class RunDir:
         if best_network is not None:
             with atomic_path(self._pending(epoch)) as tmp:
                 best_network.save(tmp)
-            _fault("after-pending-best")
+            fault("after-pending-best", epoch)
         save_checkpoint(self.checkpoint_path, model, {**state, "rows": rows})
-        _fault("after-checkpoint")
+        fault("after-checkpoint", epoch)
         self._settle_pending(state)
-        _fault("after-best")
+        fault("after-best", epoch)
         self._write_history(rows)
 
     def recover(self) -> None:
