@@ -7,12 +7,14 @@ from pathlib import Path
 import click
 
 from cli.options import backend_option, progress_option
+from kequireg import settings
 
 
 @click.command()
 @click.argument("run_dir", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True,
-              help="Which held-out patients of the run's store to evaluate.")
+@click.option("--split", type=click.Choice(settings.EVAL_SPLITS), default=None,
+              help=f"Which held-out patients of the run's store to evaluate. [default: {settings.DEFAULT_EVAL_SPLIT}; "
+                   "val, with a warning, when the store has no test patients]")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Slice store to use instead of the run's own.")
 @click.option("--gt", "gt_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -31,7 +33,7 @@ from cli.options import backend_option, progress_option
 @backend_option
 @progress_option
 def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, export_dir, hd95, equivariance, batch_size, as_json, backend, progress):
-    """Evaluate RUN_DIR on its validation (or test) patients, or compare --gt DIR with --pred DIR.
+    """Evaluate RUN_DIR on its test (or validation) patients, or compare --gt DIR with --pred DIR.
 
     Writes one row per patient (Dice WT/TC/ET and collective, HD95 in mm, sensitivity,
     specificity, equivariance Dice) to per_patient.csv and the means with 95% bootstrap
@@ -39,12 +41,17 @@ def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, export_dir, hd95, 
 
     \b
     Examples:
-      kequireg evaluate runs/equireg-0.1-s0 --split val
+      kequireg evaluate runs/equireg-0.1-s0
       kequireg evaluate --gt BraTS_val_with_seg/ --pred predictions/
     """
+    import contextlib
     import json
 
-    from kequireg.evaluation import evaluate as ev
+    from kequireg.data.dataset import open_dataset
+    from kequireg.evaluation.results import PER_PATIENT_CSV, SUMMARY_JSON, write_results
+    from kequireg.evaluation.run import evaluate_run
+    from kequireg.evaluation.score_folders import score_folders
+    from kequireg.evaluation.summary import format_summary_table, summarize
 
     folders = gt_dir is not None or pred_dir is not None
     if folders and run_dir is not None:
@@ -57,15 +64,17 @@ def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, export_dir, hd95, 
         raise click.UsageError("--export writes a run's predictions; with --gt/--pred the predictions are already files.")
     try:
         if folders:
-            rows = ev.evaluate_folders(gt_dir, pred_dir, with_hd95=hd95, progress=progress)
-            summary = ev.summarize(rows)
+            rows = score_folders(gt_dir, pred_dir, with_hd95=hd95, progress=progress)
+            summary = summarize(rows)
             out_dir = out_dir or pred_dir / "evaluation"
-            ev.write_results(rows, summary, out_dir, extra={"gt": str(gt_dir), "pred": str(pred_dir)})
+            write_results(rows, summary, out_dir, extra={"gt": str(gt_dir), "pred": str(pred_dir)})
         else:
-            rows, summary, out_dir = ev.evaluate_run(run_dir, split=split, data=data, batch_size=batch_size,
-                                                     with_hd95=hd95, equivariance=equivariance, progress=progress,
-                                                     out_dir=out_dir, export_dir=export_dir)
+            # without --data: dataset None, the run's own data set
+            with open_dataset(data, progress=progress) if data is not None else contextlib.nullcontext() as dataset:
+                rows, summary, out_dir = evaluate_run(run_dir, dataset, split=split, batch_size=batch_size,
+                                                      with_hd95=hd95, equivariance=equivariance, progress=progress,
+                                                      out_dir=out_dir, export_dir=export_dir)
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
-    click.echo(f"wrote {out_dir / 'per_patient.csv'} and {out_dir / 'summary.json'}", err=True)
-    click.echo(json.dumps(summary, indent=2) if as_json else ev.format_summary_table(summary))
+    click.echo(f"wrote {out_dir / PER_PATIENT_CSV} and {out_dir / SUMMARY_JSON}", err=True)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_summary_table(summary))

@@ -32,15 +32,11 @@ def predict(model_path, in_dir, out_dir, data, batch_size, overwrite, backend, p
     Example:
       kequireg predict runs/equireg-0.1-s0 MICCAI_BraTS_2019_Data_Validation/ predictions/
     """
-    from kequireg.evaluation.inference import load_network
-    from kequireg.evaluation.predict import predict_folder, store_params
+    from kequireg.evaluation.predict import predict as predict_cases
 
     try:
-        model, config = load_network(model_path)
-        params = store_params({"data": str(data)}) if data else store_params(config) if config else {}
-        click.echo(f"model {model_path} ({model.count_params():,} parameters); preprocessing {params or 'defaults'}", err=True)
-        written = predict_folder(model, in_dir, out_dir, params=params, batch_size=batch_size, overwrite=overwrite,
-                                 progress=progress)
+        written = predict_cases(model_path, in_dir, out_dir, data=data, batch_size=batch_size, overwrite=overwrite,
+                                progress=progress, log=lambda line: click.echo(line, err=True))
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     for path in written:

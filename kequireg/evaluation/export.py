@@ -2,8 +2,8 @@
 
 BraTS expects, per case, ``<case_id>.nii.gz``: the source scan's shape (240x240x155), labels
 {0, 1, 2, 4} as uint8, and the source image's affine and header (so that orientation and
-voxel size match). Files are written next to their final name and renamed into place, so a
-file at the final path is always whole.
+voxel size match). Files are written atomically (``kequireg.io``), so a file at the final path
+is always whole.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from kequireg.evaluation.regions import check_labels, to_brats
+from kequireg.io import atomic_path
 
 
 def brats_filename(case_id: str) -> str:
@@ -63,18 +64,11 @@ def label_image(labels: np.ndarray, affine: np.ndarray, header: bytes | nib.Nift
 
 
 def write_nifti_atomic(image: nib.Nifti1Image, path: str | os.PathLike) -> Path:
-    """Save ``image`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Save ``image`` to ``path`` atomically (``kequireg.io.atomic_path``; the temporary file keeps ``.nii.gz``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    name = path.name
-    suffix = ".nii.gz" if name.endswith(".nii.gz") else path.suffix
-    tmp = path.with_name(f".{name[: len(name) - len(suffix)]}.tmp{os.getpid()}{suffix}")
-    try:
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
+    with atomic_path(path, suffix=suffix) as tmp:
         nib.save(image, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -1,8 +1,9 @@
-"""Whole-patient inference: slices -> softmax probabilities -> labels -> source geometry.
+"""Whole-patient inference: slices -> softmax probabilities -> labels, and loading a network.
 
 Works with any Keras network that maps (B, H, W, C) images to (B, H, W, K) logits (the
 kequireg convention). Slices are fed in fixed-size batches (the last one padded), so a compiled
-predict function is traced once.
+predict function is traced once. ``kequireg.data.store.restore_plane`` puts per-slice results
+back into the source geometry.
 """
 
 from __future__ import annotations
@@ -76,62 +77,40 @@ def predict_labels(model, images: np.ndarray, batch_size: int = 16) -> np.ndarra
     return predict_probabilities(model, images, batch_size).argmax(-1).astype(np.uint8)
 
 
-def predict_case_volume(model, store, case_id: str, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Predict one case of a slice store and restore it to the source geometry.
-
-    Args:
-        model: keras.Model returning logits.
-        store: an open ``SliceStore``.
-        case_id: str. A case in the store.
-        batch_size: int. Defaults to 16.
-
-    Returns:
-        (volume, probabilities): uint8 internal labels (X, Y, Z) in the source geometry
-        (un-cropped, dropped slices background), and the per-slice probabilities (S, H, W, K).
-    """
-    from kequireg.data.store import restore_plane
-
-    images, _, _ = store.case_arrays(case_id)
-    probs = predict_probabilities(model, images, batch_size)
-    return restore_plane(probs.argmax(-1).astype(np.uint8), store.case(case_id)), probs
-
-
 def load_network(path: str | os.PathLike):
-    """Load a segmentation network from a run folder or a ``.keras`` file.
+    """Load a segmentation network (logits) from a run folder or a ``.keras`` file.
 
     Args:
-        path: a run directory (``config.json`` + ``best.keras``, loaded with
-            ``kequireg.training.load_run``) or a ``.keras`` model file.
+        path: a run directory (its ``best.keras``, via ``RunDir.load_network``) or a ``.keras``
+            model file (a bare network, or an ``EquiRegModel`` whose network is taken).
 
     Returns:
-        (model, config): the bare network (logits) and the run config (``{}`` for a bare file).
+        keras.Model returning logits, with the torch fast paths applied.
 
     Raises:
         FileNotFoundError: if neither a run folder nor a model file is found.
+
+    Example:
+        >>> network = load_network("runs/equireg-0.1-s0")                    # doctest: +SKIP
     """
+    from kequireg.training.run_dir import RunDir
+
     path = Path(path)
     if path.is_dir():
-        if not (path / "config.json").is_file():
+        run = RunDir(path)
+        if not run.config_path.is_file():
             raise FileNotFoundError(
                 f"{str(path)!r} is not a run folder (no config.json); pass a run folder written by "
                 "`kequireg train` or a .keras model file."
             )
-        from kequireg.training import load_run
-
-        return load_run(path)
+        return run.load_network()
     if path.is_file() and path.suffix == ".keras":
         import keras
 
         from kequireg.models import torch_fast
 
         model = keras.saving.load_model(path, compile=False)
-        inner = _bare_network(model)
-        torch_fast.accelerate(inner)
-        return inner, {}
+        network = getattr(model, "network", model)  # an EquiRegModel wraps the network
+        torch_fast.accelerate(network)
+        return network
     raise FileNotFoundError(f"no run folder or .keras model at {str(path)!r}; pass a run folder or a .keras file.")
-
-
-def _bare_network(model):
-    """An EquiRegModel wraps the network; evaluation wants the network (logits) itself."""
-    return getattr(model, "network", model)
-

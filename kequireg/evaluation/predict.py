@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from kequireg.evaluation.export import brats_filename, export_case
-from kequireg.evaluation.inference import predict_labels
+from kequireg.evaluation.inference import load_network, predict_labels
+from kequireg.evaluation.progress import progress_bar
 
 
 def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, batch_size: int = 16, progress: bool = False,
@@ -34,10 +35,8 @@ def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, batch_s
     Returns:
         Paths of the written files.
     """
-    from kequireg.evaluation.evaluate import _progress
-
     written = []
-    for case in _progress(cases, progress, "predicting", length=length):
+    for case in progress_bar(cases, progress, "predicting", length=length):
         labels = predict_labels(model, case.images, batch_size) if len(case.images) else np.zeros((0, 1, 1), np.uint8)
         written.append(export_case(labels, case, out_dir))
     return written
@@ -76,24 +75,6 @@ def preprocess_case_files(case, params, size: tuple[int, int]):
     return dataclasses.replace(preprocess_case(case, params, size), labels=None)
 
 
-def store_params(config: dict) -> dict:
-    """The preprocessing parameters of the store a run was trained on ({} when unknown)."""
-    from kequireg.data.store import SliceStore
-
-    data = config.get("data")
-    if not data:
-        try:
-            from kequireg.data.demo import demo_store_path
-
-            data = demo_store_path()
-        except ImportError:
-            return {}
-    if not Path(data).is_file():
-        return {}
-    with SliceStore(data) as store:
-        return dict(store.params)
-
-
 def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, params: dict | None = None,
                    batch_size: int = 16, overwrite: bool = False, progress: bool = False) -> list[Path]:
     """Preprocess, predict and export every BraTS case folder under ``in_dir``.
@@ -102,7 +83,8 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
         model: keras.Model returning logits (its input shape fixes the slice window).
         in_dir: folder of BraTS case folders (or one case folder); ``_seg`` files are ignored.
         out_dir: output folder; files are named ``<case>.nii.gz``.
-        params: preprocessing parameters (the training store's ``params`` dict).
+        params: preprocessing parameters: the training store's (``Dataset.params``); None = the
+            thesis defaults (``PreprocessParams()``).
         batch_size: int. Defaults to 16.
         overwrite: bool. Redo cases whose output exists. Defaults to False (skip them).
         progress: bool. Defaults to False.
@@ -129,3 +111,59 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
     stream = (preprocess_case_files(c, settings, (shape[1], shape[2])) for c in todo)
     predict_cases(model, stream, out_dir, batch_size=batch_size, progress=progress, length=len(todo))
     return [out_dir / brats_filename(c.case_id) for c in cases]
+
+
+def predict(model_path: str | os.PathLike, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+            data: str | os.PathLike | None = None, batch_size: int = 16, overwrite: bool = False,
+            progress: bool = False, log=None) -> list[Path]:
+    """``kequireg predict``: segment every case folder under ``in_dir`` with a run's or a file's network.
+
+    The preprocessing is the training store's: ``data``'s if given, else the run's own data set
+    (``RunDir.load_config().data``; the demo data set when that is None), else, for a bare
+    ``.keras`` file, the thesis defaults.
+
+    Args:
+        model_path: a run folder (``RunDir``) or a ``.keras`` model file.
+        in_dir, out_dir, batch_size, overwrite, progress: see :func:`predict_folder`.
+        data: slice store whose preprocessing parameters to apply. Defaults to the run's own.
+        log: optional callable taking a status line (the model and the preprocessing used).
+
+    Returns:
+        Paths of all outputs.
+
+    Raises:
+        FileNotFoundError: no model at ``model_path``, or the store is gone.
+        ValueError: see :func:`predict_folder`.
+
+    Example:
+        >>> predict("runs/equireg-0.1-s0", "MICCAI_BraTS_2019_Data_Validation/", "predictions/")  # doctest: +SKIP
+    """
+    model = load_network(model_path)
+    params = training_params(model_path, data, progress=progress)
+    if log is not None:
+        log(f"model {model_path} ({model.count_params():,} parameters); preprocessing {params or 'defaults'}")
+    return predict_folder(model, in_dir, out_dir, params=params, batch_size=batch_size, overwrite=overwrite,
+                          progress=progress)
+
+
+def training_params(model_path: str | os.PathLike, data: str | os.PathLike | None = None, *,
+                    progress: bool = False) -> dict | None:
+    """The preprocessing parameters a network was trained with: its store's ``Dataset.params``.
+
+    Args:
+        model_path: a run folder or a ``.keras`` file.
+        data: the store to read them from. None = the run's own data set (the demo data set when
+            its config says None); for a bare ``.keras`` file nothing records a store: None.
+
+    Returns:
+        The store's params dict, or None (= the thesis defaults).
+    """
+    from kequireg.data.dataset import open_dataset
+    from kequireg.training.run_dir import RunDir
+
+    if data is None:
+        if not Path(model_path).is_dir():
+            return None
+        data = RunDir(model_path).load_config().data
+    with open_dataset(data, progress=progress) as dataset:
+        return dataset.params

@@ -12,28 +12,23 @@ Outputs in the experiment folder: ``per_patient.csv`` (every run x patient), ``r
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from kequireg.evaluation.evaluate import atomic_write_text, read_csv_rows, rows_to_csv
-from kequireg.experiments.grid import ExperimentSettings, eval_csv, plan_grid
 from kequireg.evaluation.stats import bootstrap_bridging, bootstrap_difference, bootstrap_mean
+from kequireg.experiments.grid import ExperimentSettings, eval_csv, load_settings, plan_grid
+from kequireg.io import atomic_write_json, atomic_write_text, read_csv_rows, write_csv_rows
+from kequireg.vocabulary import REGIONS
 
-SUMMARY_METRICS = ("dice_wt", "dice_tc", "dice_et", "dice", "hd95_wt", "hd95_tc", "hd95_et", "equivariance_dice")
-BRIDGING_METRICS = ("dice_wt", "dice_tc", "dice_et", "dice")
-LABELS = {"dice_wt": "WT", "dice_tc": "TC", "dice_et": "ET", "dice": "collective", "hd95_wt": "HD95 WT",
-          "hd95_tc": "HD95 TC", "hd95_et": "HD95 ET", "equivariance_dice": "equivariance"}
-
-
-def load_settings(experiment_dir: Path) -> ExperimentSettings:
-    """The ExperimentSettings saved in ``experiment_dir/experiment.json``."""
-    path = experiment_dir / "experiment.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{str(experiment_dir)!r} is not an experiment folder (no experiment.json).")
-    return ExperimentSettings.from_json(json.loads(path.read_text()))
+_DICE = tuple(f"dice_{r.lower()}" for r in REGIONS)
+_HD95 = tuple(f"hd95_{r.lower()}" for r in REGIONS)
+SUMMARY_METRICS = (*_DICE, "dice", *_HD95, "equivariance_dice")
+BRIDGING_METRICS = (*_DICE, "dice")
+# How the tables and figures name each metric column.
+LABELS = {**{f"dice_{r.lower()}": r for r in REGIONS}, "dice": "collective",
+          **{f"hd95_{r.lower()}": f"HD95 {r}" for r in REGIONS}, "equivariance_dice": "equivariance"}
 
 
 def collect(experiment_dir: str | os.PathLike, settings: ExperimentSettings | None = None) -> list[dict]:
@@ -209,11 +204,11 @@ def aggregate(experiment_dir: str | os.PathLike, settings: ExperimentSettings | 
         raise FileNotFoundError(f"no evaluated runs in {str(experiment_dir)!r} yet; run `kequireg experiment` first.")
     summary = {"split": settings.split, **summarize_experiment(rows, seed=seed)}
     cells, bridges = _flat(summary)
-    atomic_write_text(experiment_dir / "per_patient.csv", rows_to_csv(rows))
-    atomic_write_text(experiment_dir / "runs.csv", rows_to_csv(run_means(rows)))
-    atomic_write_text(experiment_dir / "summary.csv", rows_to_csv(cells))
+    write_csv_rows(experiment_dir / "per_patient.csv", rows)
+    write_csv_rows(experiment_dir / "runs.csv", run_means(rows))
+    write_csv_rows(experiment_dir / "summary.csv", cells)
     if bridges:
-        atomic_write_text(experiment_dir / "bridging.csv", rows_to_csv(bridges))
-    atomic_write_text(experiment_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        write_csv_rows(experiment_dir / "bridging.csv", bridges)
+    atomic_write_json(experiment_dir / "summary.json", summary)
     atomic_write_text(experiment_dir / "results.md", markdown_tables(summary))
     return summary

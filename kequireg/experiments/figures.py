@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from kequireg.experiments.aggregate import BRIDGING_METRICS, LABELS, run_means
+from kequireg.io import atomic_path
 
 METHOD_COLOURS = {"baseline": "#4c72b0", "equireg": "#dd8452"}
 CLASS_COLOURS = np.array([[0, 0, 0, 0], [0.85, 0.1, 0.1, 0.75], [0.1, 0.75, 0.2, 0.55], [1.0, 0.85, 0.0, 0.8]])
@@ -34,10 +34,9 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    """Write ``fig`` as a PNG at ``path`` atomically, then close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
     _pyplot().close(fig)
     return path
 

@@ -2,57 +2,62 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-
-from kequireg.evaluation.evaluate import atomic_write_text
 from kequireg.experiments import figures
 from kequireg.experiments.aggregate import aggregate, collect, markdown_tables
-from kequireg.experiments.grid import ExperimentSettings, plan_grid, run_dir, training_finished
+from kequireg.experiments.grid import ExperimentSettings, load_settings, plan_grid, run_dir
+from kequireg.io import atomic_write_text
+from kequireg.training.run_dir import RunDir
 
 
-def _settings(experiment_dir: Path) -> ExperimentSettings:
-    path = experiment_dir / "experiment.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{str(experiment_dir)!r} is not an experiment folder (no experiment.json).")
-    return ExperimentSettings.from_json(json.loads(path.read_text()))
-
-
-def overlay_runs(experiment_dir: Path, settings: ExperimentSettings) -> tuple[float, dict[str, Path]] | None:
+def overlay_runs(experiment_dir: Path, settings: ExperimentSettings) -> tuple[float, dict[str, RunDir]] | None:
     """The first finished baseline and EquiReg runs at the smallest fraction below 1 that has both."""
     specs = plan_grid(settings)
     for fraction in sorted({s.fraction for s in specs if s.fraction < 1.0}):
         chosen = {}
         for method in ("baseline", "equireg"):
-            for spec in specs:
-                if spec.method == method and spec.fraction == fraction and training_finished(run_dir(experiment_dir, spec)):
-                    chosen[method] = run_dir(experiment_dir, spec)
-                    break
+            runs = (RunDir(run_dir(experiment_dir, s)) for s in specs if s.method == method and s.fraction == fraction)
+            run = next((run for run in runs if run.is_trained()), None)
+            if run is not None:
+                chosen[method] = run
         if len(chosen) == 2:
             return fraction, chosen
     return None
 
 
-def draw_overlays(experiment_dir: Path, settings: ExperimentSettings, out_dir: Path, n_cases: int = 2, n_slices: int = 3) -> list[Path]:
-    """Ground truth / baseline / EquiReg on the same slices of the first held-out patients."""
-    from kequireg.data.store import SliceStore
-    from kequireg.evaluation.evaluate import run_data_path, split_case_ids
-    from kequireg.evaluation.inference import load_network, predict_labels
+def draw_overlays(experiment_dir: Path, settings: ExperimentSettings, out_dir: Path, n_cases: int = 2, n_slices: int = 3,
+                  dataset=None) -> list[Path]:
+    """Ground truth / baseline / EquiReg on the same slices of the held-out patients with the most tumour.
+
+    Args:
+        experiment_dir: the experiment folder.
+        settings: its ExperimentSettings (the held-out ``split`` and the data).
+        out_dir: folder of the PNGs.
+        n_cases: int. Patients drawn. Defaults to 2.
+        n_slices: int. Slices per patient. Defaults to 3.
+        dataset: the open ``Dataset`` the runs were trained on. None = open the experiment's
+            (``open_dataset(settings.template.data)``) here and close it afterwards.
+
+    Returns:
+        The PNG paths ([] when no fraction has both a finished baseline and EquiReg run).
+    """
+    from kequireg.data.dataset import open_dataset
+    from kequireg.evaluation.inference import predict_labels
 
     picked = overlay_runs(experiment_dir, settings)
     if picked is None:
         return []
     fraction, runs = picked
-    models = {}
-    config = {}
-    for method, path in runs.items():
-        models[method], config = load_network(path)
-    store_path = Path(settings.data) if settings.data else run_data_path(config)
-    case_ids = split_case_ids(store_path, settings.split)
-    paths = []
-    with SliceStore(store_path) as store:
+    models = {method: run.load_network() for method, run in runs.items()}
+    owned = dataset is None
+    if owned:
+        dataset = open_dataset(settings.template.data)
+    try:
+        store = dataset.store
+        case_ids = dataset.split_ids(settings.split)
+        paths = []
         # the patients with the most tumour make the clearest pictures
         sizes = [(int((store.case_arrays(c)[1] > 0).sum()), c) for c in case_ids]
         for _, case_id in sorted(sizes, reverse=True)[:n_cases]:
@@ -62,11 +67,14 @@ def draw_overlays(experiment_dir: Path, settings: ExperimentSettings, out_dir: P
             for method, model in models.items():
                 panels[f"{method} ({fraction:.0%} labels)"] = predict_labels(model, images[idx])
             paths.append(figures.overlays(images[idx], panels, case_id, out_dir))
+    finally:
+        if owned:
+            dataset.close()
     return paths
 
 
 def make_report(experiment_dir: str | os.PathLike, *, out_dir: str | os.PathLike | None = None, with_overlays: bool = True,
-                n_cases: int = 2, seed: int = 0) -> tuple[dict, list[Path]]:
+                n_cases: int = 2, seed: int = 0, dataset=None) -> tuple[dict, list[Path]]:
     """Aggregate an experiment and draw every figure; write ``report.md`` beside them.
 
     Args:
@@ -75,19 +83,20 @@ def make_report(experiment_dir: str | os.PathLike, *, out_dir: str | os.PathLike
         with_overlays: bool. Draw the qualitative overlays (loads two models). Defaults to True.
         n_cases: int. Patients in the overlays. Defaults to 2.
         seed: int. Bootstrap seed. Defaults to 0.
+        dataset: the open ``Dataset`` for the overlays; None = the experiment's, opened when needed.
 
     Returns:
         (summary, figure paths).
     """
     experiment_dir = Path(experiment_dir)
-    settings = _settings(experiment_dir)
+    settings = load_settings(experiment_dir)
     out_dir = Path(out_dir) if out_dir else experiment_dir / "figures"
     summary = aggregate(experiment_dir, settings, seed=seed)
     rows = collect(experiment_dir, settings)
     paths = [*figures.dice_scatter(rows, out_dir), figures.dice_vs_fraction(summary, out_dir)]
     paths += [p for p in (figures.bridging_bars(summary, out_dir), figures.equivariance_bars(summary, out_dir)) if p]
     if with_overlays:
-        paths += draw_overlays(experiment_dir, settings, out_dir, n_cases=n_cases)
+        paths += draw_overlays(experiment_dir, settings, out_dir, n_cases=n_cases, dataset=dataset)
     body = ["# Experiment results", "", f"Experiment folder: `{experiment_dir}`; held-out split: `{settings.split}`.", "",
             split_note(settings.split), "",
             markdown_tables(summary), verdict(summary), ""]

@@ -29,7 +29,7 @@ def demo_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("inference")
     synthesize(root / "raw", preset="demo", cases=4, seed=3)
     store = root / "demo.h5"
-    preprocess_dataset(root / "raw", store, params=PreprocessParams(n4=False), workers=1, val=0.5, seed=0)
+    preprocess_dataset(root / "raw", store, params=PreprocessParams(n4=False), workers=1, val=0.5, test=0.0, seed=0)
     return root, store
 
 
@@ -59,32 +59,36 @@ def test_equivariance_dice_is_one_for_a_constant_network_and_seeded():
     assert 0.0 <= first["equivariance_dice"] < 1.0
 
 
-def test_evaluate_model_on_store_in_source_geometry(demo_store):
-    from kequireg.data.splits import load_splits, splits_path
-    from kequireg.data.store import SliceStore
-    from kequireg.evaluation.evaluate import evaluate_model_on_store
+def test_score_store_in_source_geometry_takes_a_dataset_or_its_store(demo_store):
+    from kequireg.data.dataset import open_dataset
+    from kequireg.evaluation.equivariance import EQUIVARIANCE_COLUMNS
     from kequireg.evaluation.metrics import METRIC_COLUMNS
+    from kequireg.evaluation.score_store import score_store
 
     _, store = demo_store
-    val = load_splits(splits_path(store))["val"]
-    exported = {}
-    rows = evaluate_model_on_store(pointwise_model(), store, val, on_case=lambda c, pred, probs: exported.update({c: pred}))
-    assert [r["case_id"] for r in rows] == val
-    for row in rows:
-        assert set(METRIC_COLUMNS) <= set(row) and 0 <= row["dice"] <= 1 and 0 <= row["equivariance_dice"] <= 1
-    with SliceStore(store) as s:
-        assert exported[val[0]].shape == (s.case(val[0]).n_slices, *s.image_shape[:2])
+    with open_dataset(store) as dataset:
+        val = dataset.split_ids("val")
+        exported = {}
+        rows = score_store(pointwise_model(), dataset, val,
+                           on_case=lambda record, pred, probs: exported.update({record.case_id: pred}))
+        assert [r["case_id"] for r in rows] == val
+        for row in rows:
+            assert list(row) == ["case_id", *METRIC_COLUMNS, *EQUIVARIANCE_COLUMNS]
+            assert 0 <= row["dice"] <= 1 and 0 <= row["equivariance_dice"] <= 1
+        assert exported[val[0]].shape == (dataset.store.case(val[0]).n_slices, *dataset.image_shape[:2])
+        plain = score_store(pointwise_model(), dataset.store, val[:1], equivariance=False, with_hd95=False)
+        assert plain[0]["dice"] == rows[0]["dice"] and np.isnan(plain[0]["equivariance_dice"])
         with pytest.raises(ValueError, match="not in the store"):
-            evaluate_model_on_store(pointwise_model(), store, ["nope"])
+            score_store(pointwise_model(), dataset, ["nope"])
 
 
 def test_predict_folder_writes_brats_files_in_source_geometry(demo_store, tmp_path):
-    from kequireg.data.store import SliceStore
+    from kequireg.data.dataset import open_dataset
     from kequireg.evaluation.predict import predict_folder
 
     root, store = demo_store
-    with SliceStore(store) as s:
-        params = s.params
+    with open_dataset(store) as dataset:
+        params = dataset.params
     out = tmp_path / "pred"
     written = predict_folder(pointwise_model(), root / "raw", out, params=params)
     assert len(written) == 4
@@ -115,3 +119,54 @@ def test_predict_command_with_a_keras_file(demo_store, tmp_path):
     assert sorted(p.name for p in out.glob("*.nii.gz")) == sorted(f"{d.name}.nii.gz" for d in (root / "raw").iterdir() if d.is_dir())
     result = CliRunner().invoke(main, ["predict", str(tmp_path / "missing.keras"), str(root / "raw"), str(out)])
     assert result.exit_code != 0
+
+
+@pytest.fixture
+def fake_run(demo_store, tmp_path):
+    """A run dir whose config names the test store and whose best model is the pointwise network."""
+    from kequireg.training.config import TrainConfig
+    from kequireg.training.run_dir import RunDir
+
+    _, store = demo_store
+    run = RunDir(tmp_path / "run")
+    run.save_config(TrainConfig(data=str(store)))
+    pointwise_model().save(run.best_path)
+    return run
+
+
+def test_evaluate_run_defaults_to_test_and_falls_back_to_val_loudly(fake_run, demo_store, capsys):
+    import dataclasses
+
+    from kequireg.data.dataset import open_dataset
+    from kequireg.evaluation.run import evaluate_run
+    from kequireg.io import read_csv_rows, read_json
+
+    _, store = demo_store  # preprocessed without a test share
+    rows, summary, out_dir = evaluate_run(fake_run, with_hd95=False, equivariance=False)
+    assert out_dir == fake_run.eval_dir("val")
+    assert "no test patients" in capsys.readouterr().err
+    saved = read_json(out_dir / "summary.json")
+    assert list(saved)[:3] == ["run_dir", "data", "split"]
+    assert (saved["run_dir"], saved["data"], saved["split"]) == (str(fake_run.path), str(store), "val")
+    assert [r["case_id"] for r in read_csv_rows(out_dir / "per_patient.csv")] == [r["case_id"] for r in rows]
+    with open_dataset(store) as dataset:  # a Dataset passed in stays open and is used as given
+        again, _, out = evaluate_run(str(fake_run.path), dataset, split="val", with_hd95=False, equivariance=False,
+                                     out_dir=fake_run.path / "again")
+        assert dataset.split_ids("val") and out == fake_run.path / "again"
+        with pytest.raises(ValueError, match="test share"):
+            evaluate_run(fake_run, dataset, split="test")
+        with_test = dataclasses.replace(dataset, splits={**dataset.splits, "test": dataset.split_ids("val")[:1]})
+        _, tested, out_test = evaluate_run(fake_run, with_test, with_hd95=False, equivariance=False)
+        assert out_test == fake_run.eval_dir("test") and tested["n_cases"] == 1
+    assert [r["dice"] for r in again] == [r["dice"] for r in rows]
+    assert (out_dir / "per_patient.csv").read_bytes() == (out / "per_patient.csv").read_bytes()
+
+
+def test_predict_takes_the_preprocessing_of_the_run_store(fake_run, demo_store):
+    from kequireg.data.dataset import open_dataset
+    from kequireg.evaluation.predict import training_params
+
+    root, store = demo_store
+    with open_dataset(store) as dataset:
+        assert training_params(fake_run.path) == dataset.params == training_params("model.keras", store)
+    assert training_params("model.keras") is None  # a bare file records no store: thesis defaults

@@ -1,0 +1,98 @@
+"""Score BraTS-format prediction files against ground-truth NIfTI files (no model, no store)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from kequireg.evaluation.metrics import case_metrics
+from kequireg.evaluation.progress import progress_bar
+from kequireg.vocabulary import MODALITIES
+
+_NIFTI = re.compile(r"\.nii(\.gz)?$")
+_SEG = re.compile(r"_seg\.nii(\.gz)?$")
+_SEG_SUFFIX = re.compile(r"(_seg)?\.nii(\.gz)?$")
+_IMAGE = re.compile(rf"_({'|'.join(MODALITIES)})\.nii(\.gz)?$")
+
+
+def nifti_label_files(folder: Path, name: str) -> dict[str, Path]:
+    """Case id -> label file of a folder: ``*_seg`` files of BraTS case folders, else ``<case>.nii[.gz]``.
+
+    Raises:
+        FileNotFoundError: the folder does not exist.
+        ValueError: a case has two label files, or there is none.
+    """
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{name} folder {str(folder)!r} does not exist.")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and _NIFTI.search(p.name))
+    segs = [p for p in files if _SEG.search(p.name)]
+    # In BraTS case folders only the *_seg files are labels; a flat folder holds <case>.nii.gz.
+    chosen = segs if segs else [p for p in files if not _IMAGE.search(p.name)]
+    index: dict[str, Path] = {}
+    for path in chosen:
+        case_id = _SEG_SUFFIX.sub("", path.name)
+        if case_id in index:
+            raise ValueError(f"{name} folder has two label files for case {case_id!r}: {index[case_id]} and {path}")
+        index[case_id] = path
+    if not index:
+        raise ValueError(
+            f"no label files in {name} folder {str(folder)!r}; expected <case>.nii.gz or BraTS case folders with <case>_seg.nii.gz."
+        )
+    return index
+
+
+def score_folders(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *, with_hd95: bool = True,
+                  progress: bool = False) -> list[dict]:
+    """Per-patient metrics of BraTS-format predictions against ground-truth NIfTI files.
+
+    Ground truth: BraTS case folders (``<case>/<case>_seg.nii.gz``) or a flat folder of
+    ``<case>.nii.gz``; predictions: ``<case>.nii.gz`` (as written by ``kequireg predict``) or
+    ``<case>_seg.nii.gz``. Both use BraTS labels {0, 1, 2, 4}; HD95 uses the ground truth's
+    voxel size.
+
+    Args:
+        gt_dir: folder with the ground truth.
+        pred_dir: folder with the predictions.
+        with_hd95: bool. Defaults to True.
+        progress: bool. Defaults to False.
+
+    Returns:
+        list of dicts (``case_id`` and ``METRIC_COLUMNS``), sorted by case id.
+
+    Raises:
+        FileNotFoundError: on a missing folder.
+        ValueError: on missing predictions, shape mismatches or labels outside {0, 1, 2, 4}.
+
+    Example:
+        >>> rows = score_folders("BraTS_with_seg/", "predictions/")          # doctest: +SKIP
+    """
+    import nibabel as nib
+
+    gt_index = nifti_label_files(Path(gt_dir), "ground truth")
+    pred_index = nifti_label_files(Path(pred_dir), "prediction")
+    missing = sorted(set(gt_index) - set(pred_index))
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise ValueError(
+            f"{len(missing)} ground-truth case(s) have no prediction in {str(pred_dir)!r}: {shown}. "
+            "Expected files named <case>.nii.gz."
+        )
+    rows = []
+    for case_id in progress_bar(sorted(gt_index), progress, "evaluating"):
+        gt_image = nib.load(gt_index[case_id])
+        pred_image = nib.load(pred_index[case_id])
+        gt, pred = np.asarray(gt_image.dataobj), np.asarray(pred_image.dataobj)
+        if gt.shape != pred.shape:
+            raise ValueError(
+                f"prediction {str(pred_index[case_id])!r} has shape {pred.shape} but its ground truth "
+                f"{str(gt_index[case_id])!r} has shape {gt.shape}; predictions must be in the source geometry."
+            )
+        try:
+            metrics = case_metrics(gt, pred, spacing=gt_image.header.get_zooms()[:3], scheme="brats", with_hd95=with_hd95)
+        except ValueError as err:
+            raise ValueError(f"case {case_id!r} ({pred_index[case_id]} vs {gt_index[case_id]}): {err}") from err
+        rows.append({"case_id": case_id, **metrics})
+    return rows
