@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from kequireg.evaluation.regions import check_pair
+
 EMPTY_ONE_HD95 = 373.13
 
 
@@ -63,13 +65,7 @@ def hd95(target: np.ndarray, predicted: np.ndarray, spacing: Sequence[float] | N
         >>> hd95(a, b, spacing=(1.0, 2.0))
         6.0
     """
-    target = np.asarray(target, dtype=bool)
-    predicted = np.asarray(predicted, dtype=bool)
-    if predicted.shape != target.shape:
-        raise ValueError(
-            "target and predicted must have the same shape. "
-            f"Received: target.shape={target.shape}, predicted.shape={predicted.shape}"
-        )
+    target, predicted = check_pair(target, predicted, dtype=bool)
     spacing = _check_spacing(spacing, target.ndim)
     has_target, has_predicted = bool(target.any()), bool(predicted.any())
     if not has_target and not has_predicted:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from kequireg.evaluation.hausdorff import hd95
-from kequireg.evaluation.regions import region_masks
+from kequireg.evaluation.regions import check_pair, region_masks
 from kequireg.vocabulary import REGIONS
 
 METRIC_COLUMNS: tuple[str, ...] = (
@@ -47,13 +47,7 @@ def confusion(target: np.ndarray, predicted: np.ndarray, axis=None) -> tuple[np.
     Raises:
         ValueError: on mismatched shapes.
     """
-    target = np.asarray(target, dtype=bool)
-    predicted = np.asarray(predicted, dtype=bool)
-    if predicted.shape != target.shape:
-        raise ValueError(
-            "target and predicted must have the same shape. "
-            f"Received: target.shape={target.shape}, predicted.shape={predicted.shape}"
-        )
+    target, predicted = check_pair(target, predicted, dtype=bool)
     tp = np.sum(predicted & target, axis=axis, dtype=np.int64)
     fp = np.sum(predicted & ~target, axis=axis, dtype=np.int64)
     fn = np.sum(~predicted & target, axis=axis, dtype=np.int64)
@@ -118,18 +112,13 @@ def slice_dice(target: np.ndarray, predicted: np.ndarray, scheme: str = "interna
         float64 array (S, 3): Dice of WT, TC, ET on each slice.
 
     Raises:
-        ValueError: if the arrays are not (S, H, W) of the same shape.
+        ValueError: if the arrays are not both (S, H, W) of the same shape.
 
     Example:
         >>> slice_dice(np.zeros((2, 4, 4), np.uint8), np.zeros((2, 4, 4), np.uint8)).tolist()
         [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
     """
-    target, predicted = np.asarray(target), np.asarray(predicted)
-    if target.ndim != 3 or predicted.shape != target.shape:
-        raise ValueError(
-            "target and predicted must both have shape (S, H, W). "
-            f"Received: target.shape={target.shape}, predicted.shape={predicted.shape}"
-        )
+    target, predicted = check_pair(target, predicted, ndim=3)
     return dice(region_masks(target, scheme), region_masks(predicted, scheme), axis=(1, 2))
 
 
@@ -161,12 +150,7 @@ def case_metrics(
         >>> case_metrics(gt, gt)["dice"]
         1.0
     """
-    target, predicted = np.asarray(target), np.asarray(predicted)
-    if predicted.shape != target.shape:
-        raise ValueError(
-            f"prediction and ground truth must have the same shape. "
-            f"Received: target.shape={target.shape}, predicted.shape={predicted.shape}"
-        )
+    target, predicted = check_pair(target, predicted)
     target_masks, predicted_masks = region_masks(target, scheme), region_masks(predicted, scheme)
     out: dict[str, float] = {}
     dices = []

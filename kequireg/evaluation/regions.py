@@ -19,6 +19,32 @@ def _check_scheme(scheme: str) -> None:
         raise ValueError(f"scheme must be one of {SCHEMES}. Received: scheme={scheme!r}")
 
 
+def check_pair(target, predicted, dtype=None, ndim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``target`` and ``predicted`` as NumPy arrays (cast to ``dtype`` if given) of one shape.
+
+    Args:
+        target: array. The reference.
+        predicted: array. The prediction.
+        dtype: optional dtype to cast both to (e.g. ``bool`` for masks).
+        ndim: int. The number of axes both must have; None = any.
+
+    Raises:
+        ValueError: on different shapes (or the wrong ``ndim``), naming both.
+
+    Example:
+        >>> [a.shape for a in check_pair(np.zeros((2, 3)), np.ones((2, 3)), dtype=bool)]
+        [(2, 3), (2, 3)]
+    """
+    target, predicted = np.asarray(target, dtype=dtype), np.asarray(predicted, dtype=dtype)
+    if predicted.shape != target.shape or (ndim is not None and target.ndim != ndim):
+        rule = f" both have {ndim} axes and" if ndim is not None else ""
+        raise ValueError(
+            f"target and predicted must{rule} have the same shape. "
+            f"Received: target.shape={target.shape}, predicted.shape={predicted.shape}"
+        )
+    return target, predicted
+
+
 def check_labels(labels: np.ndarray, scheme: str = "internal", name: str = "labels") -> np.ndarray:
     """Validate that an integer label map uses only the values of ``scheme``.
 

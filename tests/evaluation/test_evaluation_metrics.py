@@ -135,3 +135,10 @@ def test_slice_dice_per_slice_empty_rule():
     np.testing.assert_array_equal(out[0], [1, 1, 1])
     np.testing.assert_array_equal(out[1], [1, 1, 1])
     np.testing.assert_array_equal(out[2], [0, 0, 1])
+
+
+def test_shape_errors_name_both_arrays():
+    with pytest.raises(ValueError, match=r"same shape. Received: target.shape=\(2, 2\), predicted.shape=\(2, 3\)"):
+        case_metrics(np.zeros((2, 2)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="both have 3 axes"):
+        slice_dice(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8))
