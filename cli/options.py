@@ -78,3 +78,23 @@ def int_list(ctx, param, value):
     if not out:
         raise click.BadParameter(f"give at least one value. Received: {value!r}")
     return out
+
+
+class _Devices(click.ParamType):
+    """``--devices``: a positive integer or ``all``."""
+
+    name = "N|all"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "all":
+            return value
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 0
+        if number < 1:
+            self.fail(f"expected a positive integer or 'all'. Received: {value!r}", param, ctx)
+        return number
+
+
+DEVICES = _Devices()

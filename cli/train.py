@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from cli.options import backend_option, progress_option
+from cli.options import DEVICES, backend_option, progress_option
 from kequireg import settings as defaults
 
 
@@ -57,6 +57,12 @@ from kequireg import settings as defaults
               "(mixed_float16 adds loss scaling). Meant for GPUs with 16-bit units.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="Threads preparing batches.")
+@click.option("--devices", type=DEVICES, default="1", show_default=True,
+              help="Data-parallel training over N local devices, or 'all' (JAX backend; the labeled and unlabeled "
+              "batches must each divide by N).")
+@click.option("--distributed", is_flag=True, default=False,
+              help="Multi-host data parallelism: initialise keras.distribution from the environment (SLURM, "
+              "Open MPI) and train over every process's devices; process 0 writes (JAX backend).")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Output folder. Default: runs/<method>-<fraction>-s<seed>-<time>.")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint (same config).")

@@ -81,6 +81,12 @@ class TrainConfig:
         val_slices: int or None. Validate on this many validation slices (fixed random subset); None = all.
         val_batch: int. Validation batch size.
         workers: int. Threads preparing training batches.
+        devices: int or ``"all"``. Data-parallel training over this many local accelerators (JAX
+            backend, ``keras.distribution.DataParallel``); the labeled and unlabeled batches must
+            each divide by it. 1 = one device (any backend).
+        distributed: bool. Multi-host: initialise ``keras.distribution`` from the environment
+            (SLURM, Open MPI) and train over every process's devices; each process feeds its
+            share of the global batch and process 0 alone writes (JAX backend).
         run_dir: str or None. Output folder; None = ``runs/<method>-<fraction>-s<seed>-<time>``.
     """
 
@@ -108,6 +114,8 @@ class TrainConfig:
     val_slices: int | None = None
     val_batch: int = 16
     workers: int = 2
+    devices: int | str = 1
+    distributed: bool = False
     run_dir: str | None = None
 
     def resolve(self, demo: bool) -> TrainConfig:
@@ -157,6 +165,11 @@ class TrainConfig:
             fail("unlabeled_batch", "0 for the baseline (supervised only); use method='equireg'")
         if self.method == "equireg" and self.unlabeled_batch == 0:
             fail("unlabeled_batch", "> 0 for EquiReg (thesis: 6); use method='baseline' for supervised only")
+        if not (self.devices == "all" or (isinstance(self.devices, int) and not isinstance(self.devices, bool)
+                                          and self.devices >= 1)):
+            fail("devices", "a positive integer or 'all'")
+        if not isinstance(self.distributed, bool):
+            fail("distributed", "True or False")
         check_step_options(mask=self.mask, rampup=self.rampup, rampup_steps=self.rampup_steps,
                            temperature=self.temperature, confidence=self.confidence, teacher_mode=self.teacher_mode,
                            lambda_=self.lambda_)

@@ -63,24 +63,23 @@ def _bilinear(values, grid):
     r0 = ops.cast(r0, "int32")
     c0 = ops.cast(c0, "int32")
 
-    # Batch offsets 0..B-1 without needing B as a Python int (dynamic batch under tracing).
-    batch = ops.cumsum(ops.ones_like(r0[:, :1, :1]), axis=0) - 1
-    base = batch * (height * width)
-
-    flat = ops.reshape(values, (-1, channels))
+    # Each sample gathers from its own image (take_along_axis over (B, H*W, K)): under data
+    # parallelism the batch axis is sharded and the gather stays on the sample's device.
+    flat = ops.reshape(values, (-1, height * width, channels))
     indices, weights = [], []
     for dr, wr in ((0, 1.0 - fr), (1, fr)):
         for dc, wc in ((0, 1.0 - fc), (1, fc)):
             r = r0 + dr
             c = c0 + dc
             inside = (r >= 0) & (r <= height - 1) & (c >= 0) & (c <= width - 1)
-            index = base + ops.clip(r, 0, height - 1) * width + ops.clip(c, 0, width - 1)
-            indices.append(index)
+            indices.append(ops.clip(r, 0, height - 1) * width + ops.clip(c, 0, width - 1))
             weights.append((wr * wc, inside))
-    gathered = ops.take(flat, ops.stack(indices, axis=0), axis=0)  # (4, B, H, W, K)
-    tap_weights = ops.stack([ops.where(inside, w, ops.zeros_like(w)) for w, inside in weights], axis=0)
-    out = ops.sum(gathered * tap_weights[..., None], axis=0)
-    oob_weight = 1.0 - ops.sum(tap_weights, axis=0)[..., None]
+    index = ops.reshape(ops.stack(indices, axis=1), (-1, 4 * height * width, 1))  # (B, 4·H·W, 1)
+    gathered = ops.take_along_axis(flat, index, axis=1)
+    gathered = ops.reshape(gathered, (-1, 4, height, width, channels))  # (B, 4, H, W, K)
+    tap_weights = ops.stack([ops.where(inside, w, ops.zeros_like(w)) for w, inside in weights], axis=1)
+    out = ops.sum(gathered * tap_weights[..., None], axis=1)
+    oob_weight = 1.0 - ops.sum(tap_weights, axis=1)[..., None]
     return out, oob_weight
 
 

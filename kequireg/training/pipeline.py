@@ -146,6 +146,8 @@ class EquiRegBatches(keras.utils.PyDataset):
             slices first, then the unlabeled pool; 0 = read every batch from the store). Defaults to 2 GiB.
         kernel_threads: int ≥ 1. Threads of each worker's warp kernels. Defaults to 1 (the
             workers are the parallelism; see the module docstring).
+        share: ``kequireg.training.distribute.Share`` or None. Multi-host training: yield only
+            this process's slice of every (deterministic) global batch. Defaults to None (all).
 
     Raises:
         ValueError: empty id lists, unlabeled cases among ``labeled_ids``, bad batch sizes.
@@ -167,6 +169,7 @@ class EquiRegBatches(keras.utils.PyDataset):
         max_queue_size: int | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         kernel_threads: int = 1,
+        share=None,
     ):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size or 2 * workers + 2)
         if not isinstance(kernel_threads, int) or kernel_threads < 1:
@@ -202,6 +205,7 @@ class EquiRegBatches(keras.utils.PyDataset):
         self.weak = weak if weak is not None else augment.weak()
         self.strong = strong if strong is not None else augment.strong()
         self.kernel_threads = kernel_threads
+        self.share = share
         self._in_epoch = False
         self._peeked: dict[tuple[int, int], dict] = {}
         self.built_batches = 0  # batches computed (not served from the peek cache); for tests
@@ -221,9 +225,12 @@ class EquiRegBatches(keras.utils.PyDataset):
         return _EpochSetter(self)
 
     def batch(self, epoch: int, index: int) -> dict:
-        """The batch ``index`` of ``epoch`` (deterministic in ``(seed, epoch, index)``)."""
+        """The batch ``index`` of ``epoch`` (deterministic in ``(seed, epoch, index)``; this process's share)."""
         with kernel_threads(self.kernel_threads):
-            return self._batch(epoch, index)
+            out = self._batch(epoch, index)
+        if self.share is not None and self.share.count > 1:
+            out = {key: value[self.share.slice(len(value))] for key, value in out.items()}
+        return out
 
     def _batch(self, epoch: int, index: int) -> dict:
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(epoch), int(index)]))
@@ -276,10 +283,14 @@ class ValidationBatches(keras.utils.PyDataset):
             ``seed``), for faster validation; None = every slice.
         seed: int. Seed of that subset. Defaults to 0.
         cache_bytes: int. Keep the slices in memory if they fit. Defaults to 2 GiB.
+        devices: int. Data-parallel training: every batch must divide over this many devices, so
+            batch sizes are rounded to multiples of it and the last ``n % devices`` slices are
+            left out (a ``dropped`` count is kept). Defaults to 1.
+        share: ``Share`` or None. Multi-host: yield only this process's slice of every batch.
     """
 
     def __init__(self, data, case_ids, batch_size: int = 16, max_slices: int | None = None, seed: int = 0,
-                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+                 cache_bytes: int = DEFAULT_CACHE_BYTES, devices: int = 1, share=None):
         super().__init__(workers=1, use_multiprocessing=False)
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size!r}")
@@ -290,8 +301,12 @@ class ValidationBatches(keras.utils.PyDataset):
         rows = _rows_of(store, case_ids, "validation case_ids")
         if max_slices is not None and max_slices < rows.size:
             rows = np.sort(np.random.default_rng(seed).choice(rows, int(max_slices), replace=False))
+        devices = int(devices)
+        self.dropped = rows.size % devices
+        rows = rows[: rows.size - self.dropped]
         self.source = _SliceSource(store, rows, True, cache_bytes)
-        self.batch_size = int(batch_size)
+        self.batch_size = max(devices, int(batch_size) // devices * devices)
+        self.share = share
 
     @property
     def num_batches(self) -> int:
@@ -301,4 +316,6 @@ class ValidationBatches(keras.utils.PyDataset):
         if not 0 <= index < self.num_batches:
             raise IndexError(f"batch index must be in [0, {self.num_batches}). Received: index={index}")
         positions = np.arange(index * self.batch_size, min((index + 1) * self.batch_size, self.source.rows.size))
+        if self.share is not None and self.share.count > 1:
+            positions = positions[self.share.slice(positions.size)]
         return self.source.read(positions, with_labels=True)

@@ -89,9 +89,11 @@ class RunKeeper(keras.callbacks.Callback):
     One callback holds all the state a resume needs, so it is committed in one checkpoint.
     """
 
-    def __init__(self, run: RunDir, patience: int, steps_per_epoch: int, state: dict | None = None):
+    def __init__(self, run: RunDir, patience: int, steps_per_epoch: int, state: dict | None = None,
+                 write: bool = True):
         super().__init__()
         self.run = run
+        self.write = write  # multi-host: process 0 alone writes
         self.patience = int(patience)
         self.steps_per_epoch = int(steps_per_epoch)
         state = state or {}
@@ -128,7 +130,9 @@ class RunKeeper(keras.callbacks.Callback):
         row = {"epoch": epoch, "step": (epoch + 1) * self.steps_per_epoch}
         row.update({k: float(v) for k, v in logs.items()})
         self.rows.append(row)
-        self.run.commit(self.model, self.state(epoch), self.rows, best_network=self.model.network if improved else None)
+        if self.write:
+            self.run.commit(self.model, self.state(epoch), self.rows,
+                            best_network=self.model.network if improved else None)
 
 
 # ---- the run -----------------------------------------------------------------------------------
@@ -189,7 +193,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, data
         if config.run_dir is None:
             raise ValueError("resume needs the run dir: pass run_dir (CLI: --run-dir DIR --resume).")
         run = RunDir(config.run_dir)
-        config = run.load_config()
+        config = dataclasses.replace(run.load_config(), run_dir=str(run.path))  # the folder may have moved
     else:
         config.validate()
     owned = dataset is None
@@ -203,13 +207,14 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, data
 
 
 def _train(config: TrainConfig, dataset, resume: bool, progress: bool) -> TrainResult:
+    from kequireg.training.distribute import plan_devices
     from kequireg.training.pipeline import EquiRegBatches, ValidationBatches
 
-    if resume:
-        run = RunDir(config.run_dir)
-    else:
+    if not resume:
         config = config.resolve(demo=dataset.is_demo)
-        run = RunDir(config.run_dir or default_run_dir(config))
+    plan = plan_devices(config)  # before any JAX computation (multi-host initialisation)
+    run = RunDir(config.run_dir or default_run_dir(config))
+    if not resume and plan.is_writer:
         if run.holds_run():
             raise ValueError(
                 f"run dir {str(run.path)!r} already holds a run; pass resume=True (--resume) to continue it, "
@@ -219,36 +224,45 @@ def _train(config: TrainConfig, dataset, resume: bool, progress: bool) -> TrainR
         run.save_config(config)
     labeled_ids = dataset.labeled_ids(config.fraction, config.label_seed)
     unlabeled_ids = dataset.unlabeled_ids
-    _say(f"device: {describe_device()}" + ("" if config.precision == "float32" else f", precision {config.precision}"))
+    _say(f"device: {describe_device()}" + ("" if config.precision == "float32" else f", precision {config.precision}")
+         + (f", {plan.describe()}" if plan.distribution is not None else ""))
     if dataset.is_demo:
         _say(f"no --data: demo data set {str(dataset.path)!r}, model preset {config.model!r}, "
              f"{config.steps_per_epoch} steps/epoch, patience {config.patience}, max {config.max_steps} steps")
     _say(f"{config.method}: {len(labeled_ids)} labeled of {len(dataset.train_ids)} training patients, "
          f"unlabeled pool {len(unlabeled_ids)}, batch {config.labeled_batch}+{config.unlabeled_batch}, run dir {run.path}")
 
-    model = build_training_model(config, dataset.image_shape)
-    torch_fast.accelerate(model.network, tune_allocator=True)
-    state = run.restore(model) if resume else None
-    start_epoch = 0
-    if resume:
-        if state is None:
-            _say(f"no checkpoint in {run.path} yet: starting from step 0")
-        else:
-            start_epoch = int(state["epoch"]) + 1
-            _say(f"resumed from epoch {start_epoch} (step {start_epoch * config.steps_per_epoch})")
-    keeper = RunKeeper(run, config.patience, config.steps_per_epoch, state)
-    train_data = EquiRegBatches(
-        dataset, labeled_ids, unlabeled_ids if config.unlabeled_batch else [], config.labeled_batch,
-        config.unlabeled_batch, config.steps_per_epoch, config.seed, epoch=start_epoch, workers=config.workers,
-    )
-    val_data = ValidationBatches(dataset, dataset.val_ids, config.val_batch, config.val_slices, seed=config.seed)
-    if not keeper.stopped and start_epoch < config.epochs:
-        with contextlib.redirect_stdout(sys.stderr):  # Keras prints its progress on stdout
-            model.fit(
-                train_data, epochs=config.epochs, initial_epoch=start_epoch, steps_per_epoch=config.steps_per_epoch,
-                validation_data=val_data, callbacks=[train_data.epoch_callback(), keeper], shuffle=False,
-                verbose=keras_verbosity(progress),
-            )
+    with plan.scope():
+        model = build_training_model(config, dataset.image_shape)
+        torch_fast.accelerate(model.network, tune_allocator=True)
+        state = None
+        if resume:
+            state = run.restore(model) if plan.is_writer else run.restore_readonly(model)
+        start_epoch = 0
+        if resume:
+            if state is None:
+                _say(f"no checkpoint in {run.path} yet: starting from step 0")
+            else:
+                start_epoch = int(state["epoch"]) + 1
+                _say(f"resumed from epoch {start_epoch} (step {start_epoch * config.steps_per_epoch})")
+        keeper = RunKeeper(run, config.patience, config.steps_per_epoch, state, write=plan.is_writer)
+        share = plan.share if plan.share.count > 1 else None
+        train_data = EquiRegBatches(
+            dataset, labeled_ids, unlabeled_ids if config.unlabeled_batch else [], config.labeled_batch,
+            config.unlabeled_batch, config.steps_per_epoch, config.seed, epoch=start_epoch, workers=config.workers,
+            share=share,
+        )
+        val_data = ValidationBatches(dataset, dataset.val_ids, config.val_batch, config.val_slices, seed=config.seed,
+                                     devices=plan.count, share=share)
+        if val_data.dropped:
+            _say(f"validation: {val_data.dropped} slice(s) left out so that every batch divides over {plan.count} devices")
+        if not keeper.stopped and start_epoch < config.epochs:
+            with contextlib.redirect_stdout(sys.stderr):  # Keras prints its progress on stdout
+                model.fit(
+                    train_data, epochs=config.epochs, initial_epoch=start_epoch, steps_per_epoch=config.steps_per_epoch,
+                    validation_data=val_data, callbacks=[train_data.epoch_callback(), keeper], shuffle=False,
+                    verbose=keras_verbosity(progress and plan.is_writer),
+                )
     steps = len(keeper.rows) * config.steps_per_epoch
     _say(f"done after {steps} steps; best val CE {keeper.best:.4f} at epoch {keeper.best_epoch}"
          + (" (early stop)" if keeper.stopped else ""))

@@ -177,6 +177,12 @@ class RunDir:
             return None
         return load_checkpoint(self.checkpoint_path, model)
 
+    def restore_readonly(self, model) -> dict | None:
+        """Load the last committed checkpoint without settling anything (multi-host: not process 0)."""
+        if not self.checkpoint_path.is_file():
+            return None
+        return load_checkpoint(self.checkpoint_path, model)
+
     def load_network(self, accelerate: bool = True):
         """The best network (logits), loaded in safe mode (torch: fused layer paths).
 
