@@ -71,25 +71,11 @@ class RunDir:
         return str(self.path)
 
     # ---- paths ---------------------------------------------------------------------------------
-    @property
-    def config_path(self) -> Path:
-        return self.path / self.CONFIG
-
-    @property
-    def best_path(self) -> Path:
-        return self.path / self.BEST
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.path / self.CHECKPOINT
-
-    @property
-    def history_path(self) -> Path:
-        return self.path / self.HISTORY
-
-    @property
-    def trained_path(self) -> Path:
-        return self.path / self.TRAINED
+    config_path = property(lambda self: self.path / self.CONFIG, doc="config.json")
+    best_path = property(lambda self: self.path / self.BEST, doc="best.keras")
+    checkpoint_path = property(lambda self: self.path / self.CHECKPOINT, doc="checkpoint.npz")
+    history_path = property(lambda self: self.path / self.HISTORY, doc="history.csv")
+    trained_path = property(lambda self: self.path / self.TRAINED, doc="trained.json")
 
     def eval_dir(self, split: str) -> Path:
         """Where ``kequireg evaluate`` writes the scores on ``split``."""
