@@ -87,3 +87,36 @@ def test_cli_train_on_two_devices_matches_one_device(small_store, tmp_path):
     for a, b in zip(one, two):
         for key in ("loss", "sup_loss", "er_loss", "val_loss", "val_dice_wt"):
             assert float(b[key]) == pytest.approx(float(a[key]), rel=2e-3, abs=1e-4), key
+
+
+@pytest.mark.slow
+@pytest.mark.backend
+def test_two_local_processes_form_one_cluster_with_the_one_process_first_step(small_store, tmp_path):
+    """--distributed: two JAX processes (gloo CPU collectives) train one run; process 0 alone writes."""
+    import socket
+
+    if _backend() != "jax":
+        pytest.skip("keras.distribution trains on the jax backend only")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_THREEFRY_PARTITIONABLE": "false", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}
+    cmd = [sys.executable, "-m", "cli.main", "train", "--data", str(small_store), "--labeled", "0.5", "--model", "tiny",
+           "--labeled-batch", "2", "--unlabeled-batch", "4", "--steps-per-epoch", "1", "--max-steps", "1",
+           "--patience", "0", "--val-slices", "8", "--no-progress"]
+    one = subprocess.run(cmd + ["--run-dir", str(tmp_path / "one")], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    procs = [subprocess.Popen(cmd + ["--run-dir", str(tmp_path / "two"), "--distributed"], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**env, "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
+                                   "KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": str(i)})
+             for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    assert "data parallel over 2 devices on 2 processes" in outputs[0][1]
+    a, b = _history(tmp_path / "one")[0], _history(tmp_path / "two")[0]
+    for key in ("loss", "sup_loss", "er_loss", "val_loss"):
+        assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-5), key
