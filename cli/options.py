@@ -80,6 +80,17 @@ def int_list(ctx, param, value):
     return out
 
 
+def n4_shrink(ctx, param, value):
+    """A click callback parsing ``"4"`` or ``"6,6,5"`` into an int or an (x, y, z) tuple of ints >= 1."""
+    try:
+        out = tuple(int(v) for v in value.split(","))
+        if len(out) not in (1, 3) or min(out) < 1:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"expected one integer >= 1 or three separated by commas, e.g. 4 or 6,6,5. Received: {value!r}") from None
+    return out[0] if len(out) == 1 else out
+
+
 class _Devices(click.ParamType):
     """``--devices``: a positive integer or ``all``."""
 

@@ -1,4 +1,4 @@
-"""``kequireg preprocess``: BraTS folders -> N4 + hist-eq -> HDF5 slice store + splits."""
+"""``kequireg preprocess``: BraTS folders or an nnU-Net raw dataset -> N4 + hist-eq -> HDF5 slice store + splits."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from cli.options import progress_option, seed_option
+from cli.options import int_list, n4_shrink, progress_option, seed_option
 from kequireg import settings as defaults
 from kequireg.data.preprocess import DEFAULT_N4_ITERATIONS, DEFAULT_N4_SHRINK
 
@@ -33,9 +33,9 @@ def click_progress(total: int, label: str, enabled: bool):
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes. Defaults to all cores.")
 @click.option("--n4/--no-n4", default=True, show_default=True, help="N4 bias-field correction per modality.")
-@click.option("--n4-shrink", default=",".join(map(str, DEFAULT_N4_SHRINK)) if isinstance(DEFAULT_N4_SHRINK, tuple) else str(DEFAULT_N4_SHRINK), show_default=True,
+@click.option("--n4-shrink", default=",".join(map(str, DEFAULT_N4_SHRINK)) if isinstance(DEFAULT_N4_SHRINK, tuple) else str(DEFAULT_N4_SHRINK), show_default=True, callback=n4_shrink,
               help="N4 is fitted on the image shrunk by this factor, one for all axes or X,Y,Z (1 = full resolution, slow).")
-@click.option("--n4-iterations", default=",".join(map(str, DEFAULT_N4_ITERATIONS)), show_default=True,
+@click.option("--n4-iterations", default=",".join(map(str, DEFAULT_N4_ITERATIONS)), show_default=True, callback=int_list,
               help="N4 iterations per fitting level, comma-separated (the count is the number of levels).")
 @click.option("--equalize/--no-equalize", default=True, show_default=True,
               help="Histogram equalization per scan and modality (else scale by the 99.5th percentile).")
@@ -55,12 +55,16 @@ def click_progress(total: int, label: str, enabled: bool):
 @progress_option
 def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, val, test, thesis_split, seed, dtype,
                keep_parts, progress) -> None:
-    """Preprocess the BraTS case folders under IN_DIR into the slice store STORE (.h5).
+    """Preprocess the BraTS case folders under IN_DIR (or the nnU-Net raw dataset IN_DIR) into STORE (.h5).
 
     Per case and modality: N4 bias correction inside the brain mask, histogram equalization over
     non-zero voxels (values in (0, 1], zeros stay 0), axial slices without empty ones, crop
     240x240 -> 224x224 (other sizes: nearest multiple of 32 around the brain). Writes STORE
     atomically and the patient splits beside it (STORE without .h5 + .splits.json).
+
+    An nnU-Net dataset (DatasetXXX_Name/ with dataset.json, imagesTr/, labelsTr/, imagesTs/) has
+    its channels and labels mapped by name through dataset.json (docs/data.md); imagesTs/ cases and
+    imagesTr/ cases without labels join the unlabeled pool.
 
     Resumable: finished cases are kept in STORE.parts/ and skipped when the command is rerun.
     A failing case is reported with its file and reason; the others still make the store, and
@@ -68,8 +72,7 @@ def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, v
 
     Example: kequireg preprocess MICCAI_BraTS_2019_Data_Training brats.h5 --workers 2
     """
-    from kequireg.data.preprocess import PreprocessParams, preprocess_dataset
-    from kequireg.data.ingest import find_cases
+    from kequireg.data.preprocess import PreprocessParams, dataset_cases, preprocess_dataset
 
     if thesis_split:
         ctx = click.get_current_context()
@@ -80,21 +83,8 @@ def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, v
                                      param_hint="--thesis-split")
         val, test = defaults.THESIS_SPLIT["val"], defaults.THESIS_SPLIT["test"]
     try:
-        iterations = tuple(int(v) for v in n4_iterations.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected integers separated by commas, e.g. 50,50,50,50. Received: {n4_iterations!r}",
-                                 param_hint="--n4-iterations") from None
-    try:
-        shrink = tuple(int(v) for v in n4_shrink.split(","))
-        if len(shrink) not in (1, 3) or min(shrink) < 1:
-            raise ValueError
-    except ValueError:
-        raise click.BadParameter(f"expected one integer >= 1 or three separated by commas, e.g. 4 or 6,6,5. Received: {n4_shrink!r}",
-                                 param_hint="--n4-shrink") from None
-    try:
-        params = PreprocessParams(n4=n4, n4_shrink=shrink[0] if len(shrink) == 1 else shrink, n4_iterations=iterations,
-                                  equalize=equalize, dtype=dtype)
-        total = len(find_cases(in_dir, params.channels))
+        params = PreprocessParams(n4=n4, n4_shrink=n4_shrink, n4_iterations=n4_iterations, equalize=equalize, dtype=dtype)
+        total = len(dataset_cases(in_dir, params)[0])
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"preprocessing {total} cases from {in_dir} -> {store}", err=True)

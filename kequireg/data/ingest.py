@@ -1,10 +1,13 @@
-"""Find BraTS-layout case folders and load them with validation.
+"""Find case folders (BraTS or nnU-Net raw layout) and load them with validation.
 
 A case folder is any folder ``NAME/`` that holds files named ``NAME_<modality>.nii.gz`` (or
 ``.nii``) for modality in flair, t1, t1ce, t2, and optionally ``NAME_seg.nii[.gz]``; BraTS 2019
 folders (``BraTS19_<inst>_<id>_1``) are the usual case. Folders are found anywhere under a root
 (``HGG/``, ``LGG/``, ``MICCAI_BraTS_2019_Data_Training/``, ...). Cases without ``_seg`` are
-unlabeled.
+unlabeled. A root holding a ``dataset.json`` (an nnU-Net raw dataset ``DatasetXXX_Name/``, or
+its ``imagesTr/`` / ``imagesTs/``) is read by :mod:`kequireg.data.nnunet` instead: channels and
+labels are mapped through ``dataset.json``, and every case says where it came from
+(``CaseFiles.dataset``).
 
 Every problem with a case raises :class:`CaseError` naming the file, what was found and what to
 do, so a batch job can report it and go on with the other cases.
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kequireg.vocabulary import BRATS_LABELS, MODALITIES
+from kequireg.vocabulary import BRATS_TO_INTERNAL, MODALITIES
 
 _EXTENSIONS = (".nii.gz", ".nii")
 
@@ -34,13 +37,24 @@ class CaseError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class CaseFiles:
-    """The files of one case folder; ``missing`` lists modalities without a file."""
+    """The files of one case; ``missing`` lists modalities without a file.
+
+    ``dataset`` is the :class:`kequireg.data.nnunet.NnunetDataset` the case belongs to (its
+    file names, label values and output naming), or None for a BraTS case folder.
+    """
 
     case_id: str
     folder: Path
     modalities: dict[str, Path]
     seg: Path | None
     missing: tuple[str, ...] = ()
+    dataset: "object | None" = None
+
+    def expected_file(self, modality: str) -> str:
+        """The file name this case's ``modality`` should have (for messages about a missing one)."""
+        if self.dataset is not None:
+            return self.dataset.image_filename(self.case_id, modality)
+        return f"{self.case_id}_{modality}.nii.gz"
 
 
 @dataclasses.dataclass
@@ -67,12 +81,16 @@ def _find_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def find_cases(root: str | os.PathLike, channels: tuple[str, ...] = MODALITIES) -> list[CaseFiles]:
+def find_cases(root: str | os.PathLike, channels: tuple[str, ...] | None = None) -> list[CaseFiles]:
     """Case folders under ``root``, sorted by case id.
+
+    An nnU-Net raw dataset (``root`` or its parent holds ``dataset.json``) is read by
+    :func:`kequireg.data.nnunet.find_cases` instead (its errors name ``dataset.json`` or the file).
 
     Args:
         root: a case folder or any folder above case folders.
-        channels: modalities every case must have.
+        channels: modalities every case must have. Defaults to the layout's own: flair, t1,
+            t1ce, t2 for BraTS folders, the channels of ``dataset.json`` for nnU-Net.
 
     Returns:
         One CaseFiles per folder holding at least one ``NAME_<modality>.nii[.gz]``; folders with
@@ -87,7 +105,12 @@ def find_cases(root: str | os.PathLike, channels: tuple[str, ...] = MODALITIES) 
         >>> cases[0].case_id, cases[0].seg is not None  # doctest: +SKIP
         ('BraTS19_2013_0_1', True)
     """
+    from kequireg.data import nnunet
+
     root = Path(root)
+    if root.is_dir() and nnunet.dataset_json(root) is not None:
+        return nnunet.find_cases(nnunet.read_dataset(root), channels, images=root)
+    channels = MODALITIES if channels is None else tuple(channels)
     if not root.exists():
         raise FileNotFoundError(f"input folder does not exist. Received: {str(root)!r}. Pass the folder holding the BraTS case folders.")
     if not root.is_dir():
@@ -146,7 +169,8 @@ def load_case(case: CaseFiles, channels: tuple[str, ...] = MODALITIES) -> Loaded
     """Load and validate one case.
 
     Checks: every modality present and readable, all volumes 3D with one shape, finite values,
-    no modality all zero, segmentation integer-valued in {0, 1, 2, 4} (mapped to {0, 1, 2, 3}).
+    no modality all zero, segmentation integer-valued in {0, 1, 2, 4} (mapped to {0, 1, 2, 3});
+    for an nnU-Net case, in the label values of its ``dataset.json`` (mapped to the same classes).
 
     Args:
         case: from :func:`find_cases`.
@@ -159,7 +183,7 @@ def load_case(case: CaseFiles, channels: tuple[str, ...] = MODALITIES) -> Loaded
         CaseError: naming the file and the problem.
     """
     if case.missing:
-        expected = ", ".join(f"{case.case_id}_{m}.nii.gz" for m in case.missing)
+        expected = ", ".join(case.expected_file(m) for m in case.missing)
         raise CaseError(case.folder, f"missing modality file(s): {expected}")
     images = None
     first_path, first_image, shape = None, None, None
@@ -184,14 +208,8 @@ def load_case(case: CaseFiles, channels: tuple[str, ...] = MODALITIES) -> Loaded
         if seg.shape != shape:
             raise CaseError(case.seg, f"shape {seg.shape} differs from {first_path.name} {shape}")
         _check_finite(case.seg, seg)
-        outside = ~np.isin(seg, BRATS_LABELS)  # 4 comparisons per voxel; np.unique sorted all 9M
-        if outside.any():
-            bad = np.unique(seg[outside]).tolist()
-            shown = ", ".join(f"{v:g}" for v in bad[:10])
-            raise CaseError(case.seg, f"labels outside {{0, 1, 2, 4}}: found {shown}; BraTS segmentations use 1 necrosis, 2 edema, 4 enhancing")
-        labels = seg.astype(np.uint8)  # keeps the Fortran order of the file
-        labels[labels == 4] = 3
-    spacing = tuple(float(s) for s in first_image.header.get_zooms()[:3])
+        labels = _internal_labels(case, seg)
+    spacing = tuple(float(v) for v in first_image.header.get_zooms()[:3])
     return LoadedCase(
         case_id=case.case_id,
         images=images,
@@ -201,3 +219,24 @@ def load_case(case: CaseFiles, channels: tuple[str, ...] = MODALITIES) -> Loaded
         header=bytes(first_image.header.binaryblock),
         source=str(case.folder),
     )
+
+
+def _internal_labels(case: CaseFiles, seg: np.ndarray) -> np.ndarray:
+    """A segmentation's file values -> internal classes {0, 1, 2, 3} (uint8, the file's memory order)."""
+    if case.dataset is None:
+        mapping, where = BRATS_TO_INTERNAL, "{0, 1, 2, 4}"
+        hint = "BraTS segmentations use 1 necrosis, 2 edema, 4 enhancing"
+    else:
+        mapping = dict(case.dataset.label_map)
+        where = "{" + ", ".join(str(v) for v in sorted(mapping)) + "}"
+        hint = f"the labels of {case.dataset.json_path} ({case.dataset.describe_labels()})"
+    outside = ~np.isin(seg, tuple(mapping))  # one comparison per value; np.unique sorted all 9M
+    if outside.any():
+        bad = np.unique(seg[outside]).tolist()
+        shown = ", ".join(f"{v:g}" for v in bad[:10])
+        raise CaseError(case.seg, f"labels outside {where}: found {shown}; {hint}")
+    labels = seg.astype(np.uint8)  # keeps the Fortran order of the file
+    for value, internal in mapping.items():
+        if value != internal:  # masks from the file's values, so that swaps (1 <-> 2) stay right
+            labels[seg == value] = internal
+    return labels

@@ -527,6 +527,27 @@ def store_window(shapes: Sequence[tuple[int, int]]) -> tuple[int, int]:
     return (max(target_size(s[0]) for s in shapes), max(target_size(s[1]) for s in shapes))
 
 
+def dataset_cases(root: str | os.PathLike, params: PreprocessParams = PreprocessParams()) -> tuple[list[CaseFiles], PreprocessParams, "object | None"]:
+    """The cases under ``root``, the params with the channels its layout fixes, and the layout.
+
+    BraTS folders: ``find_cases(root, params.channels)``, params unchanged, layout None. An
+    nnU-Net raw dataset (``root`` holds ``dataset.json``): its channels replace the default
+    ``channels`` (:data:`MODALITIES`; the BraTS four mapped by name, any other set in the
+    dataset's own order), and the layout is the :class:`kequireg.data.nnunet.NnunetDataset`.
+
+    Raises:
+        FileNotFoundError / ValueError: as :func:`kequireg.data.ingest.find_cases`.
+    """
+    from kequireg.data import nnunet
+
+    if not nnunet.is_dataset(root):
+        return find_cases(root, params.channels), params, None
+    layout = nnunet.read_dataset(root)
+    if params.channels == MODALITIES:
+        params = dataclasses.replace(params, channels=layout.channels)
+    return nnunet.find_cases(layout, params.channels, images=root), params, layout
+
+
 def preprocess_dataset(
     root: str | os.PathLike,
     store_path: str | os.PathLike,
@@ -543,7 +564,9 @@ def preprocess_dataset(
     """Preprocess every case under ``root`` into a slice store plus its splits JSON.
 
     Args:
-        root: folder with BraTS-layout case folders (searched recursively).
+        root: folder with BraTS-layout case folders (searched recursively), or an nnU-Net raw
+            dataset ``DatasetXXX_Name/`` (see :mod:`kequireg.data.nnunet`; the store's params
+            record the mapping under ``source_layout``).
         store_path: output ``.h5``; parts go to ``<store_path>.parts/``.
         params: PreprocessParams.
         workers: processes. Defaults to all cores (``os.cpu_count()``); 1 runs in this process.
@@ -576,7 +599,7 @@ def preprocess_dataset(
     store_path = Path(store_path)
     if store_path.suffix not in (".h5", ".hdf5"):
         raise ValueError(f"store path must end in .h5. Received: {str(store_path)!r}")
-    cases = find_cases(root, params.channels)
+    cases, params, layout = dataset_cases(root, params)
     folder = parts_dir(store_path)
     params_json = json.dumps(params.to_dict(), sort_keys=True)
     resumed = [c.case_id for c in cases if _part_is_current(folder / f"{c.case_id}.npz", params_json)]
@@ -636,6 +659,8 @@ def preprocess_dataset(
     store_params = params.to_dict()
     store_params["window"] = list(size)
     store_params["crop_rule"] = f"each in-plane axis to the nearest multiple of {CROP_MULTIPLE} (ties crop), window around the brain"
+    if layout is not None:
+        store_params["source_layout"] = layout.describe()
     write_store(store_path, _assemble(part_paths, size, warnings), channels=params.channels, params=store_params, dtype=params.dtype)
     for w in warnings:
         log(f"warning: {w}")

@@ -1,9 +1,11 @@
-"""Write predicted label volumes as BraTS-format NIfTI files.
+"""Write predicted label volumes as BraTS-format (or nnU-Net-format) NIfTI files.
 
 BraTS expects, per case, ``<case_id>.nii.gz``: the source scan's shape (240x240x155), labels
 {0, 1, 2, 4} as uint8, and the source image's affine and header (so that orientation and
-voxel size match). Files are written atomically (``kequireg.io``), so a file at the final path
-is always whole.
+voxel size match). Cases read from an nnU-Net raw dataset are written as nnU-Net writes its
+predictions: ``<case_id>`` + the dataset's ``file_ending``, labels in the dataset's own values
+(``layout`` below, a :class:`kequireg.data.nnunet.NnunetDataset`). Files are written atomically
+(``kequireg.io``), so a file at the final path is always whole.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ def brats_filename(case_id: str) -> str:
     return f"{case_id}.nii.gz"
 
 
-def label_image(labels: np.ndarray, affine: np.ndarray, header: bytes | nib.Nifti1Header | None = None, scheme: str = "internal") -> nib.Nifti1Image:
+def output_filename(case_id: str, layout=None) -> str:
+    """A case's prediction file name: BraTS's (``layout`` None) or its nnU-Net dataset's (``CASE`` + file_ending)."""
+    return brats_filename(case_id) if layout is None else layout.output_filename(case_id)
+
+
+def label_image(labels: np.ndarray, affine: np.ndarray, header: bytes | nib.Nifti1Header | None = None, scheme="internal") -> nib.Nifti1Image:
     """A uint8 NIfTI image of BraTS labels {0,1,2,4} with the source's affine and header.
 
     Args:
@@ -31,7 +38,8 @@ def label_image(labels: np.ndarray, affine: np.ndarray, header: bytes | nib.Nift
         affine: (4, 4) voxel-to-world matrix of the source scan.
         header: NIfTI-1 header (bytes of its binaryblock, or a header object) of the source scan;
             None builds a fresh header. Its intensity scaling is reset (labels are stored as is).
-        scheme: str. ``"internal"`` ({0,1,2,3}, converted) or ``"brats"``. Defaults to ``"internal"``.
+        scheme: ``"internal"`` ({0,1,2,3}, converted), ``"brats"``, or a dict internal class ->
+            file value (an nnU-Net dataset's ``internal_to_file``). Defaults to ``"internal"``.
 
     Returns:
         nibabel.Nifti1Image with uint8 data.
@@ -45,12 +53,17 @@ def label_image(labels: np.ndarray, affine: np.ndarray, header: bytes | nib.Nift
     affine = np.asarray(affine, dtype=np.float64)
     if affine.shape != (4, 4):
         raise ValueError(f"affine must be a 4x4 matrix. Received: affine.shape={affine.shape}")
-    if scheme == "internal":
+    cal_max = 4
+    if isinstance(scheme, dict):
+        lut = np.zeros(max(scheme) + 1, np.uint8)
+        lut[list(scheme)] = list(scheme.values())
+        data, cal_max = lut[check_labels(labels, "internal")], max(scheme.values())
+    elif scheme == "internal":
         data = to_brats(labels)
     elif scheme == "brats":
         data = check_labels(labels, "brats").astype(np.uint8)
     else:
-        raise ValueError(f"scheme must be 'internal' or 'brats'. Received: scheme={scheme!r}")
+        raise ValueError(f"scheme must be 'internal', 'brats' or a dict of label values. Received: scheme={scheme!r}")
     if isinstance(header, (bytes, bytearray)) and len(header):
         header = nib.Nifti1Header(binaryblock=bytes(header))
     elif isinstance(header, (bytes, bytearray)):
@@ -59,7 +72,7 @@ def label_image(labels: np.ndarray, affine: np.ndarray, header: bytes | nib.Nift
     image = nib.Nifti1Image(data, affine, header=header)
     image.set_data_dtype(np.uint8)
     image.header.set_slope_inter(1.0, 0.0)
-    image.header["cal_min"], image.header["cal_max"] = 0, 4
+    image.header["cal_min"], image.header["cal_max"] = 0, cal_max
     return image
 
 
@@ -72,7 +85,7 @@ def write_nifti_atomic(image: nib.Nifti1Image, path: str | os.PathLike) -> Path:
     return path
 
 
-def export_case(slice_labels: np.ndarray, record, out_dir: str | os.PathLike, scheme: str = "internal") -> Path:
+def export_case(slice_labels: np.ndarray, record, out_dir: str | os.PathLike, scheme: str = "internal", layout=None) -> Path:
     """Restore a case's per-slice labels to its source geometry and write ``<case_id>.nii.gz``.
 
     Args:
@@ -80,6 +93,8 @@ def export_case(slice_labels: np.ndarray, record, out_dir: str | os.PathLike, sc
         record: the case's ``CaseRecord`` (from ``SliceStore.case``) or a ``PreprocessedCase``.
         out_dir: folder to write into (created if missing).
         scheme: str. Label scheme of ``slice_labels``. Defaults to ``"internal"``.
+        layout: the nnU-Net dataset the case came from (``CaseFiles.dataset``): name and label
+            values as that dataset's (``slice_labels`` internal). Defaults to None (BraTS).
 
     Returns:
         Path of the written file.
@@ -93,8 +108,9 @@ def export_case(slice_labels: np.ndarray, record, out_dir: str | os.PathLike, sc
     from kequireg.data.store import restore_plane
 
     volume = restore_plane(np.asarray(slice_labels), _as_record(record))
-    image = label_image(volume, record.affine, getattr(record, "header", None), scheme=scheme)
-    return write_nifti_atomic(image, Path(out_dir) / brats_filename(record.case_id))
+    values = scheme if layout is None else layout.internal_to_file
+    image = label_image(volume, record.affine, getattr(record, "header", None), scheme=values)
+    return write_nifti_atomic(image, Path(out_dir) / output_filename(record.case_id, layout))
 
 
 def _as_record(case):

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kequireg.evaluation.export import brats_filename, export_case
+from kequireg.evaluation.export import export_case, output_filename
 from kequireg.evaluation.inference import load_network, predict_labels
 from kequireg.evaluation.progress import progress_bar
 
 
 def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, batch_size: int = 16, progress: bool = False,
-                  length: int | None = None) -> list[Path]:
+                  length: int | None = None, layout=None) -> list[Path]:
     """Predict preprocessed cases and write one BraTS NIfTI per case.
 
     Args:
@@ -31,6 +31,8 @@ def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, batch_s
         batch_size: int. Slices per forward pass. Defaults to 16.
         progress: bool. Progress bar on stderr. Defaults to False.
         length: int. Number of cases, for the progress bar.
+        layout: the nnU-Net dataset the cases came from (``CaseFiles.dataset``): its file naming
+            and label values. Defaults to None (BraTS).
 
     Returns:
         Paths of the written files.
@@ -38,7 +40,7 @@ def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, batch_s
     written = []
     for case in progress_bar(cases, progress, "predicting", length=length):
         labels = predict_labels(model, case.images, batch_size) if len(case.images) else np.zeros((0, 1, 1), np.uint8)
-        written.append(export_case(labels, case, out_dir))
+        written.append(export_case(labels, case, out_dir, layout=layout))
     return written
 
 
@@ -81,8 +83,11 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
 
     Args:
         model: keras.Model returning logits (its input shape fixes the slice window).
-        in_dir: folder of BraTS case folders (or one case folder); ``_seg`` files are ignored.
-        out_dir: output folder; files are named ``<case>.nii.gz``.
+        in_dir: folder of BraTS case folders (or one case folder), or an nnU-Net raw dataset
+            (``DatasetXXX_Name/`` or its ``imagesTs/``; channels matched by name through its
+            ``dataset.json``); label files are ignored.
+        out_dir: output folder; files are named ``<case>.nii.gz`` (nnU-Net input: ``<case>`` +
+            the dataset's ``file_ending``, labels in its own values).
         params: preprocessing parameters: the training store's (``Dataset.params``); None = the
             thesis defaults (``PreprocessParams()``).
         batch_size: int. Defaults to 16.
@@ -102,15 +107,16 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
     incomplete = [c for c in cases if c.missing]
     if incomplete:
         c = incomplete[0]
-        raise ValueError(f"case folder {str(c.folder)!r} has no {', '.join(c.missing)} file; every case needs {settings.channels}.")
+        raise ValueError(f"case {c.case_id!r} in {str(c.folder)!r} has no {', '.join(map(c.expected_file, c.missing))}; every case needs {settings.channels}.")
     shape = getattr(model, "input_shape", None)
     if not (isinstance(shape, tuple) and len(shape) == 4 and shape[1] and shape[2]):
         raise ValueError(f"the model must have a fixed input shape (None, H, W, C). Received: input_shape={shape}")
     out_dir = Path(out_dir)
-    todo = [c for c in cases if overwrite or not (out_dir / brats_filename(c.case_id)).is_file()]
+    layout = cases[0].dataset  # an nnU-Net dataset (its naming and label values) or None (BraTS)
+    todo = [c for c in cases if overwrite or not (out_dir / output_filename(c.case_id, layout)).is_file()]
     stream = (preprocess_case_files(c, settings, (shape[1], shape[2])) for c in todo)
-    predict_cases(model, stream, out_dir, batch_size=batch_size, progress=progress, length=len(todo))
-    return [out_dir / brats_filename(c.case_id) for c in cases]
+    predict_cases(model, stream, out_dir, batch_size=batch_size, progress=progress, length=len(todo), layout=layout)
+    return [out_dir / output_filename(c.case_id, layout) for c in cases]
 
 
 def predict(model_path: str | os.PathLike, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
