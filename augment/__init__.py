@@ -10,13 +10,15 @@ the (row, col) source coordinate, and one grid warps every target the same way::
     labels = augment.warp_labels(labels, grid)        # nearest, fill 0
     probs = augment.warp_probs(probs, grid)           # stays a distribution
     mask = augment.valid_mask(grid)                   # source inside the image
+    back, valid = augment.pull_back(probs, t)         # a prediction on the warped image, back on the original
 
 NumPy + Numba only: no deep-learning framework is imported.
 """
 
 from augment.ops import Elastic, FlipLR, FlipUD, Op, Rotate, Scale, Shear, Translate
 from augment.policy import Policy, strong, weak
-from augment.transform import Transform, compose, grids
+from augment.pullback import pull_back, pull_back_grids
+from augment.transform import Transform, compose, grids, inverse_grids
 from augment.warp import (
     from_normalized,
     identity_grid,
@@ -43,6 +45,9 @@ __all__ = [
     "from_normalized",
     "grids",
     "identity_grid",
+    "inverse_grids",
+    "pull_back",
+    "pull_back_grids",
     "strong",
     "to_normalized",
     "valid_mask",

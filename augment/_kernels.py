@@ -25,6 +25,7 @@ from augment._splitmix import counter_uniform
 # Kernel step records (see ``grid_kernel``): one row of STEP_WIDTH float64 per step.
 STEP_AFFINE = 0.0
 STEP_ELASTIC = 1.0
+STEP_INVERSE_FIELD = 2.0
 STEP_WIDTH = 8
 
 
@@ -320,28 +321,67 @@ def count_nonfinite(a):
     return 0
 
 
+@njit(inline="always", nogil=True, error_model="numpy")
+def field_at(fields, offset, hc, wc, inv, r, c):
+    """Displacement (dr, dc) at pixel (r, c), read bilinearly from the (2, hc, wc) lattice at
+    ``fields[offset:]`` with spacing ``1 / inv``, clamped to the lattice edge."""
+    ymax = float(hc - 1)
+    xmax = float(wc - 1)
+    plane = hc * wc
+    fy = min(max(r * inv, 0.0), ymax)
+    fx = min(max(c * inv, 0.0), xmax)
+    y0 = min(int(fy), max(hc - 2, 0))
+    x0 = min(int(fx), max(wc - 2, 0))
+    ty = fy - y0
+    tx = fx - x0
+    y1 = min(y0 + 1, hc - 1)
+    x1 = min(x0 + 1, wc - 1)
+    p00 = offset + y0 * wc + x0
+    p01 = offset + y0 * wc + x1
+    p10 = offset + y1 * wc + x0
+    p11 = offset + y1 * wc + x1
+    w00 = (1.0 - ty) * (1.0 - tx)
+    w01 = (1.0 - ty) * tx
+    w10 = ty * (1.0 - tx)
+    w11 = ty * tx
+    dr = w00 * fields[p00] + w01 * fields[p01] + w10 * fields[p10] + w11 * fields[p11]
+    dc = w00 * fields[p00 + plane] + w01 * fields[p01 + plane] + w10 * fields[p10 + plane] + w11 * fields[p11 + plane]
+    return dr, dc
+
+
 @njit(nogil=True, parallel=True, cache=True, error_model="numpy")
-def grid_kernel(steps, n_steps, fields, out):
+def grid_kernel(steps, n_steps, fields, start, out):
     """Chain pull-back steps for every output pixel: out (B,H,W,2) float32.
 
     ``steps[b, s]`` is a STEP_WIDTH record applied in order s = 0, 1, ...:
     affine ``[0, a00, a01, a02, a10, a11, a12, _]`` maps (r, c) -> (a00 r + a01 c + a02,
     a10 r + a11 c + a12); elastic ``[1, offset, hc, wc, stride, _, _, _]`` maps
     p -> p + d(p) with d read bilinearly (clamped to the lattice) from ``fields[offset:]``
-    laid out (2, hc, wc). Coordinates are chained in float64 per row (one step at a time
-    over the whole row, so affine steps vectorize) and rounded once to float32.
+    laid out (2, hc, wc); inverse field ``[2, offset, hc, wc, stride, iterations, relax, tol]``
+    maps p to the q with q + d(q) = p by the relaxed fixed-point iteration
+    q <- q - relax * (q + d(q) - p) from q = p, stopping when a step moves less than ``tol``
+    pixels or after ``iterations``. The chain starts at the pixel centres, or at
+    ``start[b]`` (B, H, W, 2) when ``start`` is not empty. Coordinates are chained in float64
+    per row (one step at a time over the whole row, so affine steps vectorize) and rounded once
+    to float32.
     """
     nb, h, w = out.shape[0], out.shape[1], out.shape[2]
+    given = start.shape[0] > 0
     for row in prange(nb * h):
         b = row // h
         i = row - b * h
         rr = np.empty(w, dtype=np.float64)
         cc = np.empty(w, dtype=np.float64)
         for j in range(w):
-            rr[j] = i
-            cc[j] = j
+            if given:
+                rr[j] = start[b, i, j, 0]
+                cc[j] = start[b, i, j, 1]
+            else:
+                rr[j] = i
+                cc[j] = j
         for s in range(n_steps[b]):
-            if steps[b, s, 0] == STEP_AFFINE:
+            kind = steps[b, s, 0]
+            if kind == STEP_AFFINE:
                 a00, a01, a02 = steps[b, s, 1], steps[b, s, 2], steps[b, s, 3]
                 a10, a11, a12 = steps[b, s, 4], steps[b, s, 5], steps[b, s, 6]
                 for j in range(w):
@@ -349,38 +389,35 @@ def grid_kernel(steps, n_steps, fields, out):
                     c = cc[j]
                     rr[j] = a00 * r + a01 * c + a02
                     cc[j] = a10 * r + a11 * c + a12
-            else:
-                offset = int(steps[b, s, 1])
-                hc = int(steps[b, s, 2])
-                wc = int(steps[b, s, 3])
-                inv = 1.0 / steps[b, s, 4]
-                ymax = float(hc - 1)
-                xmax = float(wc - 1)
-                plane = hc * wc
+                continue
+            offset = int(steps[b, s, 1])
+            hc = int(steps[b, s, 2])
+            wc = int(steps[b, s, 3])
+            inv = 1.0 / steps[b, s, 4]
+            if kind == STEP_ELASTIC:
                 for j in range(w):
-                    fy = min(max(rr[j] * inv, 0.0), ymax)
-                    fx = min(max(cc[j] * inv, 0.0), xmax)
-                    y0 = min(int(fy), max(hc - 2, 0))
-                    x0 = min(int(fx), max(wc - 2, 0))
-                    ty = fy - y0
-                    tx = fx - x0
-                    y1 = min(y0 + 1, hc - 1)
-                    x1 = min(x0 + 1, wc - 1)
-                    p00 = offset + y0 * wc + x0
-                    p01 = offset + y0 * wc + x1
-                    p10 = offset + y1 * wc + x0
-                    p11 = offset + y1 * wc + x1
-                    w00 = (1.0 - ty) * (1.0 - tx)
-                    w01 = (1.0 - ty) * tx
-                    w10 = ty * (1.0 - tx)
-                    w11 = ty * tx
-                    rr[j] += w00 * fields[p00] + w01 * fields[p01] + w10 * fields[p10] + w11 * fields[p11]
-                    cc[j] += (
-                        w00 * fields[p00 + plane]
-                        + w01 * fields[p01 + plane]
-                        + w10 * fields[p10 + plane]
-                        + w11 * fields[p11 + plane]
-                    )
+                    dr, dc = field_at(fields, offset, hc, wc, inv, rr[j], cc[j])
+                    rr[j] += dr
+                    cc[j] += dc
+                continue
+            iterations = int(steps[b, s, 5])
+            relax = steps[b, s, 6]
+            tol2 = steps[b, s, 7] * steps[b, s, 7]
+            for j in range(w):
+                pr = rr[j]
+                pc = cc[j]
+                qr = pr
+                qc = pc
+                for _ in range(iterations):
+                    dr, dc = field_at(fields, offset, hc, wc, inv, qr, qc)
+                    er = relax * (qr + dr - pr)
+                    ec = relax * (qc + dc - pc)
+                    qr -= er
+                    qc -= ec
+                    if er * er + ec * ec < tol2:
+                        break
+                rr[j] = qr
+                cc[j] = qc
         for j in range(w):
             out[b, i, j, 0] = rr[j]
             out[b, i, j, 1] = cc[j]
