@@ -222,7 +222,6 @@ def test_a_channel_the_model_needs_but_the_dataset_lacks(nnunet_dataset):
     assert str(dataset.json_path) in str(err.value) and "'dwi'" in str(err.value)
 
 
-@pytest.mark.backend
 def test_predict_writes_nnunet_names_and_the_datasets_label_values(nnunet_dataset, small_dataset, tmp_path):
     import keras
 
@@ -247,7 +246,6 @@ def test_predict_writes_nnunet_names_and_the_datasets_label_values(nnunet_datase
 
 # ---- any channel count, end to end -----------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.backend
 def test_two_channel_dataset_trains_and_predicts_with_nnunet_naming(small_dataset, tmp_path):
     from click.testing import CliRunner
 
