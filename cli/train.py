@@ -1,4 +1,4 @@
-"""``kequireg train``: train a baseline or EquiReg model on a slice store (or the demo data)."""
+"""``kequireg train``: train a baseline, EquiReg or other named method on a slice store (or the demo data)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from cli.method_options import method_help, method_options
 from cli.options import DEVICES, backend_option, progress_option
 from kequireg import settings as defaults
 
@@ -15,7 +16,7 @@ from kequireg import settings as defaults
               help="HDF5 slice store from `kequireg preprocess` (splits JSON beside it). Default: the demo data set.")
 @click.option("--labeled", "fraction", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
               help="Share of training patients whose labels are used.")
-@click.option("--method", type=click.Choice(defaults.METHODS), default="equireg", show_default=True)
+@click.option("--method", type=click.Choice(defaults.METHODS), default="equireg", show_default=True, help=method_help())
 @click.option("--seed", type=int, default=0, show_default=True, help="Run seed (weights, augmentation, batches).")
 @click.option("--label-seed", type=int, default=0, show_default=True, help="Seed of the labeled-patient subset.")
 @click.option("--model", type=click.Choice(defaults.MODEL_PRESETS), default=None,
@@ -24,9 +25,9 @@ from kequireg import settings as defaults
 @click.option("--lambda", "lambda_", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Weight of the equivariance term.")
 @click.option("--rampup-steps", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Linear ramp-up of lambda over this many steps (0 = none).")
+              help="Ramp-up of lambda over this many steps (0 = none; shape: --rampup).")
 @click.option("--mask", type=click.Choice(defaults.MASK_MODES), default="thesis", show_default=True,
-              help="KL mask: strong input non-zero (thesis), source inside the image (valid), or every pixel.")
+              help="Consistency mask: strong input non-zero (thesis), source inside the image (valid), or every pixel.")
 @click.option("--teacher-mode", type=click.Choice(defaults.TEACHER_MODES), default="train", show_default=True,
               help="Teacher forward with the unlabeled batch's BatchNorm statistics (train) or the moving "
               "statistics (inference; they lag early in training and pulled EquiReg to background).")
@@ -40,15 +41,15 @@ from kequireg import settings as defaults
               help=f"Total step budget. Default: {defaults.THESIS_DEFAULTS['max_steps']} "
               f"(demo: {defaults.DEMO_DEFAULTS['max_steps']}).")
 @click.option("--labeled-batch", type=click.IntRange(min=1), default=None,
-              help=f"Labeled slices per batch. Default: {defaults.BATCH_DEFAULTS['equireg'][0]} (equireg), "
+              help=f"Labeled slices per batch. Default: {defaults.BATCH_DEFAULTS['equireg'][0]} (semi-supervised), "
               f"{defaults.BATCH_DEFAULTS['baseline'][0]} (baseline).")
 @click.option("--unlabeled-batch", type=click.IntRange(min=0), default=None,
-              help=f"Unlabeled slices per batch. Default: {defaults.BATCH_DEFAULTS['equireg'][1]} (equireg), 0 (baseline).")
+              help=f"Unlabeled slices per batch. Default: {defaults.BATCH_DEFAULTS['equireg'][1]} (semi-supervised), "
+              "0 (baseline).")
 @click.option("--val-slices", type=click.IntRange(min=1), default=None,
               help=f"Validate on a fixed random subset of this many slices. Default: all "
               f"(demo: {defaults.DEMO_DEFAULTS['val_slices']}).")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=defaults.LEARNING_RATE,
-              show_default=True)
+@method_options
 @click.option("--jit-compile", type=click.Choice(defaults.JIT_MODES), default="auto", show_default=True,
               help="XLA-compile the train and validation steps (auto: on for tensorflow and jax, off for torch; "
               "$KEQUIREG_JIT_COMPILE overrides auto).")
@@ -68,7 +69,7 @@ from kequireg import settings as defaults
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint (same config).")
 @progress_option
 def train(backend, resume, run_dir, progress, **options):
-    """Train a baseline or EquiReg model; prints the run dir on stdout at the end.
+    """Train a baseline, EquiReg or another named method; prints the run dir on stdout at the end.
 
     The run dir holds config.json, best.keras (the best network, by validation
     cross-entropy), history.csv and checkpoint.npz (for --resume after a crash).

@@ -7,7 +7,9 @@ this module imports neither keras nor numpy-heavy code (``kequireg --help`` stay
 Example:
     >>> from kequireg import settings
     >>> settings.METHODS
-    ('equireg', 'baseline')
+    ('equireg', 'baseline', 'mean-teacher', 'fixmatch', 'unimatch-lite')
+    >>> settings.METHOD_PRESETS["fixmatch"]["consistency"], settings.METHOD_PRESETS["fixmatch"]["confidence"]
+    ('pseudo-ce', 0.95)
     >>> settings.DEFAULT_EVAL_SPLIT
     'test'
 """
@@ -22,7 +24,8 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 JIT_MODES = ("auto", "on", "off")
 
 # ---- training ----------------------------------------------------------------------------------
-METHODS = ("equireg", "baseline")
+METHODS = ("equireg", "baseline", "mean-teacher", "fixmatch", "unimatch-lite")
+SUPERVISED_METHODS = ("baseline",)  # no unlabeled part; every other method needs unlabeled slices
 MODEL_PRESETS = tuple(PRESETS)
 THESIS_MODEL = "fc-densenet103"
 DEMO_MODEL = "tiny"
@@ -33,9 +36,46 @@ MASK_MODES = ("thesis", "valid", "none")
 # 600 steps: EquiReg at 300 steps was still far from converged (docs/training.md).
 THESIS_DEFAULTS = {"steps_per_epoch": 500, "patience": 10, "max_steps": 50_000, "val_slices": None}
 DEMO_DEFAULTS = {"steps_per_epoch": 50, "patience": 4, "max_steps": 600, "val_slices": 64}
-# (labeled, unlabeled) slices per batch.
-BATCH_DEFAULTS = {"equireg": (2, 6), "baseline": (4, 0)}
+# (labeled, unlabeled) slices per batch: every semi-supervised method gets the thesis's 2 + 6.
+BATCH_DEFAULTS = {"equireg": (2, 6), "baseline": (4, 0), "mean-teacher": (2, 6), "fixmatch": (2, 6),
+                  "unimatch-lite": (2, 6)}
+
+# ---- semi-supervised methods as parts (DESIGN.md) ------------------------------------------------
+TEACHERS = ("self", "ema")  # self: the network itself, gradients stopped (thesis); ema: a mean teacher
+CONSISTENCY_LOSSES = ("kl", "pseudo-ce", "mse")
+MIX_MODES = ("none", "cutmix")
+SUP_LOSSES = ("ce", "dice", "ce+dice")
+EVAL_WEIGHTS = ("student", "ema")  # the weights validated, evaluated and saved as best.keras
+EMA_DECAY = 0.99
+MIX_PROB = 0.5  # UniMatch's CutMix probability
+# The parts a named method sets; TrainConfig fields left None take them from here (docs/training.md
+# names the paper each follows). Everything else (λ, ramp, optimizer, budget) is shared by all.
+METHOD_PARTS = ("teacher", "consistency", "confidence", "mix", "sup_loss", "eval_weights")
+_THESIS_PARTS = {"teacher": "self", "consistency": "kl", "confidence": 0.0, "mix": "none", "sup_loss": "ce",
+                 "eval_weights": "student"}
+METHOD_PRESETS = {
+    "baseline": dict(_THESIS_PARTS),
+    "equireg": dict(_THESIS_PARTS),
+    "mean-teacher": {**_THESIS_PARTS, "teacher": "ema", "consistency": "mse", "eval_weights": "ema"},
+    "fixmatch": {**_THESIS_PARTS, "consistency": "pseudo-ce", "confidence": 0.95},
+    "unimatch-lite": {**_THESIS_PARTS, "consistency": "pseudo-ce", "confidence": 0.95, "mix": "cutmix"},
+}
+METHOD_SUMMARIES = {
+    "baseline": "supervised only",
+    "equireg": "self teacher, KL to its warped probabilities (the thesis)",
+    "mean-teacher": "EMA teacher, MSE of probabilities, EMA weights evaluated (Tarvainen & Valpola 2017)",
+    "fixmatch": "self teacher, CE to its warped hard labels where confidence >= 0.95 (Sohn et al. 2020)",
+    "unimatch-lite": "fixmatch + CutMix of the strong views (Yang et al. 2023, one stream)",
+}
+
+# ---- optimizer ---------------------------------------------------------------------------------
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine", "poly")
 LEARNING_RATE = 1e-3
+# --weight-decay left unset: AdamW gets PyTorch's default, the others none (Keras decouples the decay).
+WEIGHT_DECAY_DEFAULTS = {"adam": 0.0, "adamw": 0.01, "sgd": 0.0}
+SGD_MOMENTUM = 0.9
+POLY_POWER = 0.9
 
 # ---- data and splits ---------------------------------------------------------------------------
 SPLITS = ("train", "val", "test")

@@ -7,7 +7,8 @@ are ``EquiRegModel.teacher_targets`` / ``student_losses`` / ``evaluate_batch`` i
 
 In every backend the teacher pass runs outside the differentiated computation (outside the
 tape, under ``torch.no_grad()``, outside ``value_and_grad``), so it does no backward work, and
-its output is a constant of the student's loss.
+its output is a constant of the student's loss. An EMA teacher's weights are updated after the
+optimizer step (``EquiRegModel.update_ema``), outside the gradient computation too.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def _tf_train_step(model, data):
     variables = model.trainable_variables
     grads = tape.gradient(scaled, variables)
     model.optimizer.apply(grads, variables)
+    model.update_ema()
     return model.update_train_metrics(loss, sup, er, lam)
 
 
@@ -79,6 +81,7 @@ def _torch_train_step(model, data):
     grads = [v.value.grad for v in variables]
     with torch.no_grad():
         model.optimizer.apply(grads, variables)
+        model.update_ema()
     return model.update_train_metrics(loss.detach(), sup.detach(), er.detach(), lam.detach())
 
 
@@ -125,6 +128,10 @@ def _jax_train_step(model, state, data):
 
     (_, (loss, sup, er, lam, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
     trainable, optimizer_vars = model.optimizer.stateless_apply(optimizer_vars, grads, trainable)
+    if model.teacher == "ema":
+        with _jax_scope(model, trainable, non_trainable, optimizer_vars) as scope:
+            model.update_ema()
+        non_trainable = _collect(scope, model.non_trainable_variables, non_trainable)
     with _jax_scope(model, trainable, non_trainable, optimizer_vars, metrics_vars) as scope:
         logs = model.update_train_metrics(loss, sup, er, lam)
     metrics_vars = _collect(scope, model.metrics_variables, metrics_vars)

@@ -18,12 +18,15 @@ from pathlib import Path
 
 from kequireg import settings
 from kequireg.io import atomic_write_json, read_json
-from kequireg.settings import (BATCH_DEFAULTS, DEMO_DEFAULTS, JIT_MODES, MASK_MODES, METHODS, PRECISIONS,
-                               RAMP_SHAPES, TEACHER_MODES, THESIS_DEFAULTS)
+from kequireg.settings import (BATCH_DEFAULTS, CONSISTENCY_LOSSES, DEMO_DEFAULTS, EVAL_WEIGHTS, JIT_MODES,
+                               LR_SCHEDULES, MASK_MODES, METHOD_PARTS, METHOD_PRESETS, METHODS, MIX_MODES, OPTIMIZERS,
+                               PRECISIONS, RAMP_SHAPES, SUP_LOSSES, SUPERVISED_METHODS, TEACHER_MODES, TEACHERS,
+                               THESIS_DEFAULTS, WEIGHT_DECAY_DEFAULTS)
 
 
 def check_step_options(*, mask: str, rampup: str, rampup_steps: int, temperature: float, confidence: float,
-                       teacher_mode: str, lambda_: float) -> None:
+                       teacher_mode: str, lambda_: float, teacher: str = "self", ema_decay: float = 0.99,
+                       consistency: str = "kl", sup_loss: str = "ce", eval_weights: str = "student") -> None:
     """Validate the options of the EquiReg step (shared by ``TrainConfig`` and ``EquiRegModel``).
 
     Raises:
@@ -47,6 +50,14 @@ def check_step_options(*, mask: str, rampup: str, rampup_steps: int, temperature
         fail("teacher_mode", teacher_mode, f"one of {TEACHER_MODES}")
     if not lambda_ >= 0:
         fail("lambda_", lambda_, ">= 0")
+    for name, value, choices in (("teacher", teacher, TEACHERS), ("consistency", consistency, CONSISTENCY_LOSSES),
+                                 ("sup_loss", sup_loss, SUP_LOSSES), ("eval_weights", eval_weights, EVAL_WEIGHTS)):
+        if value not in choices:
+            fail(name, value, f"one of {choices}")
+    if not 0 <= ema_decay < 1:
+        fail("ema_decay", ema_decay, "in [0, 1)")
+    if eval_weights == "ema" and teacher != "ema":
+        fail("eval_weights", eval_weights, "'student' unless teacher='ema' (there are no EMA weights)")
 
 
 @dataclasses.dataclass
@@ -55,7 +66,9 @@ class TrainConfig:
 
     Args:
         data: str or None. HDF5 slice store (splits JSON beside it); None = the demo data set.
-        method: str. ``"equireg"`` or ``"baseline"`` (supervised only).
+        method: str. One of ``settings.METHODS``: ``"equireg"`` (the thesis), ``"baseline"``
+            (supervised only), ``"mean-teacher"``, ``"fixmatch"``, ``"unimatch-lite"``. It sets the
+            method parts below that are left None (``settings.METHOD_PRESETS``).
         fraction: float in (0, 1]. Share of training patients whose labels are used.
         seed: int. Run seed: weights, augmentation, batch sampling.
         label_seed: int. Seed of the labeled-patient subset (``labeled_subset``).
@@ -65,7 +78,18 @@ class TrainConfig:
         rampup_steps: int. Steps of λ ramp-up (0 = none). rampup: ``"linear"`` or ``"sigmoid"``.
         mask: str. KL mask ``"thesis"``, ``"valid"`` or ``"none"``.
         temperature: float. Teacher sharpening (UDA); 1 = off.
-        confidence: float. Teacher confidence threshold (UDA); 0 = off.
+        confidence: float or None. Pixels whose warped teacher max probability is below it add 0 to
+            the consistency sum (still counted in its mean: FixMatch, UDA); 0 = off. None = the method's.
+        teacher: str or None. ``"self"`` (the network, gradients stopped: the thesis) or ``"ema"``
+            (a mean teacher). None = the method's.
+        ema_decay: float in [0, 1). EMA teacher decay; after optimizer step n (1, 2, …) the EMA
+            weights move by ``d = min(1 − 1/n, ema_decay)``.
+        eval_weights: str or None. ``"student"`` or ``"ema"``: the weights validated, saved as
+            ``best.keras`` and so evaluated. None = the method's.
+        consistency: str or None. ``"kl"``, ``"pseudo-ce"`` or ``"mse"``. None = the method's.
+        mix: str or None. ``"none"`` or ``"cutmix"`` (CutMix of the strong views). None = the method's.
+        mix_prob: float in [0, 1]. Probability that an unlabeled slice is CutMixed.
+        sup_loss: str or None. ``"ce"``, ``"dice"`` or ``"ce+dice"``. None = the method's.
         teacher_mode: str. ``"train"`` (BatchNorm statistics of the unlabeled batch; the default, see
             docs/training.md) or ``"inference"`` (BatchNorm moving statistics).
         jit_compile: str. XLA compilation of the train/validation steps: ``"on"``, ``"off"`` or
@@ -76,7 +100,11 @@ class TrainConfig:
         patience: int or None. Validations without a better val CE before stopping.
         max_steps: int or None. Total step budget (rounded up to whole epochs).
         labeled_batch, unlabeled_batch: int or None. Batch composition (thesis 2 + 6; baseline 4 + 0).
-        learning_rate: float. Adam's learning rate.
+        optimizer: str. ``"adam"`` (the thesis), ``"adamw"`` or ``"sgd"`` (momentum 0.9).
+        learning_rate: float. Peak learning rate (CLI ``--lr`` or ``--learning-rate``).
+        weight_decay: float or None. Decoupled weight decay; None = 0.01 for AdamW, else 0.
+        lr_schedule: str. ``"constant"``, ``"cosine"`` or ``"poly"`` (to 0 at ``max_steps``).
+        warmup_steps: int. Linear learning-rate warm-up steps (0 = none).
         precision: str. ``"float32"``, ``"mixed_bfloat16"`` or ``"mixed_float16"``.
         val_slices: int or None. Validate on this many validation slices (fixed random subset); None = all.
         val_batch: int. Validation batch size.
@@ -101,15 +129,26 @@ class TrainConfig:
     rampup: str = "linear"
     mask: str = "thesis"
     temperature: float = 1.0
-    confidence: float = 0.0
+    confidence: float | None = None
     teacher_mode: str = "train"
+    teacher: str | None = None
+    ema_decay: float = settings.EMA_DECAY
+    eval_weights: str | None = None
+    consistency: str | None = None
+    mix: str | None = None
+    mix_prob: float = settings.MIX_PROB
+    sup_loss: str | None = None
     jit_compile: str = "auto"
     steps_per_epoch: int | None = None
     patience: int | None = None
     max_steps: int | None = None
     labeled_batch: int | None = None
     unlabeled_batch: int | None = None
+    optimizer: str = "adam"
     learning_rate: float = settings.LEARNING_RATE
+    weight_decay: float | None = None
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     precision: str = "float32"
     val_slices: int | None = None
     val_batch: int = 16
@@ -129,6 +168,7 @@ class TrainConfig:
             cfg.model = settings.DEMO_MODEL if demo else settings.THESIS_MODEL
         if cfg.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}. Received: method={cfg.method!r}")
+        cfg = cfg.fill_method()
         labeled, unlabeled = BATCH_DEFAULTS[cfg.method]
         if cfg.labeled_batch is None:
             cfg.labeled_batch = labeled
@@ -136,6 +176,25 @@ class TrainConfig:
             cfg.unlabeled_batch = unlabeled
         cfg.validate()
         return cfg
+
+    def method_parts(self) -> dict:
+        """The method parts in effect: each field of ``METHOD_PARTS`` as set, else the method's preset."""
+        preset = METHOD_PRESETS[self.method]
+        return {name: preset[name] if getattr(self, name) is None else getattr(self, name) for name in METHOD_PARTS}
+
+    def fill_method(self) -> TrainConfig:
+        """A copy with the method parts left None taken from ``settings.METHOD_PRESETS[method]``.
+
+        Also done for a run's saved config (``RunDir.load_config``), so runs from before these
+        fields existed load as the thesis's method.
+        """
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}. Received: method={self.method!r}")
+        return dataclasses.replace(self, **self.method_parts())
+
+    def weight_decay_value(self) -> float:
+        """``weight_decay``, or the optimizer's default when None (``settings.WEIGHT_DECAY_DEFAULTS``)."""
+        return WEIGHT_DECAY_DEFAULTS[self.optimizer] if self.weight_decay is None else float(self.weight_decay)
 
     def validate(self) -> None:
         """Raise a ``ValueError`` naming the first bad field, its value and the fix."""
@@ -161,20 +220,37 @@ class TrainConfig:
                 fail(name, "a non-negative integer")
         if self.val_slices is not None and (not isinstance(self.val_slices, int) or self.val_slices < 1):
             fail("val_slices", "a positive integer or None (all validation slices)")
-        if self.method == "baseline" and self.unlabeled_batch:
+        if self.method in SUPERVISED_METHODS and self.unlabeled_batch:
             fail("unlabeled_batch", "0 for the baseline (supervised only); use method='equireg'")
-        if self.method == "equireg" and self.unlabeled_batch == 0:
-            fail("unlabeled_batch", "> 0 for EquiReg (thesis: 6); use method='baseline' for supervised only")
+        if self.method not in SUPERVISED_METHODS and self.unlabeled_batch == 0:
+            fail("unlabeled_batch", f"> 0 for {self.method} (thesis: 6); use method='baseline' for supervised only")
         if not (self.devices == "all" or (isinstance(self.devices, int) and not isinstance(self.devices, bool)
                                           and self.devices >= 1)):
             fail("devices", "a positive integer or 'all'")
         if not isinstance(self.distributed, bool):
             fail("distributed", "True or False")
+        if self.mix is not None and self.mix not in MIX_MODES:
+            fail("mix", f"one of {MIX_MODES}")
+        if not 0 <= self.mix_prob <= 1:
+            fail("mix_prob", "in [0, 1]")
+        parts = self.method_parts()
         check_step_options(mask=self.mask, rampup=self.rampup, rampup_steps=self.rampup_steps,
-                           temperature=self.temperature, confidence=self.confidence, teacher_mode=self.teacher_mode,
-                           lambda_=self.lambda_)
+                           temperature=self.temperature, confidence=parts["confidence"], teacher_mode=self.teacher_mode,
+                           lambda_=self.lambda_, teacher=parts["teacher"], ema_decay=self.ema_decay,
+                           consistency=parts["consistency"], sup_loss=parts["sup_loss"],
+                           eval_weights=parts["eval_weights"])
         if not self.learning_rate > 0:
             fail("learning_rate", "> 0")
+        if self.optimizer not in OPTIMIZERS:
+            fail("optimizer", f"one of {OPTIMIZERS}")
+        if self.weight_decay is not None and not self.weight_decay >= 0:
+            fail("weight_decay", ">= 0 or None (the optimizer's default)")
+        if self.lr_schedule not in LR_SCHEDULES:
+            fail("lr_schedule", f"one of {LR_SCHEDULES}")
+        if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
+            fail("warmup_steps", "a non-negative integer")
+        if self.max_steps is not None and self.warmup_steps >= self.max_steps and self.warmup_steps:
+            fail("warmup_steps", f"< max_steps ({self.max_steps})")
         if self.jit_compile not in JIT_MODES:
             fail("jit_compile", f"one of {JIT_MODES}")
 

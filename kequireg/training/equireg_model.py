@@ -14,7 +14,14 @@ of the unlabeled batch) on ``unlabeled`` with no gradient tape, warps its probab
 
     loss = CE(labels, student(labeled)) + λ · masked-mean KL(warp(teacher) ‖ student(strong)).
 
-A batch without the unlabeled keys is the supervised baseline (``loss = CE``). The loss math
+A batch without the unlabeled keys is the supervised baseline (``loss = CE``). A batch with
+``mix_index`` / ``mix_box`` (``kequireg.training.cutmix``) pastes each slice's box from its
+partner into the student's strong input, the warped teacher probabilities and the mask alike.
+
+The other method parts (DESIGN.md, "Semi-supervised methods as parts"): ``teacher="ema"`` runs
+the teacher with EMA weights of the network (non-trainable variables of this model, so they are
+in every checkpoint), updated after each optimizer step; ``consistency`` replaces the KL by
+pseudo-label CE or MSE; ``sup_loss`` the CE by soft Dice or CE + Dice. The loss math
 lives here and in ``losses.py`` (``keras.ops`` only); ``backend_step.py`` holds the per-backend
 gradient plumbing. Validation batches are ``(images, labels)`` tuples and log ``loss`` (the
 mean pixel cross-entropy, the early-stopping signal) and slice-level Dice WT / TC / ET.
@@ -25,7 +32,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kequireg.training import backend_step, losses
+from kequireg.training import backend_step, cutmix, losses
 from kequireg.training.config import check_step_options
 from kequireg.training.metrics import SliceDice
 
@@ -56,6 +63,20 @@ class EquiRegModel(keras.Model):
             moving statistics, no dropout). Either way no gradient flows through it. Defaults to
             ``"train"``: the moving statistics lag the weights early in training, and on the demo
             data the inference-mode teacher pulled the student to background (docs/training.md).
+        teacher: str. ``"self"`` (the network itself: the thesis) or ``"ema"``: the network run with
+            ``ema_weights``, an exponential moving average of every float variable of the network
+            (weights and BatchNorm moving statistics, as timm's ``ModelEmaV2``). The EMA teacher's
+            own forward changes no weight or statistic (only the dropout seed advances). Defaults to
+            ``"self"``.
+        ema_decay: float in [0, 1). After optimizer step n = 1, 2, … every EMA weight becomes
+            ``d · ema + (1 − d) · student`` with ``d = min(1 − 1/n, ema_decay)`` (Mean Teacher's
+            warm-up; the first step copies the student). Defaults to 0.99.
+        consistency: str. ``"kl"`` (the thesis), ``"pseudo-ce"`` (CE to the warped teacher's hard
+            labels, FixMatch) or ``"mse"`` (of probabilities, Mean Teacher). Defaults to ``"kl"``.
+        sup_loss: str. ``"ce"`` (the thesis), ``"dice"`` (``losses.soft_dice_loss``) or
+            ``"ce+dice"``. Validation always logs the CE (the early-stopping signal). Defaults to ``"ce"``.
+        eval_weights: str. ``"student"`` or ``"ema"`` (needs ``teacher="ema"``): the weights that
+            validation and :meth:`eval_network` (the saved best model) use. Defaults to ``"student"``.
 
     Building the model has no process-wide effect. On the torch backend, call
     ``kequireg.models.torch_fast.accelerate(network)`` first for fused Conv2D /
@@ -78,13 +99,19 @@ class EquiRegModel(keras.Model):
         confidence: float = 0.0,
         background: int = 0,
         teacher_mode: str = "train",
+        teacher: str = "self",
+        ema_decay: float = 0.99,
+        consistency: str = "kl",
+        sup_loss: str = "ce",
+        eval_weights: str = "student",
         **kwargs,
     ):
         super().__init__(**kwargs)
         if not isinstance(network, keras.Model):
             raise ValueError(f"network must be a keras.Model. Received: network={type(network).__name__}")
         check_step_options(mask=mask, rampup=rampup, rampup_steps=rampup_steps, temperature=temperature,
-                           confidence=confidence, teacher_mode=teacher_mode, lambda_=lambda_)
+                           confidence=confidence, teacher_mode=teacher_mode, lambda_=lambda_, teacher=teacher,
+                           ema_decay=ema_decay, consistency=consistency, sup_loss=sup_loss, eval_weights=eval_weights)
         # Layers and state.
         self.network = network
         self.er_lambda = self.add_weight(
@@ -95,6 +122,9 @@ class EquiRegModel(keras.Model):
         self.sup_loss_tracker = keras.metrics.Mean(name="sup_loss")
         self.er_loss_tracker = keras.metrics.Mean(name="er_loss")
         self.dice_metrics = [SliceDice(region) for region in ("WT", "TC", "ET")]
+        # EMA teacher: one non-trainable float variable per float variable of the network. The
+        # pairing lives in a plain object, so Keras does not track the network's variables twice.
+        self._ema = _EmaPairs(network if teacher == "ema" else None, self)
         # Config.
         self.lambda_ = float(lambda_)
         self.mask = mask
@@ -104,6 +134,11 @@ class EquiRegModel(keras.Model):
         self.confidence = float(confidence)
         self.background = int(background)
         self.teacher_mode = teacher_mode
+        self.teacher = teacher
+        self.ema_decay = float(ema_decay)
+        self.consistency = consistency
+        self.sup_loss = sup_loss
+        self.eval_weights = eval_weights
         self.built = network.built
 
     def call(self, inputs, training=None):
@@ -116,8 +151,56 @@ class EquiRegModel(keras.Model):
         step = self.optimizer.iterations if self.optimizer is not None else 0
         return self.er_lambda * losses.ramp_weight(step, self.rampup_steps, self.rampup)
 
+    @property
+    def ema_weights(self) -> list:
+        """The EMA teacher's variables, one per float variable of the network, in its order ([] for self)."""
+        return [shadow for _, shadow in self._ema.pairs]
+
+    def ema_forward(self, images, training):
+        """The network's logits with the EMA weights; the forward's own variable updates are dropped
+        (BatchNorm statistics), except the dropout seed states, which advance."""
+        mapping = [(source, shadow.value) for source, shadow in self._ema.pairs]
+        mapping += [(v, v.value) for v in self._ema.others]
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            logits = self.network(images, training=training)
+        for variable in self._ema.others:
+            new = scope.get_current_value(variable)
+            if new is not None:
+                variable.assign(new)
+        return logits
+
+    def update_ema(self):
+        """After an optimizer step: move the EMA weights toward the network's (no-op for a self teacher)."""
+        if self.teacher != "ema":
+            return
+        steps = ops.cast(self.optimizer.iterations, "float32")
+        decay = ops.minimum(1.0 - 1.0 / ops.maximum(steps, 1.0), self.ema_decay)
+        for source, shadow in self._ema.pairs:
+            shadow.assign(decay * shadow.value + (1.0 - decay) * source.value)
+
+    def eval_network(self) -> keras.Model:
+        """The network with the ``eval_weights``: the network itself, or a copy holding the EMA weights."""
+        if self.eval_weights == "student":
+            return self.network
+        copy = keras.models.clone_model(self.network)
+        shadows = {id(source): shadow for source, shadow in self._ema.pairs}
+        for source, target in zip(self.network.variables, copy.variables):
+            target.assign(ops.convert_to_numpy(shadows.get(id(source), source).value))  # copies (JAX donates)
+        return copy
+
+    def student_view(self, data):
+        """The student's unlabeled input: ``strong``, CutMixed when the batch carries boxes."""
+        strong = ops.cast(data["strong"], "float32")
+        if not cutmix.has_mix(data):
+            return strong
+        return cutmix.mix(strong, data["mix_index"], self._mix_masks(data))
+
+    def _mix_masks(self, data):
+        grid = data["grid"]
+        return cutmix.box_masks(data["mix_box"], int(grid.shape[1]), int(grid.shape[2]))
+
     def teacher_targets(self, data):
-        """Warped teacher probabilities and the KL mask for a batch; constants (no gradient).
+        """Warped (and CutMixed) teacher probabilities and the consistency mask; constants (no gradient).
 
         Returns:
             ``(targets (B_u, H, W, K), mask (B_u, H, W))``, or None for a supervised batch.
@@ -126,34 +209,48 @@ class EquiRegModel(keras.Model):
             return None
         from kequireg.training.device_warp import valid_mask, warp_probs
 
-        logits = self.network(data["unlabeled"], training=self.teacher_mode == "train")
+        training = self.teacher_mode == "train"
+        if self.teacher == "ema":
+            logits = self.ema_forward(data["unlabeled"], training)
+        else:
+            logits = self.network(data["unlabeled"], training=training)
         probs = losses.teacher_probabilities(logits, self.temperature)
         grid = ops.cast(data["grid"], "float32")
-        targets = ops.stop_gradient(warp_probs(probs, grid, background=self.background))
+        targets = warp_probs(probs, grid, background=self.background)
+        boxes = self._mix_masks(data) if cutmix.has_mix(data) else None
+        if boxes is not None:
+            targets = cutmix.mix(targets, data["mix_index"], boxes)
+        targets = ops.stop_gradient(targets)
         height, width = int(grid.shape[1]), int(grid.shape[2])
         if self.mask == "thesis":
-            mask = losses.nonzero_input_mask(data["strong"])
+            mask = losses.nonzero_input_mask(self.student_view(data))
         elif self.mask == "valid":
             mask = ops.cast(valid_mask(grid, height, width), "float32")
+            if boxes is not None:
+                mask = cutmix.mix(mask, data["mix_index"], boxes)
         else:
             mask = ops.ones(ops.shape(grid)[:3], "float32")
-        if self.confidence > 0:
-            mask = mask * losses.confidence_mask(targets, self.confidence)
         return targets, ops.stop_gradient(mask)
 
     def student_losses(self, data, teacher):
-        """Student forward (training mode): ``(loss, sup_loss, er_loss, λ used)``, float32 scalars."""
+        """Student forward (training mode): ``(loss, sup_loss, er_loss, λ used)``, float32 scalars.
+
+        ``er_loss`` is the per-image masked mean of the consistency term, pixels below the
+        confidence threshold adding 0 (``losses.masked_image_mean``'s ``weight``).
+        """
         labeled, labels = data["labeled"], data["labels"]
         if teacher is None:
             logits = self.network(labeled, training=True)
-            sup = losses.sparse_cross_entropy(labels, logits)
+            sup = losses.supervised_loss(self.sup_loss, labels, logits)
             return sup, sup, ops.zeros((), "float32"), ops.zeros((), "float32")
         targets, mask = teacher
         n_labeled = ops.shape(labeled)[0]
-        inputs = ops.concatenate([ops.cast(labeled, "float32"), ops.cast(data["strong"], "float32")], axis=0)
+        inputs = ops.concatenate([ops.cast(labeled, "float32"), self.student_view(data)], axis=0)
         logits = self.network(inputs, training=True)
-        sup = losses.sparse_cross_entropy(labels, logits[:n_labeled])
-        er = losses.masked_image_mean(losses.kl_map(targets, logits[n_labeled:]), mask)
+        sup = losses.supervised_loss(self.sup_loss, labels, logits[:n_labeled])
+        weight = losses.confidence_mask(targets, self.confidence) if self.confidence > 0 else None
+        er = losses.masked_image_mean(losses.consistency_map(self.consistency, targets, logits[n_labeled:]), mask,
+                                      weight)
         lam = ops.cast(self.lambda_value(), "float32")
         return sup + lam * er, sup, er, lam
 
@@ -171,7 +268,10 @@ class EquiRegModel(keras.Model):
     def evaluate_batch(self, data):
         """Validation on ``(images, labels)``: updates the mean CE and the Dice metrics."""
         images, labels = unpack_validation(data)
-        logits = self.network(images, training=False)
+        if self.eval_weights == "ema":
+            logits = self.ema_forward(images, training=False)
+        else:
+            logits = self.network(images, training=False)
         batch = ops.cast(ops.shape(labels)[0], "float32")
         self.loss_tracker.update_state(losses.sparse_cross_entropy(labels, logits), sample_weight=batch)
         logs = {"loss": self.loss_tracker.result()}
@@ -206,6 +306,11 @@ class EquiRegModel(keras.Model):
             "confidence": self.confidence,
             "background": self.background,
             "teacher_mode": self.teacher_mode,
+            "teacher": self.teacher,
+            "ema_decay": self.ema_decay,
+            "consistency": self.consistency,
+            "sup_loss": self.sup_loss,
+            "eval_weights": self.eval_weights,
         }
 
     @classmethod
@@ -213,6 +318,27 @@ class EquiRegModel(keras.Model):
         config = dict(config)
         config["network"] = keras.saving.deserialize_keras_object(config["network"])
         return cls(**config)
+
+
+class _EmaPairs:
+    """The (network variable, EMA variable) pairs of an EMA teacher, and the network's other variables.
+
+    Not a list attribute of the model, so Keras's tracking does not count the network's variables
+    a second time. Empty for a self teacher.
+    """
+
+    def __init__(self, network, model):
+        self.pairs, self.others = [], []
+        if network is None:
+            return
+        for variable in network.variables:
+            if "float" not in str(variable.dtype):  # dropout seed states: the network's own
+                self.others.append(variable)
+                continue
+            shadow = model.add_weight(shape=variable.shape, dtype=variable.dtype, initializer="zeros",
+                                      trainable=False, name="ema_" + variable.path.replace("/", "_"))
+            shadow.assign(ops.convert_to_numpy(variable.value))  # a copy: JAX must not see one buffer twice
+            self.pairs.append((variable, shadow))
 
 
 def has_unlabeled(data) -> bool:

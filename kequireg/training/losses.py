@@ -5,6 +5,10 @@
     L_ER  = mean over unlabeled images of the masked mean over pixels of
             KL( warp(stop_grad teacher probs) ‖ softmax(student(strong)) )
 
+The other parts of a method (DESIGN.md, "Semi-supervised methods as parts") replace the KL by
+``pseudo_label_map`` (FixMatch) or ``mse_map`` (Mean Teacher) and the supervised CE by
+``soft_dice_loss`` or CE + Dice (``supervised_loss``).
+
 Shapes: logits and probabilities are channels-last ``(B, H, W, K)``, labels ``(B, H, W)``
 integers, masks ``(B, H, W)`` float (1 = counted). Everything is computed in float32, so
 mixed-precision networks give the same loss values up to their logits' precision.
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 from keras import ops
 
-from kequireg.settings import MASK_MODES  # noqa: E402  (re-exported: the losses take these modes)
+from kequireg.settings import CONSISTENCY_LOSSES, MASK_MODES, SUP_LOSSES  # noqa: E402  (the modes the losses take)
 
 # Teacher probabilities can be exactly 0 after a warp; 0 · log(0) must read 0, not nan.
 _TINY = 1e-12
@@ -96,20 +100,104 @@ def kl_map(target_probs, student_logits):
     return ops.sum(target * (log_target - log_student), axis=-1)
 
 
-def masked_image_mean(values, mask=None):
+def pseudo_label_map(target_probs, student_logits):
+    """Per-pixel cross-entropy to the target's hard label ``argmax_k t_k`` (FixMatch, UniMatch).
+
+    Args:
+        target_probs: float tensor (B, H, W, K), the (warped) teacher probabilities.
+        student_logits: float tensor (B, H, W, K).
+
+    Returns:
+        float32 tensor (B, H, W), ≥ 0. Ties pick the lowest class index.
+    """
+    return cross_entropy_map(ops.argmax(target_probs, axis=-1), student_logits)
+
+
+def mse_map(target_probs, student_logits):
+    """Per-pixel mean over the K classes of ``(softmax(student)_k − t_k)²`` (Mean Teacher).
+
+    Args:
+        target_probs: float tensor (B, H, W, K).
+        student_logits: float tensor (B, H, W, K).
+
+    Returns:
+        float32 tensor (B, H, W), in [0, 1].
+    """
+    student = ops.softmax(ops.cast(student_logits, "float32"), axis=-1)
+    return ops.mean(ops.square(student - ops.cast(target_probs, "float32")), axis=-1)
+
+
+def consistency_map(kind, target_probs, student_logits):
+    """The per-pixel consistency term ``kind`` (one of ``CONSISTENCY_LOSSES``): kl, pseudo-ce or mse."""
+    if kind == "kl":
+        return kl_map(target_probs, student_logits)
+    if kind == "pseudo-ce":
+        return pseudo_label_map(target_probs, student_logits)
+    if kind == "mse":
+        return mse_map(target_probs, student_logits)
+    raise ValueError(f"consistency must be one of {CONSISTENCY_LOSSES}. Received: consistency={kind!r}")
+
+
+def soft_dice_loss(labels, logits, smooth=1e-5):
+    """``1 −`` the mean soft Dice of the foreground classes over a whole batch (nnU-Net's soft Dice).
+
+    Per class k = 1 … K−1 (the background class 0 is left out, as nnU-Net's ``do_bg=False``)
+    and summed over every pixel of every image of the batch (``batch_dice=True``):
+
+        D_k = (2 Σ p_k y_k + smooth) / (Σ p_k + Σ y_k + smooth),   p = softmax(logits), y = one-hot(labels)
+
+    Empty-class convention: a class absent from the batch's labels gets
+    ``D_k = smooth / (Σ p_k + smooth)``: 1 when the prediction has (almost) none of it either,
+    ≈ 0 otherwise, with a gradient of about ``smooth / (Σ p_k)²``, i.e. none to speak of; such a
+    class adds a near-constant ``1 / (K − 1)`` to the loss value and leaves its false positives
+    to the cross-entropy of ``ce+dice``.
+
+    Args:
+        labels: integer tensor (B, H, W) with values in [0, K).
+        logits: float tensor (B, H, W, K), K ≥ 2.
+        smooth: float > 0. Defaults to 1e-5 (nnU-Net's).
+
+    Returns:
+        float32 scalar in [0, 1].
+    """
+    logits = ops.cast(logits, "float32")
+    probs = ops.softmax(logits, axis=-1)
+    onehot = ops.one_hot(ops.cast(labels, "int32"), ops.shape(logits)[-1], dtype="float32")
+    overlap = ops.sum(probs * onehot, axis=(0, 1, 2))[1:]
+    total = ops.sum(probs, axis=(0, 1, 2))[1:] + ops.sum(onehot, axis=(0, 1, 2))[1:]
+    return 1.0 - ops.mean((2.0 * overlap + smooth) / (total + smooth))
+
+
+def supervised_loss(kind, labels, logits):
+    """The supervised term ``kind`` (one of ``SUP_LOSSES``): ``ce`` (the thesis), ``dice`` or ``ce+dice`` (1:1)."""
+    if kind == "ce":
+        return sparse_cross_entropy(labels, logits)
+    if kind == "dice":
+        return soft_dice_loss(labels, logits)
+    if kind == "ce+dice":
+        return sparse_cross_entropy(labels, logits) + soft_dice_loss(labels, logits)
+    raise ValueError(f"sup_loss must be one of {SUP_LOSSES}. Received: sup_loss={kind!r}")
+
+
+def masked_image_mean(values, mask=None, weight=None):
     """Masked mean over the pixels of each image, then the mean over images.
 
     An image whose mask is empty contributes 0 (its masked sum is 0 and its pixel count is
-    clamped to 1), so a batch of empty masks gives a loss of 0, not nan.
+    clamped to 1), so a batch of empty masks gives a loss of 0, not nan. ``weight`` (the
+    confidence mask) zeroes pixels in the sum without removing them from the pixel count, as
+    FixMatch, UniMatch and UDA average over every (masked-in) pixel.
 
     Args:
         values: float tensor (B, H, W).
         mask: float or bool tensor (B, H, W), or None for every pixel.
+        weight: float tensor (B, H, W) multiplying ``values``, or None.
 
     Returns:
         float32 scalar.
     """
     values = ops.cast(values, "float32")
+    if weight is not None:
+        values = values * ops.cast(weight, "float32")
     if mask is None:
         return ops.mean(values)
     mask = ops.cast(mask, "float32")
@@ -130,7 +218,7 @@ def nonzero_input_mask(images):
 
 
 def confidence_mask(probs, threshold):
-    """1 where the teacher's highest class probability is at least ``threshold`` (UDA)."""
+    """1 where the teacher's highest class probability is at least ``threshold`` (UDA, FixMatch)."""
     return ops.cast(ops.greater_equal(ops.max(probs, axis=-1), threshold), "float32")
 
 

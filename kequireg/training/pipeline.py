@@ -4,6 +4,8 @@
 
     labeled (B_l,H,W,C) float32, labels (B_l,H,W) int32      weak warp (image bilinear, labels nearest)
     unlabeled (B_u,H,W,C), strong (B_u,H,W,C), grid (B_u,H,W,2)   weak warp, then a strong warp of it
+    mix_index (B_u,) int32, mix_box (B_u,4) int32                with mix="cutmix": partners and boxes
+                                                                 (``kequireg.training.cutmix``), mixed on the device
 
 Batch ``i`` of epoch ``e`` depends only on ``(seed, e, i)`` (a ``numpy.random.SeedSequence``):
 which slices, and the seeds of their weak and strong transforms. So a run gives the same
@@ -39,6 +41,7 @@ import numpy as np
 
 import augment
 from kequireg.data.store import SliceStore
+from kequireg.training import cutmix
 
 
 def _store_of(data) -> SliceStore:
@@ -146,6 +149,9 @@ class EquiRegBatches(keras.utils.PyDataset):
             slices first, then the unlabeled pool; 0 = read every batch from the store). Defaults to 2 GiB.
         kernel_threads: int ≥ 1. Threads of each worker's warp kernels. Defaults to 1 (the
             workers are the parallelism; see the module docstring).
+        mix: str. ``"none"`` or ``"cutmix"``: ship CutMix partners and boxes, drawn from the batch's own
+            generator after everything else (so the other arrays do not change). Defaults to ``"none"``.
+        mix_prob: float in [0, 1]. Probability that an unlabeled slice is mixed. Defaults to 0.5.
         share: ``kequireg.training.distribute.Share`` or None. Multi-host training: yield only
             this process's slice of every (deterministic) global batch. Defaults to None (all).
 
@@ -170,6 +176,8 @@ class EquiRegBatches(keras.utils.PyDataset):
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         kernel_threads: int = 1,
         share=None,
+        mix: str = "none",
+        mix_prob: float = 0.5,
     ):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size or 2 * workers + 2)
         if not isinstance(kernel_threads, int) or kernel_threads < 1:
@@ -206,6 +214,10 @@ class EquiRegBatches(keras.utils.PyDataset):
         self.strong = strong if strong is not None else augment.strong()
         self.kernel_threads = kernel_threads
         self.share = share
+        if mix not in ("none", "cutmix") or not 0 <= mix_prob <= 1:
+            raise ValueError(f"mix must be 'none' or 'cutmix' and mix_prob in [0, 1]. Received: mix={mix!r}, "
+                             f"mix_prob={mix_prob!r}")
+        self.mix, self.mix_prob = mix, float(mix_prob)
         self._in_epoch = False
         self._peeked: dict[tuple[int, int], dict] = {}
         self.built_batches = 0  # batches computed (not served from the peek cache); for tests
@@ -248,6 +260,8 @@ class EquiRegBatches(keras.utils.PyDataset):
             strong_grid = self.strong.sample_grids((h, w), seeds[n_l + n_u:])
             unlabeled = augment.warp_image(images, weak_grid)
             out.update(unlabeled=unlabeled, strong=augment.warp_image(unlabeled, strong_grid), grid=strong_grid)
+            if self.mix == "cutmix":
+                out["mix_index"], out["mix_box"] = cutmix.sample_boxes(rng, n_u, h, w, self.mix_prob)
         return out
 
     def __getitem__(self, index: int) -> dict:

@@ -132,14 +132,15 @@ class RunKeeper(keras.callbacks.Callback):
         self.rows.append(row)
         if self.write:
             self.run.commit(self.model, self.state(epoch), self.rows,
-                            best_network=self.model.network if improved else None)
+                            best_network=self.model.eval_network() if improved else None)
 
 
 # ---- the run -----------------------------------------------------------------------------------
 
 
 def build_training_model(config: TrainConfig, image_shape):
-    """The compiled ``EquiRegModel`` of a config: network preset under ``config.precision``, Adam.
+    """The compiled ``EquiRegModel`` of a config: network preset under ``config.precision``, its method
+    parts (``TrainConfig.fill_method``) and optimizer (``kequireg.training.optim.build_optimizer``).
 
     Under ``mixed_bfloat16`` / ``mixed_float16`` the network computes in 16 bits with float32
     variables, its classifier stays float32 (float32 logits), and the EquiReg loss is computed
@@ -148,7 +149,9 @@ def build_training_model(config: TrainConfig, image_shape):
     """
     from kequireg.models import build_model
     from kequireg.training.equireg_model import EquiRegModel
+    from kequireg.training.optim import build_optimizer
 
+    config = config.fill_method()
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(config.precision)  # layers keep the policy they are built with
     try:
@@ -159,8 +162,10 @@ def build_training_model(config: TrainConfig, image_shape):
     model = EquiRegModel(
         network, lambda_=config.lambda_, mask=config.mask, rampup_steps=config.rampup_steps, rampup=config.rampup,
         temperature=config.temperature, confidence=config.confidence, teacher_mode=config.teacher_mode,
+        teacher=config.teacher, ema_decay=config.ema_decay, consistency=config.consistency, sup_loss=config.sup_loss,
+        eval_weights=config.eval_weights,
     )
-    optimizer = keras.optimizers.Adam(config.learning_rate)
+    optimizer = build_optimizer(config)
     if config.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, jit_compile=config.use_jit(keras.backend.backend()))
@@ -250,7 +255,7 @@ def _train(config: TrainConfig, dataset, resume: bool, progress: bool) -> TrainR
         train_data = EquiRegBatches(
             dataset, labeled_ids, unlabeled_ids if config.unlabeled_batch else [], config.labeled_batch,
             config.unlabeled_batch, config.steps_per_epoch, config.seed, epoch=start_epoch, workers=config.workers,
-            share=share,
+            share=share, mix=config.mix, mix_prob=config.mix_prob,
         )
         val_data = ValidationBatches(dataset, dataset.val_ids, config.val_batch, config.val_slices, seed=config.seed,
                                      devices=plan.count, share=share)

@@ -98,7 +98,7 @@ class RunDir:
         return atomic_write_json(self.config_path, config.to_dict(), indent=1)
 
     def load_config(self):
-        """The run's ``TrainConfig``.
+        """The run's ``TrainConfig`` (its method parts filled, ``TrainConfig.fill_method``).
 
         Raises:
             FileNotFoundError: no ``config.json`` (not a run dir).
@@ -106,7 +106,7 @@ class RunDir:
         from kequireg.training.config import TrainConfig
 
         values = read_json(self.config_path, "run config", "is this a kequireg run dir?")
-        return TrainConfig.from_dict(values)
+        return TrainConfig.from_dict(values).fill_method()  # runs older than the method parts: the thesis's
 
     def mark_trained(self, info: dict) -> Path:
         return atomic_write_json(self.trained_path, info)

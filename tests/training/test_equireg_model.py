@@ -2,52 +2,12 @@
 
 import numpy as np
 import pytest
+from training_helpers import backend_gradients as _gradients
 from training_helpers import conv_net, equireg_batch, flip_grid, np_equireg_loss
+from training_helpers import sgd_model as _model
+from training_helpers import to_numpy as _np
 
 pytestmark = pytest.mark.backend
-
-
-def _np(x):
-    from keras import ops
-
-    return np.asarray(ops.convert_to_numpy(x))
-
-
-def _model(network, lr=1.0, **kwargs):
-    import keras
-
-    from kequireg.training import EquiRegModel
-
-    model = EquiRegModel(network, **kwargs)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
-    return model
-
-
-def _gradients(model, loss_fn):
-    """d loss_fn() / d trainable variables, with the backend's own autodiff (test-only)."""
-    import keras
-
-    backend = keras.backend.backend()
-    variables = model.trainable_variables
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            loss = loss_fn()
-        return [np.asarray(g) for g in tape.gradient(loss, variables)]
-    if backend == "torch":
-        model.zero_grad()
-        loss_fn().backward()
-        return [v.value.grad.detach().cpu().numpy().copy() for v in variables]
-    import jax
-
-    fixed = [(v, v.value) for v in model.non_trainable_variables]
-
-    def pure(values):
-        with keras.StatelessScope(state_mapping=list(zip(variables, values)) + fixed):
-            return loss_fn()
-
-    return [np.asarray(g) for g in jax.grad(pure)([v.value for v in variables])]
 
 
 def test_step_loss_equals_numpy_reference():

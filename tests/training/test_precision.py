@@ -26,8 +26,12 @@ def _model(precision, seed=0):
     from kequireg.training import TrainConfig
     from kequireg.training.run import build_training_model
 
+    from kequireg.models import torch_fast
+
     config = TrainConfig(model="tiny", precision=precision, seed=seed, learning_rate=1e-2)
-    return build_training_model(config, SHAPE)
+    model = build_training_model(config, SHAPE)
+    torch_fast.accelerate(model.network)  # as train() does (a no-op off torch)
+    return model
 
 
 def _batch():
@@ -68,7 +72,7 @@ def test_mixed_precision_fit_trains_in_16_bits_with_float32_loss(precision):
 def test_mixed_precision_model_and_checkpoint_reload(precision, tmp_path):
     import keras
 
-    from kequireg.training.run import load_checkpoint, save_checkpoint
+    from kequireg.training.run_dir import load_checkpoint, save_checkpoint
 
     model = _model(precision)
     batch = _batch()
@@ -108,7 +112,7 @@ def test_train_run_under_mixed_bfloat16(small_store, tmp_path):
     result = train(cfg, progress=False)
     assert result.steps == 4 and all(np.isfinite(float(r["loss"])) for r in result.history)
     network, config = load_run(result.run_dir)
-    assert config["precision"] == "mixed_bfloat16"
+    assert config.precision == "mixed_bfloat16"
     assert network.get_layer("stem_conv").compute_dtype == "bfloat16"
     assert _dtype(network(np.zeros((1, *small_store_shape(small_store)), "float32"))) == "float32"
 

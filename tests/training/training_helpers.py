@@ -109,3 +109,48 @@ def equireg_batch(n_labeled=2, n_unlabeled=3, shape=(16, 16, 4), classes=4, seed
     grid = shifted_grid(n_unlabeled, h, w, rng.uniform(-3, 3, n_unlabeled), rng.uniform(-3, 3, n_unlabeled), seed=seed, jitter=0.4)
     strong = np_warp_image(unlabeled, grid).astype("float32")
     return {"labeled": labeled, "labels": labels, "unlabeled": unlabeled, "strong": strong, "grid": grid}
+
+
+def backend_gradients(model, loss_fn):
+    """d loss_fn() / d trainable variables, with the backend's own autodiff (test-only)."""
+    import keras
+
+    backend = keras.backend.backend()
+    variables = model.trainable_variables
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        return [np.asarray(g) for g in tape.gradient(loss, variables)]
+    if backend == "torch":
+        model.zero_grad()
+        loss_fn().backward()
+        return [v.value.grad.detach().cpu().numpy().copy() for v in variables]
+    import jax
+
+    fixed = [(v, v.value) for v in model.non_trainable_variables]
+
+    def pure(values):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values)) + fixed):
+            return loss_fn()
+
+    return [np.asarray(g) for g in jax.grad(pure)([v.value for v in variables])]
+
+
+def to_numpy(x):
+    """A backend tensor (or variable) as a NumPy array."""
+    from keras import ops
+
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def sgd_model(network, lr=1.0, **kwargs):
+    """``EquiRegModel(network, **kwargs)`` compiled with plain SGD (lr = 1: a step subtracts the gradient)."""
+    import keras
+
+    from kequireg.training import EquiRegModel
+
+    model = EquiRegModel(network, **kwargs)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
+    return model
