@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import backend_option, progress_option
+from cli.options import backend_option, inference_options, progress_option
 from kequireg import settings
 
 
@@ -30,18 +30,23 @@ from kequireg import settings
               help="Also compute the equivariance Dice (runs only; one more forward pass per slice).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Slices per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
+@inference_options()
 @backend_option
 @progress_option
-def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, export_dir, hd95, equivariance, batch_size, as_json, backend, progress):
+def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, export_dir, hd95, equivariance, batch_size, as_json, options,
+             backend, progress):
     """Evaluate RUN_DIR on its test (or validation) patients, or compare --gt DIR with --pred DIR.
 
     Writes one row per patient (Dice WT/TC/ET and collective, HD95 in mm, sensitivity,
     specificity, equivariance Dice) to per_patient.csv and the means with 95% bootstrap
-    intervals to summary.json, and prints a table.
+    intervals to summary.json, and prints a table. Runs only: --tta/--postprocess change the
+    predictions scored; --uncertainty adds per-case QC columns, their rank correlation with the
+    true Dice and risk-coverage AURC (summary.json "qc") and the figure uncertainty.png.
 
     \b
     Examples:
       kequireg evaluate runs/equireg-0.1-s0
+      kequireg evaluate runs/equireg-0.1-s0 --tta 8 --uncertainty --out eval-tta8
       kequireg evaluate --gt BraTS_val_with_seg/ --pred predictions/
     """
     import contextlib
@@ -62,6 +67,8 @@ def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, export_dir, hd95, 
         raise click.UsageError("give a RUN_DIR, or --gt DIR --pred DIR.")
     if folders and export_dir is not None:
         raise click.UsageError("--export writes a run's predictions; with --gt/--pred the predictions are already files.")
+    if folders and (options.describe() or options.uncertainty):
+        raise click.UsageError("--tta, --uncertainty and --postprocess apply to a run's predictions, not to --gt/--pred files.")
     try:
         if folders:
             rows = score_folders(gt_dir, pred_dir, with_hd95=hd95, progress=progress)
@@ -73,8 +80,17 @@ def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, export_dir, hd95, 
             with open_dataset(data, progress=progress) if data is not None else contextlib.nullcontext() as dataset:
                 rows, summary, out_dir = evaluate_run(run_dir, dataset, split=split, batch_size=batch_size,
                                                       with_hd95=hd95, equivariance=equivariance, progress=progress,
-                                                      out_dir=out_dir, export_dir=export_dir)
+                                                      out_dir=out_dir, export_dir=export_dir, options=options)
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {out_dir / PER_PATIENT_CSV} and {out_dir / SUMMARY_JSON}", err=True)
+    if "qc" in summary:
+        from kequireg.experiments.figures import qc_figure
+        from kequireg.evaluation.qc import format_qc
+
+        figure = qc_figure(rows, out_dir / "uncertainty.png")
+        if figure is not None:
+            click.echo(f"wrote {figure}", err=True)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary_table(summary))
+    if "qc" in summary and not as_json:
+        click.echo(format_qc(summary["qc"]))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import backend_option, progress_option
+from cli.options import backend_option, inference_options, progress_option
 
 
 @click.command()
@@ -17,9 +17,10 @@ from cli.options import backend_option, progress_option
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Slice store whose preprocessing parameters to apply. [default: the run's store; thesis defaults for a bare .keras file]")
 @click.option("--overwrite", is_flag=True, help="Redo cases whose output file already exists (default: skip them).")
+@inference_options(save_probabilities=True)
 @backend_option
 @progress_option
-def predict(model_path, in_dir, out_dir, data, batch_size, overwrite, backend, progress):
+def predict(model_path, in_dir, out_dir, data, batch_size, overwrite, options, backend, progress):
     """Segment every BraTS case folder under IN_DIR into OUT_DIR/<case>.nii.gz.
 
     RUN_DIR_OR_MODEL is a run folder from `kequireg train` or a .keras model file. Each case is
@@ -28,15 +29,22 @@ def predict(model_path, in_dir, out_dir, data, batch_size, overwrite, backend, p
     source affine and header: the format the BraTS portal accepts. Cases with and without
     _seg files are both fine. Existing outputs are kept, so an interrupted run resumes.
 
+    With --tta N each slice is also predicted under N-1 transforms whose predictions are pulled
+    back exactly and averaged. --uncertainty adds OUT_DIR/uncertainty/<case>_uncertainty.nii.gz
+    (entropy) and <case>_disagreement.nii.gz (equivariance KL), float32 in the source geometry,
+    and OUT_DIR/qc.csv (one row per case); --save-probabilities adds
+    OUT_DIR/probabilities/<case>.npz (float16, classes first).
+
     \b
     Example:
       kequireg predict runs/equireg-0.1-s0 MICCAI_BraTS_2019_Data_Validation/ predictions/
+      kequireg predict runs/equireg-0.1-s0 new_cases/ out/ --tta 8 --tta-policy strong --uncertainty
     """
     from kequireg.evaluation.predict import predict as predict_cases
 
     try:
         written = predict_cases(model_path, in_dir, out_dir, data=data, batch_size=batch_size, overwrite=overwrite,
-                                progress=progress, log=lambda line: click.echo(line, err=True))
+                                progress=progress, log=lambda line: click.echo(line, err=True), options=options)
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     for path in written:

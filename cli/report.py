@@ -19,7 +19,8 @@ from cli.options import backend_option
 @backend_option
 def report(experiment_dir, out_dir, overlays, cases, backend):
     """Aggregate EXPERIMENT_DIR and draw its figures: Dice scatter per model, Dice vs labeled
-    fraction with 95% intervals, bridging coefficients, equivariance Dice, and qualitative overlays.
+    fraction with 95% intervals, bridging coefficients, equivariance Dice, qualitative overlays, and
+    (for runs evaluated with `kequireg evaluate --tta N --uncertainty`) QC score vs Dice with risk-coverage.
     Prints the results table; figure paths go to stderr.
     """
     from kequireg.experiments.aggregate import markdown_tables

@@ -5,6 +5,8 @@ preprocessed exactly as the training store was (its stored parameters), predicte
 slice, restored to the source geometry and written as ``OUT_DIR/<case>.nii.gz`` with labels
 {0, 1, 2, 4}, uint8, and the source affine and header. Cases whose output already exists are
 skipped unless ``overwrite`` is set, so an interrupted run resumes where it stopped.
+``InferenceOptions`` add test-time augmentation, post-processing, uncertainty maps with
+``qc.csv`` and probabilities (:mod:`kequireg.evaluation.uncertainty`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from kequireg.evaluation.export import export_case, output_filename
-from kequireg.evaluation.inference import load_network, predict_labels
+from kequireg.evaluation.inference import load_network
+from kequireg.evaluation.options import InferenceOptions
 from kequireg.evaluation.progress import progress_bar
 
 
 def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, batch_size: int = 16, progress: bool = False,
-                  length: int | None = None, layout=None) -> list[Path]:
+                  length: int | None = None, layout=None, options: InferenceOptions | None = None) -> list[Path]:
     """Predict preprocessed cases and write one BraTS NIfTI per case.
 
     Args:
@@ -33,14 +36,32 @@ def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, batch_s
         length: int. Number of cases, for the progress bar.
         layout: the nnU-Net dataset the cases came from (``CaseFiles.dataset``): its file naming
             and label values. Defaults to None (BraTS).
+        options: ``InferenceOptions``: test-time augmentation, post-processing, and the extra
+            outputs of :mod:`kequireg.evaluation.uncertainty` (uncertainty maps and ``qc.csv``,
+            probabilities). Defaults to plain prediction (labels only).
 
     Returns:
-        Paths of the written files.
+        Paths of the written label files.
     """
-    written = []
+    from kequireg.evaluation import uncertainty
+
+    options = options or InferenceOptions()
+    predictor = options.predictor(model, batch_size)
+    written, qc_rows = [], []
     for case in progress_bar(cases, progress, "predicting", length=length):
-        labels = predict_labels(model, case.images, batch_size) if len(case.images) else np.zeros((0, 1, 1), np.uint8)
+        if not len(case.images):
+            written.append(export_case(np.zeros((0, 1, 1), np.uint8), case, out_dir, layout=layout))
+            continue
+        result = predictor(case.images)
+        labels = options.postprocess_slices(result.labels, case)
         written.append(export_case(labels, case, out_dir, layout=layout))
+        if options.uncertainty:
+            uncertainty.write_uncertainty(result, case, out_dir)
+            qc_rows.append({"case_id": case.case_id, **uncertainty.qc_row(result, labels, case.spacing)})
+        if options.save_probabilities:
+            uncertainty.write_probabilities(result.probs, case, out_dir)
+    if qc_rows:
+        uncertainty.write_qc_csv(qc_rows, out_dir)
     return written
 
 
@@ -78,7 +99,8 @@ def preprocess_case_files(case, params, size: tuple[int, int]):
 
 
 def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, params: dict | None = None,
-                   batch_size: int = 16, overwrite: bool = False, progress: bool = False) -> list[Path]:
+                   batch_size: int = 16, overwrite: bool = False, progress: bool = False,
+                   options: InferenceOptions | None = None) -> list[Path]:
     """Preprocess, predict and export every BraTS case folder under ``in_dir``.
 
     Args:
@@ -91,11 +113,13 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
         params: preprocessing parameters: the training store's (``Dataset.params``); None = the
             thesis defaults (``PreprocessParams()``).
         batch_size: int. Defaults to 16.
-        overwrite: bool. Redo cases whose output exists. Defaults to False (skip them).
+        overwrite: bool. Redo cases whose output exists. Defaults to False (skip them; a
+            skipped case gets no new uncertainty or probability files either).
         progress: bool. Defaults to False.
+        options: ``InferenceOptions``; see :func:`predict_cases`. Defaults to plain prediction.
 
     Returns:
-        Paths of all outputs (written now or found from an earlier run).
+        Paths of all label outputs (written now or found from an earlier run).
 
     Raises:
         ValueError: if a case misses a modality (naming it), or no case folder is found.
@@ -115,13 +139,14 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
     layout = cases[0].dataset  # an nnU-Net dataset (its naming and label values) or None (BraTS)
     todo = [c for c in cases if overwrite or not (out_dir / output_filename(c.case_id, layout)).is_file()]
     stream = (preprocess_case_files(c, settings, (shape[1], shape[2])) for c in todo)
-    predict_cases(model, stream, out_dir, batch_size=batch_size, progress=progress, length=len(todo), layout=layout)
+    predict_cases(model, stream, out_dir, batch_size=batch_size, progress=progress, length=len(todo), layout=layout,
+                  options=options)
     return [out_dir / output_filename(c.case_id, layout) for c in cases]
 
 
 def predict(model_path: str | os.PathLike, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
             data: str | os.PathLike | None = None, batch_size: int = 16, overwrite: bool = False,
-            progress: bool = False, log=None) -> list[Path]:
+            progress: bool = False, log=None, options: InferenceOptions | None = None) -> list[Path]:
     """``kequireg predict``: segment every case folder under ``in_dir`` with a run's or a file's network.
 
     The preprocessing is the training store's: ``data``'s if given, else the run's own data set
@@ -130,7 +155,7 @@ def predict(model_path: str | os.PathLike, in_dir: str | os.PathLike, out_dir: s
 
     Args:
         model_path: a run folder (``RunDir``) or a ``.keras`` model file.
-        in_dir, out_dir, batch_size, overwrite, progress: see :func:`predict_folder`.
+        in_dir, out_dir, batch_size, overwrite, progress, options: see :func:`predict_folder`.
         data: slice store whose preprocessing parameters to apply. Defaults to the run's own.
         log: optional callable taking a status line (the model and the preprocessing used).
 
@@ -149,7 +174,7 @@ def predict(model_path: str | os.PathLike, in_dir: str | os.PathLike, out_dir: s
     if log is not None:
         log(f"model {model_path} ({model.count_params():,} parameters); preprocessing {params or 'defaults'}")
     return predict_folder(model, in_dir, out_dir, params=params, batch_size=batch_size, overwrite=overwrite,
-                          progress=progress)
+                          progress=progress, options=options)
 
 
 def training_params(model_path: str | os.PathLike, data: str | os.PathLike | None = None, *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from kequireg.evaluation.options import InferenceOptions
 from kequireg.evaluation.results import write_results
 from kequireg.evaluation.score_store import score_store
 from kequireg.evaluation.summary import summarize
@@ -23,6 +24,7 @@ def evaluate_run(
     progress: bool = False,
     out_dir: str | os.PathLike | None = None,
     export_dir: str | os.PathLike | None = None,
+    options: InferenceOptions | None = None,
 ) -> tuple[list[dict], dict, Path]:
     """Score a run's best network on the ``split`` patients of a data set and write the results.
 
@@ -36,6 +38,10 @@ def evaluate_run(
         out_dir: where to write ``per_patient.csv`` and ``summary.json``. Defaults to
             ``run.eval_dir(split)`` (``RUN_DIR/eval-<split>``).
         export_dir: if given, also write each patient's prediction there as BraTS NIfTI (``<case>.nii.gz``).
+        options: ``InferenceOptions`` (test-time augmentation, uncertainty, post-processing);
+            None = plain prediction. With uncertainty the summary gets a ``"qc"`` entry
+            (``kequireg.evaluation.qc.qc_analysis``: each QC score's Spearman correlation with
+            the true collective Dice and its risk–coverage AURC).
 
     Returns:
         (rows, summary, out_dir).
@@ -66,12 +72,17 @@ def evaluate_run(
             on_case = lambda record, predicted, probs: export_case(predicted, record, export_dir)  # noqa: E731
         rows = score_store(network, dataset, case_ids, batch_size=batch_size, with_hd95=with_hd95,
                            equivariance=equivariance, equivariance_seed=equivariance_seed, progress=progress,
-                           on_case=on_case)
+                           on_case=on_case, options=options)
         data_path = dataset.path
     finally:
         if owned:
             dataset.close()
     summary = summarize(rows)
+    if options is not None and options.uncertainty:
+        from kequireg.evaluation.qc import qc_analysis
+
+        summary["qc"] = qc_analysis(rows)
     out_dir = Path(out_dir) if out_dir else run.eval_dir(split)
-    write_results(rows, summary, out_dir, extra={"run_dir": str(run.path), "data": str(data_path), "split": split})
+    extra = {"run_dir": str(run.path), "data": str(data_path), "split": split, **(options.describe() if options else {})}
+    write_results(rows, summary, out_dir, extra=extra)
     return rows, summary, out_dir

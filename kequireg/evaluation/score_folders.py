@@ -16,6 +16,7 @@ _NIFTI = re.compile(r"\.nii(\.gz)?$")
 _SEG = re.compile(r"_seg\.nii(\.gz)?$")
 _SEG_SUFFIX = re.compile(r"(_seg)?\.nii(\.gz)?$")
 _IMAGE = re.compile(rf"_({'|'.join(MODALITIES)})\.nii(\.gz)?$")
+_MAPS = re.compile(r"_(uncertainty|disagreement)\.nii(\.gz)?$")  # kequireg predict --uncertainty's maps
 
 
 def nifti_label_files(folder: Path, name: str) -> dict[str, Path]:
@@ -30,7 +31,7 @@ def nifti_label_files(folder: Path, name: str) -> dict[str, Path]:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and _NIFTI.search(p.name))
     segs = [p for p in files if _SEG.search(p.name)]
     # In BraTS case folders only the *_seg files are labels; a flat folder holds <case>.nii.gz.
-    chosen = segs if segs else [p for p in files if not _IMAGE.search(p.name)]
+    chosen = segs if segs else [p for p in files if not _IMAGE.search(p.name) and not _MAPS.search(p.name)]
     index: dict[str, Path] = {}
     for path in chosen:
         case_id = _SEG_SUFFIX.sub("", path.name)

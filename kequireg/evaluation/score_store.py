@@ -9,7 +9,9 @@ import numpy as np
 from kequireg.evaluation.equivariance import equivariance_dice, no_equivariance
 from kequireg.evaluation.inference import predict_probabilities
 from kequireg.evaluation.metrics import case_metrics
+from kequireg.evaluation.options import InferenceOptions
 from kequireg.evaluation.progress import progress_bar
+from kequireg.evaluation.uncertainty import qc_row
 
 
 def score_store(
@@ -23,6 +25,7 @@ def score_store(
     equivariance_seed: int = 0,
     progress: bool = False,
     on_case: Callable | None = None,
+    options: InferenceOptions | None = None,
 ) -> list[dict]:
     """Per-patient metrics of a network on cases of a slice store, in the source geometry.
 
@@ -41,9 +44,13 @@ def score_store(
         progress: bool. Progress bar on stderr. Defaults to False.
         on_case: optional callback ``(record, predicted_slices, probabilities)`` per case, with
             the case's ``CaseRecord`` (e.g. to export it with ``export_case``).
+        options: ``InferenceOptions``: test-time augmentation, uncertainty (adds the QC columns
+            of :mod:`kequireg.evaluation.uncertainty`) and post-processing. Defaults to plain
+            prediction. The equivariance Dice always uses the plain network.
 
     Returns:
-        list of dicts, one per case: ``case_id``, ``METRIC_COLUMNS`` and ``EQUIVARIANCE_COLUMNS``.
+        list of dicts, one per case: ``case_id``, ``METRIC_COLUMNS``, ``EQUIVARIANCE_COLUMNS``
+        (and ``QC_COLUMNS`` with uncertainty).
 
     Raises:
         ValueError: if a case is unknown or has no segmentation (before any is scored).
@@ -61,20 +68,26 @@ def score_store(
             raise ValueError(f"case {case_id!r} is not in the store {str(store.path)!r}; check the splits file.")
         if not store.case(case_id).labeled:
             raise ValueError(f"case {case_id!r} in {str(store.path)!r} has no segmentation and cannot be evaluated.")
+    options = options or InferenceOptions()
+    predictor = options.predictor(model, batch_size)
     rows = []
     for case_id in progress_bar(case_ids, progress, "evaluating"):
         record = store.case(case_id)
         images, labels, _ = store.case_arrays(case_id)
-        probs = predict_probabilities(model, images, batch_size)
-        predicted = probs.argmax(-1).astype(np.uint8)
+        result = predictor(images)
+        probs = result.probs
+        predicted = options.postprocess_slices(probs.argmax(-1).astype(np.uint8), record)
         row = {"case_id": case_id}
         row.update(case_metrics(restore_plane(labels, record), restore_plane(predicted, record),
                                 spacing=record.spacing, with_hd95=with_hd95))
         if equivariance:
-            row.update(equivariance_dice(lambda x: predict_probabilities(model, x, batch_size), images, probs,
+            plain = probs if result.plain is None else result.plain
+            row.update(equivariance_dice(lambda x: predict_probabilities(model, x, batch_size), images, plain,
                                          case_id=case_id, seed=equivariance_seed))
         else:
             row.update(no_equivariance())
+        if options.uncertainty:
+            row.update(qc_row(result, predicted, record.spacing))
         if on_case is not None:
             on_case(record, predicted, probs)
         rows.append(row)

@@ -4,33 +4,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from evaluation_helpers import invoke_predict, pointwise_model
+
 from kequireg.evaluation.inference import predict_labels, predict_probabilities, softmax
 
 pytestmark = pytest.mark.backend
-
-
-def pointwise_model(input_shape=(64, 64, 4), scale=20.0, bias=0.0):
-    """A 1x1-conv network: class k's logit = scale * channel k (+ bias for class 0)."""
-    import keras
-
-    inputs = keras.Input(input_shape)
-    conv = keras.layers.Conv2D(4, 1, name="head")
-    outputs = conv(inputs)
-    model = keras.Model(inputs, outputs)
-    conv.set_weights([np.eye(4, dtype=np.float32)[None, None] * scale, np.array([bias, 0, 0, 0], np.float32)])
-    return model
-
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory):
-    from kequireg.data.preprocess import PreprocessParams, preprocess_dataset
-    from kequireg.data.synth import synthesize
-
-    root = tmp_path_factory.mktemp("inference")
-    synthesize(root / "raw", preset="demo", cases=4, seed=3)
-    store = root / "demo.h5"
-    preprocess_dataset(root / "raw", store, params=PreprocessParams(n4=False), workers=1, val=0.5, test=0.0, seed=0)
-    return root, store
 
 
 def test_batched_probabilities_match_one_pass():
@@ -104,34 +82,16 @@ def test_predict_folder_writes_brats_files_in_source_geometry(demo_store, tmp_pa
 
 
 def test_predict_command_with_a_keras_file(demo_store, tmp_path):
-    from click.testing import CliRunner
-
-    from cli.main import main
-
-    root, store = demo_store
+    root, _ = demo_store
     model_path = tmp_path / "model.keras"
     pointwise_model().save(model_path)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["predict", str(model_path), str(root / "raw"), str(out), "--data", str(store),
-                                       "--no-progress"])
+    result = invoke_predict(model_path, demo_store, out)
     assert result.exit_code == 0, result.output
     assert len(result.stdout.strip().splitlines()) == 4
     assert sorted(p.name for p in out.glob("*.nii.gz")) == sorted(f"{d.name}.nii.gz" for d in (root / "raw").iterdir() if d.is_dir())
-    result = CliRunner().invoke(main, ["predict", str(tmp_path / "missing.keras"), str(root / "raw"), str(out)])
+    result = invoke_predict(tmp_path / "missing.keras", demo_store, out)
     assert result.exit_code != 0
-
-
-@pytest.fixture
-def fake_run(demo_store, tmp_path):
-    """A run dir whose config names the test store and whose best model is the pointwise network."""
-    from kequireg.training.config import TrainConfig
-    from kequireg.training.run_dir import RunDir
-
-    _, store = demo_store
-    run = RunDir(tmp_path / "run")
-    run.save_config(TrainConfig(data=str(store)))
-    pointwise_model().save(run.best_path)
-    return run
 
 
 def test_evaluate_run_defaults_to_test_and_falls_back_to_val_loudly(fake_run, demo_store, capsys):

@@ -1,0 +1,206 @@
+"""Test-time augmentation with exact pull-backs, and the per-voxel uncertainty it gives.
+
+A case's slices are predicted under N *views*: view 0 is the slice itself, views 1..N-1 are
+seeded transforms from a policy (``flips``: left-right, up-down, both, cycled; ``weak`` /
+``strong``: the thesis's policies, ``augment.weak()`` / ``augment.strong()``). Every view's
+prediction on the warped slices is pulled back to the original frame with the transform's
+inverse grid (``augment.pull_back_grids``: exact for flips and affine parts, numerical for
+elastic fields) and the views are averaged with validity weights: a pixel whose warped-frame
+source fell outside the image (or where an elastic field folds) does not vote in that view.
+View 0 always votes, so every pixel has a mean. The same N transforms serve every slice of
+every case (seeded by ``seed`` and the view number), so their inverse grids are computed once.
+
+Uncertainty per pixel (``uncertainty=True``):
+
+* ``entropy``: predictive entropy of the TTA mean, ``-sum_k m_k log m_k`` (nats, 0..log K);
+* ``disagreement``: mean over the transformed views that are valid there of
+  ``KL(T^-1 p(T x) || p(x))`` (nats, >= 0): the training objective used as a test-time signal.
+
+It also pools, over the case, the region confusion counts of argmax(T^-1 p(T x)) against
+argmax(p(x)) on valid pixels: the equivariance Dice of the TTA views (1 = every view agrees).
+``tta=0`` is plain prediction through :func:`kequireg.evaluation.inference.predict_probabilities`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kequireg.evaluation.inference import predict_probabilities
+from kequireg.vocabulary import REGIONS
+
+TTA_POLICIES: tuple[str, ...] = ("flips", "weak", "strong")
+DEFAULT_TTA_POLICY = "flips"
+_EPS = 1e-7
+_FLIPS = ([{"op": "FlipLR", "flip": True}], [{"op": "FlipUD", "flip": True}],
+          [{"op": "FlipLR", "flip": True}, {"op": "FlipUD", "flip": True}])
+
+
+def tta_transforms(n: int, shape: tuple[int, int], policy="flips", seed: int = 0) -> list:
+    """The ``n`` views of test-time augmentation: the identity, then ``n - 1`` transforms.
+
+    Args:
+        n: int >= 1. Number of views, the plain prediction included.
+        shape: (H, W) of the slices.
+        policy: ``"flips"``, ``"weak"``, ``"strong"`` or an ``augment.Policy``. Defaults to flips.
+        seed: int. Seed of the sampled transforms (view k uses ``SeedSequence([seed, k])``).
+
+    Returns:
+        list of ``augment.Transform``.
+
+    Example:
+        >>> [len(t.steps) for t in tta_transforms(4, (8, 8))]
+        [0, 1, 1, 2]
+    """
+    import augment
+
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"the number of TTA views must be an int >= 1. Received: n={n!r}")
+    if isinstance(policy, str) and policy not in TTA_POLICIES:
+        raise ValueError(f"policy must be one of {TTA_POLICIES} or an augment.Policy. Received: policy={policy!r}")
+    views = [augment.Transform(shape)]
+    for k in range(1, n):
+        if policy == "flips":
+            views.append(augment.Transform(shape, _FLIPS[(k - 1) % 3]))
+        else:
+            chosen = {"weak": augment.weak, "strong": augment.strong}[policy]() if isinstance(policy, str) else policy
+            views.append(chosen.sample(shape, np.random.SeedSequence([int(seed), k])))
+    return views
+
+
+@dataclass
+class CasePrediction:
+    """What test-time augmentation gives for one case's slices (S, H, W)."""
+
+    probs: np.ndarray                       # (S, H, W, K) float32: the (TTA-mean) probabilities
+    plain: np.ndarray | None = None         # (S, H, W, K) float32: view 0 alone (with TTA)
+    entropy: np.ndarray | None = None       # (S, H, W) float32, nats
+    disagreement: np.ndarray | None = None  # (S, H, W) float32, nats
+    agreement: np.ndarray | None = None     # (regions, 3) int64: TP, FP, FN of the views vs view 0
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.probs.argmax(-1).astype(np.uint8)
+
+    def equivariance_dice(self) -> float:
+        """Mean over regions of the pooled Dice of the views against the plain prediction (NaN without views)."""
+        if self.agreement is None:
+            return float("nan")
+        tp, fp, fn = self.agreement.T.astype(np.float64)
+        denom = 2 * tp + fp + fn
+        return float(np.mean(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)))
+
+
+class Predictor:
+    """Predict a case's slices, plainly (``tta=0``) or with test-time augmentation.
+
+    Args:
+        model: keras.Model returning logits (B, H, W, K).
+        batch_size: int. Slices per forward pass. Defaults to 16.
+        tta: int. Number of views (0 = plain prediction, today's output bit for bit; 1 = the
+            plain view through the TTA path; N = the plain view and N - 1 transforms).
+        policy: see :func:`tta_transforms`. Defaults to ``"flips"``.
+        seed: int. Seed of the transforms. Defaults to 0.
+        uncertainty: bool. Also compute entropy, disagreement and agreement counts (needs
+            ``tta >= 2``). Defaults to False.
+
+    Example:
+        >>> result = Predictor(network, tta=8, policy="strong", uncertainty=True)(images)  # doctest: +SKIP
+        >>> result.probs.shape, result.entropy.shape                                       # doctest: +SKIP
+    """
+
+    def __init__(self, model, batch_size: int = 16, tta: int = 0, policy="flips", seed: int = 0, uncertainty: bool = False):
+        if isinstance(tta, bool) or not isinstance(tta, (int, np.integer)) or tta < 0:
+            raise ValueError(f"tta must be an int >= 0 (number of views). Received: tta={tta!r}")
+        if uncertainty and tta < 2:
+            raise ValueError(f"uncertainty needs test-time augmentation with at least 2 views (--tta 2 or more). Received: tta={tta}")
+        self.model, self.batch_size, self.tta = model, batch_size, int(tta)
+        self.policy, self.seed, self.uncertainty = policy, int(seed), bool(uncertainty)
+        if isinstance(policy, str) and policy not in TTA_POLICIES:
+            raise ValueError(f"policy must be one of {TTA_POLICIES} or an augment.Policy. Received: policy={policy!r}")
+        self._views: dict[tuple[int, int], tuple] = {}
+
+    def _prepared(self, shape: tuple[int, int]) -> tuple:
+        """Per distinct view: (forward grid or None for the identity, inverse grid, valid, count)."""
+        if shape not in self._views:
+            import augment
+
+            distinct: dict[str, list] = {}
+            for t in tta_transforms(self.tta, shape, self.policy, self.seed):
+                distinct.setdefault(t.to_json(), [t, 0])[1] += 1
+            transforms = [t for t, _ in distinct.values()]
+            inverse, valid = augment.pull_back_grids(transforms)
+            self._views[shape] = tuple(
+                (None if not t.steps else t.grid(), inverse[k], valid[k], count)
+                for k, (t, count) in enumerate(distinct.values())
+            )
+        return self._views[shape]
+
+    def __call__(self, images: np.ndarray) -> CasePrediction:
+        """Predict (S, H, W, C) slices; see :class:`CasePrediction`."""
+        if self.tta == 0:
+            return CasePrediction(predict_probabilities(self.model, images, self.batch_size))
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        if images.ndim != 4:
+            raise ValueError(f"images must have shape (S, H, W, C). Received: images.shape={images.shape}")
+        # the batches of plain prediction (size min(batch_size, S), the last one zero-padded), so that
+        # view 0 is computed exactly as predict_probabilities computes it on every backend
+        size = min(self.batch_size, max(len(images), 1))
+        parts = []
+        for start in range(0, len(images), size):
+            batch = images[start:start + size]
+            real = len(batch)
+            if real < size:
+                batch = np.concatenate([batch, np.zeros((size - real, *batch.shape[1:]), batch.dtype)])
+            parts.append(self._batch(batch, real))
+        if not parts:
+            return CasePrediction(predict_probabilities(self.model, images, self.batch_size))
+        probs, plain, entropy, disagreement, agreement = (list(f) for f in zip(*parts))
+        result = CasePrediction(np.concatenate(probs), np.concatenate(plain))
+        if self.uncertainty:
+            result.entropy, result.disagreement = np.concatenate(entropy), np.concatenate(disagreement)
+            result.agreement = np.sum(agreement, axis=0)
+        return result
+
+    def _batch(self, batch: np.ndarray, real: int) -> tuple:
+        """Every view of one (padded) batch; results for its first ``real`` slices."""
+        import augment
+
+        from kequireg.evaluation.regions import region_masks
+
+        views = self._prepared(batch.shape[1:3])
+        plain = None
+        total = weight = None
+        kl_sum = kl_n = None
+        agreement = None
+        for grid, inverse, valid, count in views:
+            if grid is None:
+                pulled = plain = predict_probabilities(self.model, batch, self.batch_size)
+                valid = np.ones(batch.shape[:3], bool)
+            else:
+                seen = predict_probabilities(self.model, augment.warp_image(batch, grid), self.batch_size)
+                pulled = augment.warp_probs(np.ascontiguousarray(seen), inverse, background=0)
+                valid = np.broadcast_to(valid, batch.shape[:3])
+            w = valid.astype(np.float32) * np.float32(count)
+            total = pulled * w[..., None] if total is None else total + pulled * w[..., None]
+            weight = w if weight is None else weight + w
+            if self.uncertainty and grid is not None:
+                kl = np.maximum((pulled * (np.log(pulled + _EPS) - np.log(plain + _EPS))).sum(-1), 0.0)
+                kl_sum = kl * w if kl_sum is None else kl_sum + kl * w
+                kl_n = w if kl_n is None else kl_n + w
+                target = region_masks(plain[:real].argmax(-1).astype(np.uint8))[valid[:real]]
+                predicted = region_masks(pulled[:real].argmax(-1).astype(np.uint8))[valid[:real]]
+                counts = np.stack([(target & predicted).sum(0), (~target & predicted).sum(0), (target & ~predicted).sum(0)], -1)
+                agreement = counts * count if agreement is None else agreement + counts * count
+        mean = (total / weight[..., None]).astype(np.float32)[:real]
+        plain = plain[:real]
+        if not self.uncertainty:
+            return mean, plain, None, None, None
+        entropy = np.maximum(-(mean * np.log(mean + _EPS)).sum(-1), 0.0).astype(np.float32)
+        if kl_sum is None:  # every view was the identity
+            kl_sum, kl_n = np.zeros(batch.shape[:3], np.float32), np.ones(batch.shape[:3], np.float32)
+        disagreement = np.where(kl_n > 0, kl_sum / np.maximum(kl_n, 1), 0.0).astype(np.float32)[:real]
+        if agreement is None:
+            agreement = np.zeros((len(REGIONS), 3), np.int64)
+        return mean, plain, entropy, disagreement, agreement
