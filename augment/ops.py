@@ -77,9 +77,10 @@ class Op:
       ``int`` (non-negative) or a tuple of allowed values.
     * ``__init__``, ``get_config`` and ``sample``: its ranges and how a step is drawn.
     * ``affine`` (and ``inverse`` where exact) for an affine op, or ``displacement`` for one
-      that moves pixels by a field; ``check`` for constraints beyond the kinds.
+      that moves pixels by a field (``Transform.inverse_grid`` inverts a field numerically,
+      unless ``inverse`` gives an exact inverse step); ``check`` for constraints beyond the kinds.
 
-    Transform validation, composition, ``matrix``/``inverse`` and grids, and
+    Transform validation, composition, ``matrix``/``inverse``, grids and inverse grids, and
     ``Policy.from_config``, find the class through the registry; nothing else needs an edit.
     ``tests/augment/test_ops.py`` defines an affine op and a displacement op this way.
     """
