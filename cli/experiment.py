@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from cli.options import backend_option, float_list, int_list, progress_option
+from cli.options import backend_option, executor_options, float_list, int_list, progress_option
 from kequireg import settings as defaults
+from kequireg.experiments.budgets import BUDGETS
 
 
 @click.command()
@@ -36,10 +37,16 @@ from kequireg import settings as defaults
 @click.option("--seed", type=int, default=0, show_default=True, help="Base training seed (each repeat adds 1000).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Slices per forward pass in evaluation.")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end (needs matplotlib).")
+@click.option("--budget", type=click.Choice(BUDGETS), default=None,
+              help="How long each method trains: the same steps, the same labeled slices seen, or each run to "
+              "early stopping (docs/scaling.md). [default: converge on real data, steps on the demo data]")
+@click.option("--status", "status_only", is_flag=True, default=False,
+              help="Train and submit nothing: say where the runs stand; aggregate if all are done.")
+@executor_options
 @backend_option
 @progress_option
 def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, equireg_full, split, batch_size, figures,
-               backend, progress, **training):
+               budget, status_only, executor, backend, progress, **training):
     """Train and evaluate the grid methods x fractions x label seeds x repeats into EXPERIMENT_DIR.
 
     Defaults are the thesis's study (baseline and EquiReg at 1/5/10/100% labels, 3 label seeds,
@@ -47,26 +54,40 @@ def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, e
     into means per (method, fraction) with 95% bootstrap intervals, bridging coefficients and
     equivariance Dice: summary.csv, bridging.csv, results.md (printed) in EXPERIMENT_DIR.
     Resumable: re-run the same command after an interruption; finished runs are skipped.
+    Runs are claimed atomically, so several commands (or workers) can share one folder. With
+    --executor local or slurm the same command run again says which runs are running, queued,
+    failed or pending (with their logs) and aggregates once all are done (docs/scaling.md).
 
     \b
     Examples:
       kequireg experiment study/ --data brats.h5
       kequireg experiment quick/ --fractions 0.1,1.0 --label-seeds 0 --repeats 1 --model tiny
+      kequireg experiment study/ --data brats.h5 --executor local --parallel 4
+      kequireg experiment study/ --data brats.h5 --executor slurm --slurm-partition gpu --slurm-time 12:00:00
     """
     from kequireg.experiments.aggregate import markdown_tables
-    from kequireg.experiments.grid import ExperimentSettings
+    from kequireg.experiments.grid import EXPERIMENT_FILE, ExperimentSettings, load_settings
     from kequireg.experiments.study import run_study
     from kequireg.training.config import TrainConfig
 
     try:
-        settings = ExperimentSettings(
-            template=TrainConfig(data=str(data) if data else None, **training),
-            methods=("baseline", "equireg") if methods == "both" else (methods,), fractions=fractions,
-            label_seeds=label_seeds, repeats=repeats, equireg_full=equireg_full, split=split,
-        )
-        summary = run_study(experiment_dir, settings, batch_size=batch_size, figures=figures, progress=progress,
-                            log=lambda line: click.echo(line, err=True))
-    except (ValueError, FileNotFoundError) as err:
+        if status_only and (experiment_dir / EXPERIMENT_FILE).is_file():
+            settings = load_settings(experiment_dir)
+        else:
+            settings = ExperimentSettings(
+                template=TrainConfig(data=str(data) if data else None, **training),
+                methods=("baseline", "equireg") if methods == "both" else (methods,), fractions=fractions,
+                label_seeds=label_seeds, repeats=repeats, equireg_full=equireg_full, split=split, budget=budget,
+            )
+        study = run_study(experiment_dir, settings, executor=executor, status_only=status_only, batch_size=batch_size,
+                          figures=figures, progress=progress, log=lambda line: click.echo(line, err=True))
+    except (ValueError, FileNotFoundError, ImportError) as err:
         raise click.ClickException(str(err)) from err
-    click.echo(markdown_tables(summary))
+    if study.summary is None:
+        if study.failed:
+            raise click.ClickException(f"{len(study.failed)} run(s) failed (see above); fix the cause and re-run "
+                                       "with --retry-failed")
+        return
+    click.echo(markdown_tables(study.summary))
+    click.echo(study.settings.describe_budget())
     click.echo(f"results in {experiment_dir}/results.md, summary.csv, bridging.csv", err=True)

@@ -8,6 +8,12 @@ finished (``trained.json``) is only evaluated; an unfinished run is handed back 
 ``experiment.json``; resuming with different settings is refused. Aggregation (tables, bridging)
 is ``kequireg.experiments.aggregate``, run by the caller when the grid is done.
 
+``run_experiment`` is one worker: it claims each pending run atomically
+(``kequireg.experiments.claims``) before training it, so any number of workers — processes on
+one machine, SLURM tasks — can work through one folder and never train the same run; the
+executors (``kequireg.experiments.executors``) only decide where workers run. ``run_states``
+tells which runs are done, running, failed, queued or pending.
+
 A run = (TrainConfig, RunDir): ``ExperimentSettings.template`` is a TrainConfig whose method,
 fraction, label seed, training seed and run dir are set per cell (``train_config``); every
 other training setting comes from the template. One Dataset is opened for the whole grid.
@@ -25,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kequireg import settings as defaults
+from kequireg.experiments import claims
+from kequireg.experiments.budgets import budget_overrides, check_budget, default_budget, describe_budget
 from kequireg.io import atomic_write_json, read_json
 from kequireg.training.config import TrainConfig
 from kequireg.training.run_dir import RunDir
@@ -69,6 +77,9 @@ class ExperimentSettings:
             patients, or (said loudly) its validation patients when it has none. Resolved
             when the experiment starts (``resolve_split``) and saved resolved.
         equivariance_seed: seed of the evaluation's strong transforms. Defaults to 0.
+        budget: str or None. How long each method trains (``kequireg.experiments.budgets``):
+            ``"steps"``, ``"labeled-exposure"`` or ``"converge"``. None = ``converge`` on real data
+            (as the thesis), ``steps`` on the demo data (``template.data`` None). Saved resolved.
     """
 
     template: TrainConfig = field(default_factory=TrainConfig)
@@ -79,6 +90,7 @@ class ExperimentSettings:
     equireg_full: bool = True
     split: str | None = None
     equivariance_seed: int = 0
+    budget: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.template, TrainConfig):
@@ -98,11 +110,18 @@ class ExperimentSettings:
         if self.split is not None and self.split not in defaults.EVAL_SPLITS:
             raise ValueError(f"split must be one of {defaults.EVAL_SPLITS} or None. Received: split={self.split!r}")
         self.template.validate()
+        if self.budget is None:
+            self.budget = default_budget(demo=self.template.data is None)
+        check_budget(self.budget, self.template)
 
     @property
     def data(self) -> str | None:
         """The slice store of every run (None = the embedded demo store)."""
         return self.template.data
+
+    def describe_budget(self) -> str:
+        """The budget rule and its numbers in one line (printed under the results table)."""
+        return describe_budget(self.budget, self.template, self.methods)
 
     def resolve_split(self, dataset) -> ExperimentSettings:
         """A copy whose ``split`` is decided (``Dataset.eval_split``: test, else loudly val)."""
@@ -112,7 +131,7 @@ class ExperimentSettings:
         template = {k: v for k, v in self.template.to_dict().items() if k not in PER_RUN_FIELDS or k == "seed"}
         return {"template": template, "methods": list(self.methods), "fractions": list(self.fractions),
                 "label_seeds": list(self.label_seeds), "repeats": self.repeats, "equireg_full": self.equireg_full,
-                "split": self.split, "equivariance_seed": self.equivariance_seed}
+                "split": self.split, "equivariance_seed": self.equivariance_seed, "budget": self.budget}
 
     @classmethod
     def from_json(cls, payload: dict) -> ExperimentSettings:
@@ -123,6 +142,7 @@ class ExperimentSettings:
             template.update(payload.pop("train_overrides", None) or {})
             payload["template"] = template
         payload["template"] = TrainConfig.from_dict(payload["template"])
+        payload.setdefault("budget", "steps")  # experiments from before budget rules trained at a fixed step cap
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in payload.items() if k in known})
 
@@ -164,6 +184,8 @@ def training_finished(path: str | os.PathLike) -> bool:
 def train_config(settings: ExperimentSettings, spec: RunSpec, experiment_dir: str | os.PathLike) -> TrainConfig:
     """The TrainConfig of one grid cell: the template with the cell's method, fraction, seeds and run dir.
 
+    The settings' budget rule sets the cell's ``max_steps`` (and, for ``converge``, ``patience``).
+
     Example:
         >>> spec = RunSpec("baseline", 0.1, 1, 2)
         >>> train_config(ExperimentSettings(), spec, "study").seed   # 0 + 1000 * repeat + label seed
@@ -173,8 +195,10 @@ def train_config(settings: ExperimentSettings, spec: RunSpec, experiment_dir: st
     return dataclasses.replace(
         template, method=spec.method, fraction=spec.fraction, label_seed=spec.label_seed,
         seed=spec.training_seed(template.seed), run_dir=str(run_dir(experiment_dir, spec)),
-        # a template's unlabeled batch is EquiReg's; the baseline is supervised only
-        unlabeled_batch=0 if spec.method == "baseline" and template.unlabeled_batch else template.unlabeled_batch,
+        # a template's unlabeled batch is the semi-supervised methods'; the baseline is supervised only
+        unlabeled_batch=(0 if spec.method in defaults.SUPERVISED_METHODS and template.unlabeled_batch
+                         else template.unlabeled_batch),
+        **budget_overrides(settings.budget, template, spec.method),
     )
 
 
@@ -233,8 +257,17 @@ def run_experiment(
     progress: bool = True,
     log=print,
     dataset=None,
+    owner: claims.Owner | None = None,
+    names=None,
+    retry_failed: bool = False,
 ) -> list[RunSpec]:
-    """Train and evaluate every run of the grid that is not done yet (aggregate afterwards).
+    """One worker: train and evaluate every run of the grid that is pending and unclaimed.
+
+    Runs are taken in ``plan_grid`` order, each after claiming it (``claims.claim``): a run done,
+    claimed by a live worker, or failed earlier is skipped (said once per run). A run that raises
+    is recorded (``failed.json``, with ``owner.log``) and the worker goes on with the next one.
+    When a pass trained something the grid is scanned again, so runs left by a dead worker (stale
+    claims) are picked up. Aggregate afterwards, once ``run_states`` says every run is done.
 
     Args:
         experiment_dir: folder of the experiment (created; reused to resume).
@@ -243,37 +276,151 @@ def run_experiment(
         progress: bool. Progress during training and evaluation. Defaults to True.
         log: callable taking a status line (to stderr in the CLI).
         dataset: an open Dataset of ``settings.data``; None = open it here (once for the grid).
+        owner: claims.Owner. Who claims the runs. Defaults to this process.
+        names: run names to work on (a SLURM task's one run); None = the whole grid.
+        retry_failed: bool. Also retry runs recorded as failed. Defaults to False.
 
     Returns:
         The grid's run specs.
     """
     from kequireg.data.dataset import open_dataset
-    from kequireg.evaluation.run import evaluate_run
 
     experiment_dir = Path(experiment_dir)
+    owner = owner or claims.Owner.current()
     owned = dataset is None
     if owned:
         dataset = open_dataset(settings.data, progress=progress)
     try:
         settings = load_or_save_settings(experiment_dir, settings.resolve_split(dataset))
         specs = plan_grid(settings)
-        for index, spec in enumerate(specs, start=1):
-            target = eval_csv(experiment_dir, spec, settings.split)
-            header = f"[{index}/{len(specs)}] {spec.name}"
-            if target.is_file():
-                log(f"{header}: done, skipped")
-                continue
-            run = RunDir(run_dir(experiment_dir, spec))
-            start = time.time()
-            if run.is_trained():
-                log(f"{header}: trained earlier, evaluating")
-            else:
-                log(f"{header}: training{' (resuming)' if run.config_path.is_file() else ''}")
-                train_run(settings, spec, experiment_dir, dataset=dataset, progress=progress)
-            evaluate_run(run, dataset, split=settings.split, batch_size=batch_size,
-                         equivariance_seed=settings.equivariance_seed, progress=progress)
-            log(f"{header}: finished in {time.time() - start:.0f} s")
-        return specs
+        todo = [(i, s) for i, s in enumerate(specs, start=1) if names is None or s.name in set(names)]
+        said: set[str] = set()
+        while True:
+            worked = False
+            for index, spec in todo:
+                header = f"[{index}/{len(specs)}] {spec.name}"
+                outcome = _work_on(experiment_dir, settings, spec, dataset, owner, header, retry_failed and spec.name
+                                   not in said, batch_size=batch_size, progress=progress, log=log)
+                if outcome == "worked":
+                    worked = True
+                elif spec.name not in said:
+                    log(f"{header}: {outcome}")
+                said.add(spec.name)
+            if not worked:
+                return specs
     finally:
         if owned:
             dataset.close()
+
+
+def _work_on(experiment_dir: Path, settings: ExperimentSettings, spec: RunSpec, dataset, owner: claims.Owner,
+             header: str, retry_failed: bool, *, batch_size: int, progress: bool, log) -> str:
+    """Claim, train and evaluate one run; ``"worked"`` or the reason it was skipped."""
+    from kequireg.evaluation.run import evaluate_run
+
+    run = RunDir(run_dir(experiment_dir, spec))
+    target = eval_csv(experiment_dir, spec, settings.split)
+    if target.is_file():
+        return "done, skipped"
+    failure = claims.read_failure(run.path)
+    if failure and not retry_failed:
+        return f"failed earlier ({failure['error']}; log {failure.get('log') or 'not kept'}), skipped: --retry-failed retries it"
+    if not claims.claim(run.path, owner):
+        holder = claims.read_claim(run.path)
+        return f"claimed by {holder.describe() if holder else 'another worker'}, skipped"
+    try:
+        if target.is_file():  # another worker finished it between the check and the claim
+            return "done, skipped"
+        claims.clear_failure(run.path)
+        start = time.time()
+        if run.is_trained():
+            log(f"{header}: trained earlier, evaluating")
+        else:
+            log(f"{header}: training{' (resuming)' if run.config_path.is_file() else ''}")
+            train_run(settings, spec, experiment_dir, dataset=dataset, progress=progress)
+        evaluate_run(run, dataset, split=settings.split, batch_size=batch_size,
+                     equivariance_seed=settings.equivariance_seed, progress=progress)
+        log(f"{header}: finished in {time.time() - start:.0f} s")
+    except Exception as err:  # recorded and reported; the other runs go on
+        claims.record_failure(run.path, owner, err)
+        log(f"{header}: FAILED: {type(err).__name__}: {err}")
+    finally:
+        claims.release(run.path, owner)
+    return "worked"
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where one run of the grid stands.
+
+    Args:
+        spec: RunSpec. status: ``"done"``, ``"running"``, ``"failed"``, ``"queued"`` or ``"pending"``.
+        detail: str. Who runs it, its error, its job, or how it will start.
+        log: str or None. The log file of the worker that runs it (or ran it, when failed).
+    """
+
+    spec: RunSpec
+    status: str
+    detail: str = ""
+    log: str | None = None
+
+
+RUN_STATUSES = ("done", "running", "failed", "queued", "pending")
+
+
+def run_states(experiment_dir: str | os.PathLike, settings: ExperimentSettings, queued: dict | None = None,
+               job_finished=claims.slurm_job_finished) -> list[RunState]:
+    """The state of every run of the grid, in ``plan_grid`` order.
+
+    Args:
+        experiment_dir: the experiment folder.
+        settings: its ExperimentSettings (split resolved).
+        queued: {run name: SLURM job id} of submitted tasks; a pending run with a job that has not
+            finished is ``"queued"``.
+        job_finished: callable(job_id) -> bool | None (``claims.slurm_job_finished``).
+    """
+    me = claims.Owner.current()
+    queued = queued or {}
+    states = []
+    for spec in plan_grid(settings):
+        run = RunDir(run_dir(experiment_dir, spec))
+        holder = claims.read_claim(run.path)
+        failure = claims.read_failure(run.path)
+        if eval_csv(experiment_dir, spec, settings.split).is_file():
+            state = RunState(spec, "done")
+        elif holder is not None and not claims.is_stale(holder, me, job_finished):
+            state = RunState(spec, "running", holder.describe(), holder.log)
+        elif failure is not None:
+            state = RunState(spec, "failed", failure["error"], failure.get("log"))
+        elif spec.name in queued and job_finished(queued[spec.name]) is not True:
+            state = RunState(spec, "queued", f"SLURM job {queued[spec.name]}")
+        elif holder is not None:
+            state = RunState(spec, "pending", f"interrupted ({holder.describe()}); resumes from its checkpoint")
+        elif run.is_trained():
+            state = RunState(spec, "pending", "trained; to be evaluated")
+        else:
+            state = RunState(spec, "pending", "resumes from its checkpoint" if run.holds_run() else "not started")
+        states.append(state)
+    return states
+
+
+def clear_failures(experiment_dir: str | os.PathLike, settings: ExperimentSettings) -> list[str]:
+    """Forget the failure records of the grid's runs (``--retry-failed``); return their names."""
+    names = []
+    for spec in plan_grid(settings):
+        path = run_dir(experiment_dir, spec)
+        if claims.read_failure(path) is not None:
+            claims.clear_failure(path)
+            names.append(spec.name)
+    return names
+
+
+def describe_states(states: list[RunState]) -> list[str]:
+    """Status lines: the counts, then one line per run that is not done."""
+    counts = {s: sum(state.status == s for state in states) for s in RUN_STATUSES}
+    lines = [f"{len(states)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)]
+    for state in states:
+        if state.status != "done":
+            log = f" (log: {state.log})" if state.log else ""
+            lines.append(f"  {state.status:<8} {state.spec.name}: {state.detail}{log}")
+    return lines

@@ -1,22 +1,51 @@
-"""``run_study``: a whole experiment — the grid's runs, then one aggregation (and figures).
+"""``run_study``: a whole experiment — the grid's runs on an executor, then one aggregation (and figures).
+
+The runs train on the executor asked for (``kequireg.experiments.executors``: in this process,
+in local workers, or as a SLURM job array). Aggregation waits until every run is done: a call
+that leaves runs running, queued, failed or pending reports them (with their log files) and
+aggregates nothing; the next call on the folder picks up from there.
 
 Example:
     >>> from kequireg.experiments.grid import ExperimentSettings
-    >>> summary = run_study("study", ExperimentSettings(fractions=(0.1, 1.0)))     # doctest: +SKIP
+    >>> study = run_study("study", ExperimentSettings(fractions=(0.1, 1.0)))     # doctest: +SKIP
+    >>> study.summary is not None                                                # every run done
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 
-def run_study(experiment_dir: str | os.PathLike, settings, *, batch_size: int = 16, figures: bool = True,
-              progress: bool = True, log=print, dataset=None) -> dict:
-    """Train and evaluate every pending run of ``settings`` into ``experiment_dir``, then aggregate once.
+@dataclasses.dataclass
+class StudyResult:
+    """What ``run_study`` returns.
+
+    Args:
+        settings: the ExperimentSettings saved in the folder (split and budget resolved).
+        states: list of ``grid.RunState``, one per run, in grid order.
+        summary: dict or None. ``aggregate``'s summary once every run is done, else None.
+    """
+
+    settings: object
+    states: list
+    summary: dict | None = None
+
+    @property
+    def failed(self) -> list:
+        return [s for s in self.states if s.status == "failed"]
+
+
+def run_study(experiment_dir: str | os.PathLike, settings, *, executor=None, status_only: bool = False,
+              batch_size: int = 16, figures: bool = True, progress: bool = True, log=print,
+              dataset=None) -> StudyResult:
+    """Run every pending run of ``settings`` into ``experiment_dir`` on ``executor``; aggregate once all are done.
 
     Args:
         experiment_dir: the experiment folder (created; re-running resumes it).
         settings: ExperimentSettings.
+        executor: ``executors.ExecutorOptions``; None = sequential in this process.
+        status_only: bool. Train and submit nothing: report the runs, aggregate if all are done.
         batch_size: int. Slices per forward pass in evaluation. Defaults to 16.
         figures: bool. Draw the figures and ``report.md`` (needs matplotlib). Defaults to True.
         progress: bool. Progress on stderr. Defaults to True.
@@ -24,25 +53,51 @@ def run_study(experiment_dir: str | os.PathLike, settings, *, batch_size: int = 
         dataset: an open Dataset of ``settings.data``; None = open it here for the whole study.
 
     Returns:
-        The summary dict of ``kequireg.experiments.aggregate.aggregate`` (also written as
-        summary.csv, bridging.csv and results.md).
+        StudyResult; its ``summary`` is ``kequireg.experiments.aggregate.aggregate``'s (also
+        written as summary.csv, bridging.csv and results.md) when every run is done.
     """
     from kequireg.data.dataset import open_dataset
+    from kequireg.experiments import executors
     from kequireg.experiments.aggregate import aggregate
-    from kequireg.experiments.grid import load_settings, plan_grid, run_experiment
+    from kequireg.experiments.grid import (clear_failures, describe_states, load_or_save_settings, plan_grid,
+                                           run_experiment, run_states)
 
+    executor = executor or executors.ExecutorOptions()
+    if executor.kind != "sequential" and not status_only:
+        executors.require_submitit()  # before any work
     owned = dataset is None
     if owned:
         dataset = open_dataset(settings.data, progress=progress)
     try:
+        settings = load_or_save_settings(experiment_dir, settings.resolve_split(dataset))
         log(f"experiment {experiment_dir}: {len(plan_grid(settings))} runs")
-        run_experiment(experiment_dir, settings, batch_size=batch_size, progress=progress, log=log, dataset=dataset)
+        if not status_only:
+            if executor.retry_failed and (names := clear_failures(experiment_dir, settings)):
+                log(f"retrying {len(names)} failed run(s): {', '.join(names)}")
+            if executor.kind == "sequential":
+                if executor.threads_per_run:
+                    executors.pin_worker(threads=executor.threads_per_run)
+                run_experiment(experiment_dir, settings, batch_size=batch_size, progress=progress, log=log,
+                               dataset=dataset)
+            elif executor.kind == "local":
+                executors.run_local(experiment_dir, settings, executor, batch_size=batch_size, progress=progress, log=log)
+            else:
+                executors.submit_slurm(experiment_dir, settings, executor, batch_size=batch_size, progress=progress,
+                                       log=log)
+        states = run_states(experiment_dir, settings, executors.read_submissions(experiment_dir))
+        if any(s.status != "done" for s in states):
+            for line in describe_states(states):
+                log(line)
+            log(f"aggregation waits until every run is done: run the same command again "
+                f"(--status only looks){'; --retry-failed retries the failed runs' if any(s.status == 'failed' for s in states) else ''}")
+            return StudyResult(settings, states)
         if figures:
             from kequireg.experiments.report import make_report
 
             summary, _ = make_report(experiment_dir, dataset=dataset)
-            return summary
-        return aggregate(experiment_dir, load_settings(experiment_dir))
+        else:
+            summary = aggregate(experiment_dir, settings)
+        return StudyResult(settings, states, summary)
     finally:
         if owned:
             dataset.close()

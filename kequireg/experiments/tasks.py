@@ -1,0 +1,76 @@
+"""The callables submitit runs: a local worker and a SLURM task (both ``Checkpointable``).
+
+Imported only by the ``local`` and ``slurm`` executors (``kequireg.experiments.executors``) and
+by the job processes that unpickle these objects, where submitit is installed. Each pins its
+device and threads before keras loads (``executors.pin_worker``), then is one
+``grid.run_experiment`` worker with its own ``claims.Owner`` (label and log file).
+
+On a timeout or preemption submitit calls ``checkpoint``, which resubmits the same callable with
+the same arguments; the requeued job keeps its job id, so it retakes its own claims and
+``train(resume=True)`` continues each run from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+
+import submitit
+
+from kequireg.experiments import claims
+from kequireg.experiments.executors import job_log, pin_worker, worker_log
+
+
+class LocalWorker(submitit.helpers.Checkpointable):
+    """One local worker: claims pending runs of the experiment one by one until none is left.
+
+    Args:
+        experiment_dir: str. The experiment folder (``experiment.json`` saved there).
+        index: int. The worker's number (1, 2, ...), for logs and claims.
+        gpu: str or None. The one GPU this worker sees (``CUDA_VISIBLE_DEVICES``); None = as is.
+        threads: int or None. CPU threads of the worker's runs.
+        backend: str or None. ``KERAS_BACKEND`` of the worker.
+        batch_size: int. Evaluation batch. progress: bool. Keras progress in the log.
+    """
+
+    def __init__(self, experiment_dir: str, index: int, gpu: str | None, threads: int | None, backend: str | None,
+                 batch_size: int = 16, progress: bool = True):
+        self.experiment_dir, self.index, self.gpu, self.threads = experiment_dir, index, gpu, threads
+        self.backend, self.batch_size, self.progress = backend, batch_size, progress
+
+    def __call__(self) -> list[str]:
+        pin_worker(self.gpu, self.threads, self.backend)
+        from kequireg.experiments.grid import load_settings, run_experiment
+
+        label = f"worker {self.index}"
+        settings = load_settings(self.experiment_dir)
+        owner = claims.Owner.current(label=label, log=job_log())
+        specs = run_experiment(self.experiment_dir, settings, batch_size=self.batch_size, progress=self.progress,
+                               log=worker_log(label), owner=owner)
+        return [s.name for s in specs]
+
+
+class RunTask(submitit.helpers.Checkpointable):
+    """One SLURM array task: claims and trains one named run (resuming it), then evaluates it.
+
+    Args:
+        experiment_dir: str. The experiment folder, on a file system the nodes share.
+        backend: str or None. ``KERAS_BACKEND`` of the task.
+        threads: int or None. CPU threads; None = ``$SLURM_CPUS_PER_TASK`` when set.
+        batch_size: int. Evaluation batch. progress: bool. Keras progress in the log.
+    """
+
+    def __init__(self, experiment_dir: str, backend: str | None, threads: int | None, batch_size: int = 16,
+                 progress: bool = True):
+        self.experiment_dir, self.backend, self.threads = experiment_dir, backend, threads
+        self.batch_size, self.progress = batch_size, progress
+
+    def __call__(self, name: str) -> str:
+        threads = self.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", 0) or 0) or None
+        pin_worker(None, threads, self.backend)
+        from kequireg.experiments.grid import load_settings, run_experiment, run_states
+
+        settings = load_settings(self.experiment_dir)
+        owner = claims.Owner.current(label="SLURM task", log=job_log())
+        run_experiment(self.experiment_dir, settings, batch_size=self.batch_size, progress=self.progress,
+                       log=worker_log(f"task {name}"), owner=owner, names=(name,))
+        return next(s.status for s in run_states(self.experiment_dir, settings) if s.spec.name == name)
