@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cli.options import backend_option
-from kequireg.evaluation.export_model import EXPORT_FORMATS
+from kequireg.settings import EXPORT_FORMATS
 
 
 @click.command("export")

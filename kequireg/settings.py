@@ -94,3 +94,11 @@ THESIS_FRACTIONS = (0.01, 0.05, 0.1, 1.0)
 THESIS_LABEL_SEEDS = (0, 1, 2)
 THESIS_REPEATS = 3
 REPEAT_SEED_STRIDE = 1000  # training seed = base + 1000 * repeat + label seed
+
+# ---- inference ---------------------------------------------------------------------------------
+TTA_POLICIES = ("flips", "weak", "strong")
+DEFAULT_TTA_POLICY = "flips"
+POSTPROCESS_MODES = ("none", "brats")
+ET_MIN_VOLUME = 500.0  # mm³: enhancing tumour below this becomes necrosis (Isensee et al. 2018: 500 voxels of 1 mm³)
+MIN_COMPONENT_VOLUME = 200.0  # mm³: whole-tumour components smaller than this are removed
+EXPORT_FORMATS = {"savedmodel": "tf_saved_model", "onnx": "onnx"}  # kequireg name -> Keras model.export format

@@ -34,7 +34,7 @@ import shutil
 from pathlib import Path
 
 # kequireg's format name -> Keras's ``model.export(format=...)``
-EXPORT_FORMATS: dict[str, str] = {"savedmodel": "tf_saved_model", "onnx": "onnx"}
+from kequireg.settings import EXPORT_FORMATS  # noqa: E402  (re-exported)
 # (backend, format) -> Python packages the export needs
 _NEEDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("tensorflow", "savedmodel"): ("tensorflow",),

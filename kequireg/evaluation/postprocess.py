@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-POSTPROCESS: tuple[str, ...] = ("none", "brats")
-ET_MIN_VOLUME = 500.0         # mm³: Isensee et al. 2018 relabel ET below 500 voxels (1 mm³ each)
-MIN_COMPONENT_VOLUME = 200.0  # mm³: whole-tumour components smaller than this are removed
+from kequireg.settings import ET_MIN_VOLUME, MIN_COMPONENT_VOLUME  # noqa: E402  (re-exported)
+from kequireg.settings import POSTPROCESS_MODES as POSTPROCESS  # noqa: E402
 _ET, _NECROSIS = 3, 1
 
 

@@ -30,8 +30,7 @@ import numpy as np
 from kequireg.evaluation.inference import predict_probabilities
 from kequireg.vocabulary import REGIONS
 
-TTA_POLICIES: tuple[str, ...] = ("flips", "weak", "strong")
-DEFAULT_TTA_POLICY = "flips"
+from kequireg.settings import DEFAULT_TTA_POLICY, TTA_POLICIES  # noqa: E402  (re-exported)
 _EPS = 1e-7
 _FLIPS = ([{"op": "FlipLR", "flip": True}], [{"op": "FlipUD", "flip": True}],
           [{"op": "FlipLR", "flip": True}, {"op": "FlipUD", "flip": True}])
