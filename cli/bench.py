@@ -11,6 +11,7 @@ WORKLOADS: dict[str, tuple[str, str, str]] = {
     "preprocess": ("cli.bench_preprocess", "preprocess", "N4 + equalization time per brats-preset case."),
     "train-step": ("cli.bench_train", "train_step", "EquiReg (2+6) step time vs a supervised step of 8."),
     "pipeline": ("cli.bench_train", "pipeline", "fit throughput: real PyDataset vs in-memory arrays."),
+    "grid": ("cli.bench_grid", "grid", "Study-grid runs/hour: sequential vs the local executor's workers."),
 }
 
 

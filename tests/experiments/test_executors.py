@@ -5,6 +5,7 @@ The trained grids are 4 tiny runs (tiny model, 4 steps, a 5-case store); the slo
 """
 
 import dataclasses
+import importlib.util
 import json
 import os
 import signal
@@ -20,6 +21,8 @@ from kequireg.experiments.grid import (ExperimentSettings, describe_states, eval
                                        plan_grid, run_dir, run_states)
 from kequireg.training.config import TrainConfig
 
+needs_submitit = pytest.mark.skipif(importlib.util.find_spec("submitit") is None,
+                                    reason="submitit (pip install 'kequireg[cluster]') is not installed")
 # each local worker's CPU share, which the sequential reference must match for equal floats
 THREADS = max(1, executors.cpu_count() // 2)
 
@@ -106,6 +109,7 @@ def test_missing_submitit_names_the_cluster_extra(tmp_path, monkeypatch):
     assert not (tmp_path / "exp").exists()  # refused before any work
 
 
+@needs_submitit
 def test_slurm_submission_writes_one_job_array_with_our_sbatch_parameters(tmp_path, monkeypatch):
     """The real SlurmExecutor up to `sbatch`, which is replaced by an echo of its usual answer."""
     from submitit.slurm.slurm import SlurmExecutor
@@ -165,6 +169,7 @@ def test_two_experiment_commands_on_one_folder_never_train_the_same_run(sequenti
     assert any("Budget: steps" in out for _, out, _ in outputs)  # whichever finished last aggregated
 
 
+@needs_submitit
 @pytest.mark.slow
 def test_local_executor_killed_midway_resumes_and_matches_sequential(sequential, grid_store, tmp_path):
     reference, outputs = sequential
@@ -191,6 +196,7 @@ def test_local_executor_killed_midway_resumes_and_matches_sequential(sequential,
     assert result.stdout in [out for _, out, _ in outputs] and "Budget: steps" in result.stdout
 
 
+@needs_submitit
 @pytest.mark.slow
 def test_slurm_task_trains_its_run_through_submitits_debug_cluster(grid_store, tmp_path):
     settings = load_or_save_settings(tmp_path, _settings(data=str(grid_store), jit_compile="off", val_slices=8))
