@@ -66,13 +66,13 @@ def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, e
       kequireg experiment study/ --data brats.h5 --executor slurm --slurm-partition gpu --slurm-time 12:00:00
     """
     from kequireg.experiments.aggregate import markdown_tables
-    from kequireg.experiments.grid import EXPERIMENT_FILE, ExperimentSettings, load_settings
+    from kequireg.experiments.grid import ExperimentSettings, load_settings
     from kequireg.experiments.study import run_study
     from kequireg.training.config import TrainConfig
 
     try:
-        if status_only and (experiment_dir / EXPERIMENT_FILE).is_file():
-            settings = load_settings(experiment_dir)
+        if status_only:
+            settings = load_settings(experiment_dir)  # FileNotFoundError: no experiment there yet
         else:
             settings = ExperimentSettings(
                 template=TrainConfig(data=str(data) if data else None, **training),
@@ -87,6 +87,8 @@ def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, e
         if study.failed:
             raise click.ClickException(f"{len(study.failed)} run(s) failed (see above); fix the cause and re-run "
                                        "with --retry-failed")
+        if executor.kind != "slurm" and not status_only and any(s.status == "pending" for s in study.states):
+            raise click.ClickException("runs are still pending after every worker ended (see the workers' logs above)")
         return
     click.echo(markdown_tables(study.summary))
     click.echo(study.settings.describe_budget())

@@ -92,6 +92,9 @@ class ExecutorOptions:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None. Received: {name}={value!r}")
+        if self.parallel is not None and self.kind != "local":
+            raise ValueError(f"parallel applies to the local executor (--executor local). Received: "
+                             f"parallel={self.parallel} with executor={self.kind!r}")
         if not isinstance(self.gpus_per_run, int) or self.gpus_per_run < 0:
             raise ValueError(f"gpus_per_run must be a non-negative integer. Received: gpus_per_run={self.gpus_per_run!r}")
         parse_slurm_time(self.slurm_time)
