@@ -90,6 +90,5 @@ def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, e
         if executor.kind != "slurm" and not status_only and any(s.status == "pending" for s in study.states):
             raise click.ClickException("runs are still pending after every worker ended (see the workers' logs above)")
         return
-    click.echo(markdown_tables(study.summary))
-    click.echo(study.settings.describe_budget())
+    click.echo(markdown_tables(study.summary))  # its last line: the budget rule
     click.echo(f"results in {experiment_dir}/results.md, summary.csv, bridging.csv", err=True)

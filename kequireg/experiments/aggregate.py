@@ -156,6 +156,8 @@ def markdown_tables(summary: dict) -> str:
     if footnote:
         lines += ["n/a: the 100% baseline is not better than the baseline at p (gap = Baseline_100% − Baseline_p ≤ 0), "
                   "so there is no gap to bridge. †: the gap's interval includes 0, so the coefficient's interval is unreliable."]
+    if summary.get("budget"):
+        lines.append(summary["budget"])  # the budget rule every run trained under (ExperimentSettings.describe_budget)
     return "\n".join(lines) + "\n"
 
 
@@ -202,7 +204,7 @@ def aggregate(experiment_dir: str | os.PathLike, settings: ExperimentSettings | 
     rows = collect(experiment_dir, settings)
     if not rows:
         raise FileNotFoundError(f"no evaluated runs in {str(experiment_dir)!r} yet; run `kequireg experiment` first.")
-    summary = {"split": settings.split, **summarize_experiment(rows, seed=seed)}
+    summary = {"split": settings.split, "budget": settings.describe_budget(), **summarize_experiment(rows, seed=seed)}
     cells, bridges = _flat(summary)
     write_csv_rows(experiment_dir / "per_patient.csv", rows)
     write_csv_rows(experiment_dir / "runs.csv", run_means(rows))

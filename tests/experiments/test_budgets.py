@@ -65,3 +65,4 @@ def test_the_rule_is_printed_under_the_results_table(grid_store, tmp_path, write
     assert "| equireg | 10% |" in table
     assert budget == ("Budget: labeled-exposure — every method sees up to 1200 labeled slices (baseline 300 steps × 4, "
                       "equireg 600 steps × 2); early stopping after 10 validations without a better validation CE.")
+    assert (tmp_path / "results.md").read_text().rstrip().endswith(budget)  # and in the results file
