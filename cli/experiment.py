@@ -6,16 +6,16 @@ from pathlib import Path
 
 import click
 
-from cli.options import backend_option, executor_options, float_list, int_list, progress_option
+from cli.options import backend_option, executor_options, float_list, int_list, method_list, progress_option
 from kequireg import settings as defaults
-from kequireg.experiments.budgets import BUDGETS
 
 
 @click.command()
 @click.argument("experiment_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Slice store (.h5). [default: the embedded demo dataset]")
-@click.option("--methods", type=click.Choice(("both",) + defaults.METHODS), default="both", show_default=True)
+@click.option("--methods", default="baseline,equireg", show_default=True, callback=method_list,
+              help=f"Methods to compare, comma-separated, from: {', '.join(defaults.METHODS)} ('both' = baseline,equireg).")
 @click.option("--fractions", default=",".join(f"{f:g}" for f in defaults.THESIS_FRACTIONS), show_default=True,
               callback=float_list(0, 1), help="Labeled fractions (comma-separated).")
 @click.option("--label-seeds", default=",".join(map(str, defaults.THESIS_LABEL_SEEDS)), show_default=True,
@@ -37,7 +37,7 @@ from kequireg.experiments.budgets import BUDGETS
 @click.option("--seed", type=int, default=0, show_default=True, help="Base training seed (each repeat adds 1000).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Slices per forward pass in evaluation.")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end (needs matplotlib).")
-@click.option("--budget", type=click.Choice(BUDGETS), default=None,
+@click.option("--budget", type=click.Choice(defaults.BUDGETS), default=None,
               help="How long each method trains: the same steps, the same labeled slices seen, or each run to "
               "early stopping (docs/scaling.md). [default: converge on real data, steps on the demo data]")
 @click.option("--status", "status_only", is_flag=True, default=False,
@@ -76,7 +76,7 @@ def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, e
         else:
             settings = ExperimentSettings(
                 template=TrainConfig(data=str(data) if data else None, **training),
-                methods=("baseline", "equireg") if methods == "both" else (methods,), fractions=fractions,
+                methods=methods, fractions=fractions,
                 label_seeds=label_seeds, repeats=repeats, equireg_full=equireg_full, split=split, budget=budget,
             )
         study = run_study(experiment_dir, settings, executor=executor, status_only=status_only, batch_size=batch_size,

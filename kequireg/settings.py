@@ -94,6 +94,8 @@ THESIS_FRACTIONS = (0.01, 0.05, 0.1, 1.0)
 THESIS_LABEL_SEEDS = (0, 1, 2)
 THESIS_REPEATS = 3
 REPEAT_SEED_STRIDE = 1000  # training seed = base + 1000 * repeat + label seed
+EXECUTORS = ("sequential", "local", "slurm")  # how the grid's runs are scheduled (kequireg.experiments.executors)
+BUDGETS = ("steps", "labeled-exposure", "converge")  # the step-budget rule of a comparison (experiments.budgets)
 
 # ---- inference ---------------------------------------------------------------------------------
 TTA_POLICIES = ("flips", "weak", "strong")

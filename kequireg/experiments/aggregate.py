@@ -64,6 +64,22 @@ def score_matrix(rows: list[dict], method: str, fraction: float, metric: str) ->
     return matrix, runs, patients
 
 
+REFERENCE = "baseline"  # every other method is compared with the supervised baseline
+
+
+def compared_methods(rows: list[dict]) -> list[str]:
+    """The methods compared with the baseline, in ``settings.METHODS`` order."""
+    from kequireg.settings import METHODS
+
+    present = {r["method"] for r in rows}
+    return [m for m in METHODS if m in present and m != REFERENCE]
+
+
+def method_title(method: str) -> str:
+    """How tables name a method: the thesis's "EquiReg", the others as given."""
+    return "EquiReg" if method == "equireg" else method
+
+
 def summarize_experiment(rows: list[dict], seed: int = 0, n_boot: int = 10_000) -> dict:
     """Means with 95% intervals per (method, fraction) and bridging coefficients per fraction."""
     cells = sorted({(r["method"], r["fraction"]) for r in rows}, key=lambda c: (c[1], c[0]))
@@ -79,24 +95,26 @@ def summarize_experiment(rows: list[dict], seed: int = 0, n_boot: int = 10_000) 
         summary.append(entry)
     differences, bridging = [], []
     has = {(r["method"], r["fraction"]) for r in rows}
-    for fraction in sorted({f for _, f in cells}):
-        if not {("equireg", fraction), ("baseline", fraction)} <= has:
-            continue
-        entry = {"fraction": fraction}
-        for metric in (*BRIDGING_METRICS, "hd95_wt", "hd95_tc", "hd95_et", "equivariance_dice"):
-            e, b = (_paired(rows, m, fraction, metric) for m in ("equireg", "baseline"))
-            if e is not None and b is not None:
-                entry[metric] = bootstrap_difference(e, b, seed=seed, n_boot=n_boot).as_dict()
-        differences.append(entry)
-        if fraction >= 1.0 or ("baseline", 1.0) not in has:
-            continue
-        entry = {"fraction": fraction}
-        for metric in BRIDGING_METRICS:
-            e, b, f = (_paired(rows, m, fr, metric) for m, fr in (("equireg", fraction), ("baseline", fraction), ("baseline", 1.0)))
-            entry[metric] = bootstrap_bridging(e, b, f, seed=seed, n_boot=n_boot).as_dict()
-            # the gap Baseline_100% - Baseline_p: the coefficient is only meaningful when it is clearly > 0
-            entry[metric]["gap"] = bootstrap_difference(f, b, seed=seed, n_boot=n_boot).as_dict()
-        bridging.append(entry)
+    for method in compared_methods(rows):
+        for fraction in sorted({f for _, f in cells}):
+            if not {(method, fraction), (REFERENCE, fraction)} <= has:
+                continue
+            entry = {"method": method, "fraction": fraction}
+            for metric in (*BRIDGING_METRICS, "hd95_wt", "hd95_tc", "hd95_et", "equivariance_dice"):
+                e, b = (_paired(rows, m, fraction, metric) for m in (method, REFERENCE))
+                if e is not None and b is not None:
+                    entry[metric] = bootstrap_difference(e, b, seed=seed, n_boot=n_boot).as_dict()
+            differences.append(entry)
+            if fraction >= 1.0 or (REFERENCE, 1.0) not in has:
+                continue
+            entry = {"method": method, "fraction": fraction}
+            for metric in BRIDGING_METRICS:
+                e, b, f = (_paired(rows, m, fr, metric) for m, fr in ((method, fraction), (REFERENCE, fraction),
+                                                                       (REFERENCE, 1.0)))
+                entry[metric] = bootstrap_bridging(e, b, f, seed=seed, n_boot=n_boot).as_dict()
+                # the gap Baseline_100% - Baseline_p: the coefficient is only meaningful when it is clearly > 0
+                entry[metric]["gap"] = bootstrap_difference(f, b, seed=seed, n_boot=n_boot).as_dict()
+            bridging.append(entry)
     return {"cells": summary, "differences": differences, "bridging": bridging}
 
 
@@ -129,17 +147,24 @@ def markdown_tables(summary: dict) -> str:
     lines += ["", "| method | labeled | HD95 WT (mm) | HD95 TC (mm) | HD95 ET (mm) |", "|---|---:|---|---|---|"]
     for c in summary["cells"]:
         lines.append(f"| {c['method']} | {c['fraction']:.0%} | " + " | ".join(_fmt(c.get(m), 1) for m in ("hd95_wt", "hd95_tc", "hd95_et")) + " |")
-    if summary.get("differences"):
-        lines += ["", "EquiReg − baseline (paired by patient):", "",
+    methods = list(dict.fromkeys(d.get("method", "equireg") for d in summary.get("differences", [])))
+    for method in methods:
+        title = method_title(method)
+        lines += ["", f"{title} − baseline (paired by patient):", "",
                   "| labeled | " + " | ".join(f"Dice {LABELS[m]}" for m in BRIDGING_METRICS) + " | equivariance Dice |",
                   "|---:|" + "---|" * (len(BRIDGING_METRICS) + 1)]
         for d in summary["differences"]:
-            lines.append(f"| {d['fraction']:.0%} | " + " | ".join(_fmt(d.get(m), 3, signed=True) for m in (*BRIDGING_METRICS, "equivariance_dice")) + " |")
+            if d.get("method", "equireg") == method:
+                lines.append(f"| {d['fraction']:.0%} | " + " | ".join(_fmt(d.get(m), 3, signed=True)
+                                                                  for m in (*BRIDGING_METRICS, "equivariance_dice")) + " |")
     footnote = False
-    if summary["bridging"]:
-        lines += ["", "Bridging coefficient (EquiReg_p − Baseline_p) / (Baseline_100% − Baseline_p):", "",
+    for method in list(dict.fromkeys(b.get("method", "equireg") for b in summary["bridging"])):
+        title = method_title(method)
+        lines += ["", f"Bridging coefficient ({title}_p − Baseline_p) / (Baseline_100% − Baseline_p):", "",
                   "| labeled | " + " | ".join(LABELS[m] for m in BRIDGING_METRICS) + " |", "|---:|" + "---|" * len(BRIDGING_METRICS)]
         for b in summary["bridging"]:
+            if b.get("method", "equireg") != method:
+                continue
             cells = []
             for m in BRIDGING_METRICS:
                 gap = b[m]["gap"]
@@ -170,7 +195,7 @@ def _flat(summary: dict) -> tuple[list[dict], list[dict]]:
                 row.update({f"{m}_{k}": v for k, v in c[m].items()})
         cells.append(row)
     for b in summary["bridging"]:
-        row = {"fraction": b["fraction"]}
+        row = {"method": b.get("method", "equireg"), "fraction": b["fraction"]}
         for m in BRIDGING_METRICS:
             row.update({f"{m}_{k}": v for k, v in b[m].items() if k != "gap"})
             row.update({f"{m}_gap_{k}": v for k, v in b[m]["gap"].items()})

@@ -30,7 +30,7 @@ import math
 
 from kequireg.settings import BATCH_DEFAULTS, DEMO_DEFAULTS, THESIS_DEFAULTS
 
-BUDGETS = ("steps", "labeled-exposure", "converge")
+from kequireg.settings import BUDGETS  # noqa: E402  (re-exported)
 # The cap of a converging run when the template sets no max_steps (200 validations of 500 steps
 # on real data; 60 of 50 on the demo data).
 CONVERGE_MAX_STEPS = {"real": 100_000, "demo": 3_000}

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from kequireg.io import atomic_write_json
 
-EXECUTORS = ("sequential", "local", "slurm")
+from kequireg.settings import EXECUTORS  # noqa: E402  (re-exported)
 CLUSTER_EXTRA = "pip install 'kequireg[cluster]'"
 # submitit's LocalExecutor kills a job after timeout_min (2 minutes unless set): a week.
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60

@@ -106,7 +106,9 @@ def bridging_bars(summary: dict, out_dir: Path) -> Path | None:
     if not summary["bridging"]:
         return None
     plt = _pyplot()
-    entries = summary["bridging"]
+    methods = [e.get("method", "equireg") for e in summary["bridging"]]
+    primary = "equireg" if "equireg" in methods else methods[0]  # the figure shows one method's coefficients
+    entries = [e for e in summary["bridging"] if e.get("method", "equireg") == primary]
     width = 0.8 / len(BRIDGING_METRICS)
     fig, ax = plt.subplots(figsize=(1.6 + 1.8 * len(entries), 3.4))
     cmap = plt.get_cmap("Set2")
@@ -133,7 +135,7 @@ def bridging_bars(summary: dict, out_dir: Path) -> Path | None:
     ax.set_xlim(-0.6, len(entries) - 0.4)
     ax.set_xticklabels([f"{e['fraction']:.0%} labeled" for e in entries])
     ax.set_ylabel("bridging coefficient (95% CI)")
-    ax.set_title("share of the gap to 100% labels closed by EquiReg")
+    ax.set_title(f"share of the gap to 100% labels closed by {'EquiReg' if primary == 'equireg' else primary}")
     ax.legend(handles, [LABELS[m] for m in BRIDGING_METRICS], fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     ax.text(1.0, -0.3, "hatched: gap interval includes 0; n/a: no gap", transform=ax.transAxes, ha="right", fontsize=7)
     return _save(fig, out_dir / "bridging.png")

@@ -72,7 +72,8 @@ class ExperimentSettings:
         fractions: labeled fractions. Defaults to the thesis's 0.01, 0.05, 0.1, 1.0.
         label_seeds: label-selection seeds. Defaults to 0, 1, 2.
         repeats: training repeats per (method, fraction, label seed). Defaults to 3.
-        equireg_full: also run EquiReg at fraction 1.0 (the thesis did). Defaults to True.
+        equireg_full: also run the semi-supervised methods at fraction 1.0 (the thesis ran EquiReg
+            there). Defaults to True.
         split: held-out patients to evaluate on, "val" or "test"; None = the store's test
             patients, or (said loudly) its validation patients when it has none. Resolved
             when the experiment starts (``resolve_split``) and saved resolved.
@@ -160,7 +161,7 @@ def plan_grid(settings: ExperimentSettings) -> list[RunSpec]:
         for label_seed in seeds:
             for repeat in range(settings.repeats):
                 for method in settings.methods:
-                    if method == "equireg" and fraction >= 1.0 and not settings.equireg_full:
+                    if method != "baseline" and fraction >= 1.0 and not settings.equireg_full:
                         continue
                     specs.append(RunSpec(method, fraction, label_seed, repeat))
     return specs

@@ -117,26 +117,30 @@ def split_note(split: str) -> str:
 
 def verdict(summary: dict) -> str:
     """Plain sentences: did EquiReg beat the baseline (paired difference and its interval), and bridging."""
+    from kequireg.experiments.aggregate import method_title
+
     lines = []
     for d in summary.get("differences", []):
         if "dice" not in d:
             continue
-        diff = d["dice"]
+        diff, name = d["dice"], method_title(d.get("method", "equireg"))
         if diff["ci_low"] > 0:
-            word = "EquiReg beat the baseline"
+            word = f"{name} beat the baseline"
         elif diff["ci_high"] < 0:
-            word = "EquiReg did worse than the baseline"
+            word = f"{name} did worse than the baseline"
         else:
-            word = "no conclusive difference between EquiReg and the baseline"
-        lines.append(f"At {d['fraction']:.0%} labels: {word} on collective Dice: EquiReg − baseline = {diff['mean']:+.3f} "
+            word = f"no conclusive difference between {name} and the baseline"
+        lines.append(f"At {d['fraction']:.0%} labels: {word} on collective Dice: {name} − baseline = {diff['mean']:+.3f} "
                      f"(95% CI [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]).")
     for bridge in summary["bridging"]:
         s, gap = bridge["dice"], bridge["dice"]["gap"]
+        method = bridge.get("method", "equireg")
+        of = "" if method == "equireg" else f" of {method}"
         if gap["mean"] <= 0:
-            lines.append(f"Bridging at {bridge['fraction']:.0%}: not defined, the 100% baseline is not better than the "
+            lines.append(f"Bridging{of} at {bridge['fraction']:.0%}: not defined, the 100% baseline is not better than the "
                          f"{bridge['fraction']:.0%} baseline (gap {gap['mean']:+.3f}, 95% CI [{gap['ci_low']:+.3f}, {gap['ci_high']:+.3f}]).")
         else:
             caveat = " (the gap's interval includes 0, so this interval is unreliable)" if gap["ci_low"] <= 0 else ""
-            lines.append(f"Bridging coefficient at {bridge['fraction']:.0%} (collective Dice): {s['mean']:.2f} "
+            lines.append(f"Bridging coefficient{of} at {bridge['fraction']:.0%} (collective Dice): {s['mean']:.2f} "
                          f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}]{caveat}.")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -75,3 +75,23 @@ def test_aggregate_without_results_says_so(tmp_path):
     load_or_save_settings(tmp_path, ExperimentSettings(fractions=(0.1,), repeats=1))
     with pytest.raises(FileNotFoundError, match="kequireg experiment"):
         aggregate(tmp_path)
+
+
+def test_every_method_is_compared_with_the_baseline(tmp_path, write_fake_results):
+    """--methods baseline,equireg,fixmatch: a paired-difference and a bridging table per method."""
+    from kequireg.experiments.aggregate import aggregate, markdown_tables
+    from kequireg.io import read_csv_rows
+
+    settings = ExperimentSettings(methods=("baseline", "equireg", "fixmatch"), fractions=(0.1, 1.0), label_seeds=(0,),
+                                  repeats=1, equireg_full=False)
+    level = {("baseline", 0.1): 0.5, ("equireg", 0.1): 0.6, ("fixmatch", 0.1): 0.55, ("baseline", 1.0): 0.8}
+    write_fake_results(tmp_path, settings, lambda s, p: level[(s.method, s.fraction)] + 0.01 * p)
+    summary = aggregate(tmp_path)
+    by_method = {d["method"]: d["dice"]["mean"] for d in summary["differences"]}
+    assert by_method == pytest.approx({"equireg": 0.1, "fixmatch": 0.05})
+    bridging = {b["method"]: b["dice"]["mean"] for b in summary["bridging"]}
+    assert bridging == pytest.approx({"equireg": 0.1 / 0.3, "fixmatch": 0.05 / 0.3})
+    text = markdown_tables(summary)
+    assert "EquiReg − baseline (paired by patient):" in text and "fixmatch − baseline (paired by patient):" in text
+    assert "(fixmatch_p − Baseline_p)" in text
+    assert {r["method"] for r in read_csv_rows(tmp_path / "bridging.csv")} == {"equireg", "fixmatch"}
