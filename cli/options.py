@@ -69,6 +69,17 @@ def float_list(low: float, high: float):
     return parse
 
 
+def method_list(ctx, param, value):
+    """A click callback parsing ``"baseline,equireg,fixmatch"`` into a tuple of known methods."""
+    from kequireg.settings import METHODS
+
+    names = ("baseline", "equireg") if value.strip() == "both" else tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [n for n in names if n not in METHODS]
+    if not names or unknown:
+        raise click.BadParameter(f"methods must be a comma-separated list of {', '.join(METHODS)}. Received: {value!r}")
+    return names
+
+
 def int_list(ctx, param, value):
     """A click callback parsing ``"0,1,2"`` into a non-empty tuple of ints."""
     try:
@@ -174,8 +185,8 @@ def inference_options(save_probabilities: bool = False):
     """
     import functools
 
-    from kequireg.evaluation.postprocess import ET_MIN_VOLUME, MIN_COMPONENT_VOLUME, POSTPROCESS
-    from kequireg.evaluation.tta import DEFAULT_TTA_POLICY, TTA_POLICIES
+    from kequireg.settings import DEFAULT_TTA_POLICY, ET_MIN_VOLUME, MIN_COMPONENT_VOLUME, TTA_POLICIES
+    from kequireg.settings import POSTPROCESS_MODES as POSTPROCESS
 
     names = ["tta", "tta_policy", "tta_seed", "uncertainty", "postprocess", "et_min_volume", "min_component_volume"]
     decorators = [
