@@ -14,7 +14,8 @@ from cli.options import backend_option, progress_option
               show_default=True, help="Output folder (runs, tables, figures); re-running resumes.")
 @click.option("--label-seeds", type=click.IntRange(min=1), default=2, show_default=True,
               help="How many label-selection seeds at 10% labels.")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Training steps per run. [default: the trainer's demo budget]")
+@click.option("--max-steps", type=click.IntRange(min=1), default=300, show_default=True,
+              help="The baseline's steps per run; EquiReg gets as many labeled slices (2 per step against 4: twice the steps).")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures (needs matplotlib).")
 @backend_option
 @progress_option
