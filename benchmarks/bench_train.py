@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py train-step [--backend jax] [--model fc-densenet56 --size 64]
     python benchmarks/bench_train.py pipeline   [--backend torch] [--data STORE.h5]
 
-Prints the EquiReg (2+6) / supervised (8) step-time ratio (target <= 1.35) and the
+Prints each method's (2+6) / supervised (8) step-time ratio (EquiReg's target <= 1.35) and the
 real-PyDataset / in-memory fit throughput ratio (target >= 0.95), measured in one process.
 Runs ``kequireg.bench.train.run_train_step`` / ``run_pipeline``, the code of ``kequireg bench``.
 """
@@ -21,6 +21,9 @@ def main(argv=None) -> None:
     step = workloads.add_parser("train-step", help="EquiReg step (2+6) vs a supervised step of 8.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     step.add_argument("--size", type=int, default=64, help="Image height = width.")
+    step.add_argument("--methods", type=lambda v: tuple(m for m in v.split(",") if m),
+                      default=("equireg", "mean-teacher", "fixmatch"),
+                      help="Comma-separated methods (and equireg-ema) timed against the supervised step.")
     pipe = workloads.add_parser("pipeline", help="fit throughput: real PyDataset vs in-memory arrays.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     pipe.add_argument("--data", default=None, help="Slice store. Default: the demo data set (64x64).")

@@ -6,6 +6,8 @@ import click
 
 from cli.options import backend_option
 
+STEP_METHODS = "equireg,mean-teacher,fixmatch"
+
 
 @click.command("train-step")
 @backend_option
@@ -13,11 +15,20 @@ from cli.options import backend_option
 @click.option("--size", type=click.IntRange(min=32), default=64, show_default=True, help="Image height = width.")
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="Steps per timed fit.")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
-def train_step(backend, preset, size, steps, repeats):
-    """EquiReg step (2 labeled + 6 unlabeled) vs a supervised step of 8 labeled slices."""
-    from kequireg.bench.train import run_train_step
+@click.option("--methods", default=STEP_METHODS, show_default=True,
+              help="Comma-separated semi-supervised methods (and equireg-ema: EquiReg with --teacher ema, whose "
+              "step against equireg's is the EMA update's cost), each timed against the supervised step.")
+def train_step(backend, preset, size, steps, repeats, methods):
+    """Each method's step (2 labeled + 6 unlabeled) vs a supervised step of 8 labeled slices."""
+    from kequireg.bench.train import run_train_step, step_contender
 
-    run_train_step(preset, size, steps, repeats, echo=click.echo)
+    names = tuple(m.strip() for m in methods.split(",") if m.strip())
+    try:
+        for name in names or ("",):
+            step_contender(name)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--methods") from None
+    run_train_step(preset, size, steps, repeats, echo=click.echo, methods=names)
 
 
 @click.command("pipeline")

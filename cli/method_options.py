@@ -28,7 +28,7 @@ def method_options(func):
         click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=defaults.EMA_DECAY,
                      show_default=True, help="EMA teacher decay, warmed up as min(1 - 1/step, decay)."),
         click.option("--eval-weights", type=click.Choice(defaults.EVAL_WEIGHTS), default=None,
-                     help=f"Weights validated and saved as best.keras (ema needs --teacher ema). {FROM_METHOD}"),
+                     help=f"Weights validated and saved as best.keras (ema: an EMA of the student's). {FROM_METHOD}"),
         click.option("--consistency", type=click.Choice(defaults.CONSISTENCY_LOSSES), default=None,
                      help="KL to the warped teacher (thesis), CE to its hard labels (pseudo-ce, FixMatch) or MSE "
                      f"of probabilities (Mean Teacher). {FROM_METHOD}"),

@@ -2,7 +2,10 @@
 
 train-step: the EquiReg step (2 labeled + 6 unlabeled: 14 forwards, 8 backwards) against a
 supervised step of 8 labeled slices (8 + 8), same network preset, backend and process.
-Ideal compute ratio ≈ 1.25; target ≤ 1.35.
+Ideal compute ratio ≈ 1.25; target ≤ 1.35. The other named methods' steps (by default
+mean-teacher and fixmatch; unimatch-lite too, with CutMix boxes in its batches) are timed
+against the same supervised step, and ``equireg-ema`` (EquiReg with ``--teacher ema``) against
+the EquiReg step gives the cost of the EMA teacher's update (target ≤ 5%).
 
 pipeline: ``fit`` throughput with the real PyDataset (slice store → weak/strong warps in worker
 threads) against the same batches precomputed in memory (served by a PyDataset doing no work);
@@ -55,9 +58,12 @@ def fixed_batches(batches: list, workers: int = 1):
     return FixedBatches()
 
 
-def random_batches(n: int, labeled: int, unlabeled: int, shape: tuple[int, int, int], seed: int) -> list[dict]:
-    """``n`` batch dicts of ``EquiRegModel`` with random images (strong warps of the unlabeled part)."""
+def random_batches(n: int, labeled: int, unlabeled: int, shape: tuple[int, int, int], seed: int,
+                   mix: bool = False) -> list[dict]:
+    """``n`` batch dicts of ``EquiRegModel`` with random images (strong warps of the unlabeled part;
+    ``mix``: CutMix partners and boxes too)."""
     import augment
+    from kequireg.training import cutmix
 
     rng = np.random.default_rng(seed)
     h, w, c = shape
@@ -71,6 +77,8 @@ def random_batches(n: int, labeled: int, unlabeled: int, shape: tuple[int, int, 
             x = rng.uniform(0, 1, (unlabeled, h, w, c)).astype("float32")
             grid = augment.strong().sample_grids((h, w), [seed * 1000 + i * 10 + k for k in range(unlabeled)])
             batch.update(unlabeled=x, strong=augment.warp_image(x, grid), grid=grid)
+            if mix:
+                batch["mix_index"], batch["mix_box"] = cutmix.sample_boxes(rng, unlabeled, h, w, prob=0.5)
         out.append(batch)
     return out
 
@@ -86,15 +94,18 @@ def _keras_auto_jit(backend: str) -> str:
     return "off"
 
 
-def build_model(preset: str, shape: tuple[int, int, int], seed: int = 0):
-    """The compiled ``EquiRegModel`` of ``preset`` (float32, Adam 1e-3) that both contenders train."""
+def build_model(preset: str, shape: tuple[int, int, int], seed: int = 0, **overrides):
+    """The compiled ``EquiRegModel`` of ``preset`` (float32, Adam 1e-3) that the contenders train.
+
+    ``overrides``: ``TrainConfig`` fields (``method``, ``teacher``, ...); default EquiReg.
+    """
     import keras
 
     from kequireg.models import torch_fast
     from kequireg.training.config import TrainConfig
     from kequireg.training.run import build_training_model
 
-    config = TrainConfig(model=preset, seed=seed, jit_compile=_keras_auto_jit(keras.backend.backend()))
+    config = TrainConfig(model=preset, seed=seed, jit_compile=_keras_auto_jit(keras.backend.backend()), **overrides)
     config.validate()
     model = build_training_model(config, shape)
     torch_fast.accelerate(model.network, tune_allocator=True)  # as `kequireg train` does
@@ -116,42 +127,77 @@ def _race(models: dict, datasets: dict, steps: int, repeats: int) -> dict[str, l
     return alternate({name: runner(name) for name in datasets}, repeats)
 
 
+# Train-step contenders besides the named methods: EquiReg with an EMA teacher (the EMA update's cost).
+STEP_VARIANTS = {"equireg-ema": {"method": "equireg", "teacher": "ema"}}
+DEFAULT_STEP_METHODS = ("equireg", "mean-teacher", "fixmatch")
+
+
+def step_contender(name: str) -> dict:
+    """The ``TrainConfig`` overrides of a train-step contender: a semi-supervised method or a ``STEP_VARIANTS`` name."""
+    from kequireg import settings
+
+    if name in STEP_VARIANTS:
+        return dict(STEP_VARIANTS[name])
+    if name in settings.METHODS and name not in settings.SUPERVISED_METHODS:
+        return {"method": name}
+    choices = [m for m in settings.METHODS if m not in settings.SUPERVISED_METHODS] + list(STEP_VARIANTS)
+    raise ValueError(f"train-step methods must be among {choices}. Received: {name!r}")
+
+
 def measure_train_step(preset: str = "fc-densenet56", size: int = 64, steps: int = 10, repeats: int = 3,
-                       log: Callable[[str], None] | None = None) -> dict:
-    """Time the EquiReg (2+6) and supervised (8) steps of ``preset`` at ``size`` x ``size`` x 4.
+                       log: Callable[[str], None] | None = None, methods=DEFAULT_STEP_METHODS) -> dict:
+    """Time each method's step (2+6) and the supervised step (8) of ``preset`` at ``size`` x ``size`` x 4.
+
+    Args:
+        methods: semi-supervised method names and/or ``STEP_VARIANTS`` names (``"equireg-ema"``).
 
     Returns:
-        dict: backend, preset, size, repeats, ``equireg_ms`` / ``supervised_ms`` (median step
-        times), ``ratio`` (median of the rounds' equireg/supervised ratios), ``low``, ``high``.
+        dict: backend, preset, size, repeats, ``supervised_ms``; ``methods``: per contender
+        ``ms`` (median step time), ``ratio`` (median of the rounds' method/supervised ratios),
+        ``low``, ``high``; ``ema_overhead`` (equireg-ema/equireg: ratio, low, high) when both ran;
+        and, when equireg ran, its ``equireg_ms`` / ``ratio`` / ``low`` / ``high`` at the top level.
     """
     import keras
 
     from kequireg.training.run import describe_device
 
+    overrides = {name: step_contender(name) for name in methods}
     shape = (size, size, 4)
-    (log or _log)(f"{describe_device()}; model {preset} at {size}x{size}x4, {steps} steps x {repeats} repeats")
-    data = {
-        "equireg": fixed_batches(random_batches(steps, 2, 6, shape, 1)),
-        "supervised": fixed_batches(random_batches(steps, 8, 0, shape, 2)),
-    }
-    times = _race({name: build_model(preset, shape) for name in data}, data, steps, repeats)
-    ratio, low, high = median_ratio(times["equireg"], times["supervised"])
-    return {
-        "backend": keras.backend.backend(), "preset": preset, "size": size, "repeats": repeats,
-        **{f"{name}_ms": 1000 * statistics.median(t) / steps for name, t in times.items()},
-        "ratio": ratio, "low": low, "high": high,
-    }
+    (log or _log)(f"{describe_device()}; model {preset} at {size}x{size}x4, {steps} steps x {repeats} repeats; "
+                  f"{', '.join(overrides)} vs supervised")
+    data = {"supervised": fixed_batches(random_batches(steps, 8, 0, shape, 2))}
+    models = {"supervised": build_model(preset, shape)}
+    for name, fields in overrides.items():
+        model = build_model(preset, shape, **fields)
+        models[name] = model
+        data[name] = fixed_batches(random_batches(steps, 2, 6, shape, 1, mix=fields.get("method") == "unimatch-lite"))
+    times = _race(models, data, steps, repeats)
+    result = {"backend": keras.backend.backend(), "preset": preset, "size": size, "repeats": repeats,
+              "supervised_ms": 1000 * statistics.median(times["supervised"]) / steps, "methods": {}}
+    for name in overrides:
+        ratio, low, high = median_ratio(times[name], times["supervised"])
+        result["methods"][name] = {"ms": 1000 * statistics.median(times[name]) / steps, "ratio": ratio, "low": low,
+                                   "high": high}
+    if "equireg" in overrides:
+        result.update(equireg_ms=result["methods"]["equireg"]["ms"],
+                      **{k: result["methods"]["equireg"][k] for k in ("ratio", "low", "high")})
+        if "equireg-ema" in overrides:
+            result["ema_overhead"] = median_ratio(times["equireg-ema"], times["equireg"])
+    return result
 
 
 def train_step_text(r: dict) -> str:
     """The lines ``kequireg bench train-step`` prints."""
-    return "\n".join([
-        f"backend {r['backend']}  model {r['preset']}  image {r['size']}x{r['size']}x4",
-        f"equireg step (2+6):   {r['equireg_ms']:8.1f} ms (median)",
-        f"supervised step (8):  {r['supervised_ms']:8.1f} ms (median)",
-        f"ratio equireg/supervised: {r['ratio']:.3f}  (median of {r['repeats']} rounds, range {r['low']:.3f}-{r['high']:.3f}; "
-        "target <= 1.35, ideal ~1.25)",
-    ])
+    lines = [f"backend {r['backend']}  model {r['preset']}  image {r['size']}x{r['size']}x4",
+             f"supervised step (8):       {r['supervised_ms']:8.1f} ms (median)"]
+    for name, m in r["methods"].items():
+        target = "; target <= 1.35, ideal ~1.25" if name == "equireg" else ""
+        lines.append(f"{name + ' step (2+6):':26s} {m['ms']:8.1f} ms  ratio to supervised {m['ratio']:.3f} "
+                     f"(median of {r['repeats']} rounds, range {m['low']:.3f}-{m['high']:.3f}{target})")
+    if "ema_overhead" in r:
+        ratio, low, high = r["ema_overhead"]
+        lines.append(f"EMA teacher: equireg-ema/equireg {ratio:.3f} (range {low:.3f}-{high:.3f}; target <= 1.05)")
+    return "\n".join(lines)
 
 
 def measure_pipeline(data: str | None = None, preset: str = "fc-densenet56", steps: int = 20, repeats: int = 3,
@@ -205,9 +251,10 @@ def pipeline_text(r: dict) -> str:
 
 
 def run_train_step(preset: str = "fc-densenet56", size: int = 64, steps: int = 10, repeats: int = 3,
-                   echo: Callable[[str], None] = print, log: Callable[[str], None] | None = None) -> dict:
+                   echo: Callable[[str], None] = print, log: Callable[[str], None] | None = None,
+                   methods=DEFAULT_STEP_METHODS) -> dict:
     """``kequireg bench train-step``: :func:`measure_train_step`, its lines printed on ``echo``."""
-    result = measure_train_step(preset, size, steps, repeats, log)
+    result = measure_train_step(preset, size, steps, repeats, log, methods)
     echo(train_step_text(result))
     return result
 

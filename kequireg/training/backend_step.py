@@ -128,7 +128,7 @@ def _jax_train_step(model, state, data):
 
     (_, (loss, sup, er, lam, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
     trainable, optimizer_vars = model.optimizer.stateless_apply(optimizer_vars, grads, trainable)
-    if model.teacher == "ema":
+    if model.ema_weights:
         with _jax_scope(model, trainable, non_trainable, optimizer_vars) as scope:
             model.update_ema()
         non_trainable = _collect(scope, model.non_trainable_variables, non_trainable)

@@ -56,8 +56,6 @@ def check_step_options(*, mask: str, rampup: str, rampup_steps: int, temperature
             fail(name, value, f"one of {choices}")
     if not 0 <= ema_decay < 1:
         fail("ema_decay", ema_decay, "in [0, 1)")
-    if eval_weights == "ema" and teacher != "ema":
-        fail("eval_weights", eval_weights, "'student' unless teacher='ema' (there are no EMA weights)")
 
 
 @dataclasses.dataclass
@@ -84,8 +82,9 @@ class TrainConfig:
             (a mean teacher). None = the method's.
         ema_decay: float in [0, 1). EMA teacher decay; after optimizer step n (1, 2, …) the EMA
             weights move by ``d = min(1 − 1/n, ema_decay)``.
-        eval_weights: str or None. ``"student"`` or ``"ema"``: the weights validated, saved as
-            ``best.keras`` and so evaluated. None = the method's.
+        eval_weights: str or None. ``"student"`` or ``"ema"`` (an EMA of the student's weights with
+            ``ema_decay``, kept for any teacher): the weights validated, saved as ``best.keras`` and
+            so evaluated. None = the method's.
         consistency: str or None. ``"kl"``, ``"pseudo-ce"`` or ``"mse"``. None = the method's.
         mix: str or None. ``"none"`` or ``"cutmix"`` (CutMix of the strong views). None = the method's.
         mix_prob: float in [0, 1]. Probability that an unlabeled slice is CutMixed.

@@ -64,7 +64,7 @@ class EquiRegModel(keras.Model):
             ``"train"``: the moving statistics lag the weights early in training, and on the demo
             data the inference-mode teacher pulled the student to background (docs/training.md).
         teacher: str. ``"self"`` (the network itself: the thesis) or ``"ema"``: the network run with
-            ``ema_weights``, an exponential moving average of every float variable of the network
+            :attr:`ema_weights`, an exponential moving average of every float variable of the network
             (weights and BatchNorm moving statistics, as timm's ``ModelEmaV2``). The EMA teacher's
             own forward changes no weight or statistic (only the dropout seed advances). Defaults to
             ``"self"``.
@@ -75,8 +75,9 @@ class EquiRegModel(keras.Model):
             labels, FixMatch) or ``"mse"`` (of probabilities, Mean Teacher). Defaults to ``"kl"``.
         sup_loss: str. ``"ce"`` (the thesis), ``"dice"`` (``losses.soft_dice_loss``) or
             ``"ce+dice"``. Validation always logs the CE (the early-stopping signal). Defaults to ``"ce"``.
-        eval_weights: str. ``"student"`` or ``"ema"`` (needs ``teacher="ema"``): the weights that
-            validation and :meth:`eval_network` (the saved best model) use. Defaults to ``"student"``.
+        eval_weights: str. ``"student"`` or ``"ema"``: the weights that validation and
+            :meth:`eval_network` (the saved best model) use. ``"ema"`` keeps EMA weights (as above)
+            also for a self teacher (FixMatch reported such an EMA). Defaults to ``"student"``.
 
     Building the model has no process-wide effect. On the torch backend, call
     ``kequireg.models.torch_fast.accelerate(network)`` first for fused Conv2D /
@@ -124,7 +125,7 @@ class EquiRegModel(keras.Model):
         self.dice_metrics = [SliceDice(region) for region in ("WT", "TC", "ET")]
         # EMA teacher: one non-trainable float variable per float variable of the network. The
         # pairing lives in a plain object, so Keras does not track the network's variables twice.
-        self._ema = _EmaPairs(network if teacher == "ema" else None, self)
+        self._ema = _EmaPairs(network if "ema" in (teacher, eval_weights) else None, self)
         # Config.
         self.lambda_ = float(lambda_)
         self.mask = mask
@@ -153,7 +154,7 @@ class EquiRegModel(keras.Model):
 
     @property
     def ema_weights(self) -> list:
-        """The EMA teacher's variables, one per float variable of the network, in its order ([] for self)."""
+        """The EMA variables, one per float variable of the network, in its order ([] without EMA)."""
         return [shadow for _, shadow in self._ema.pairs]
 
     def ema_forward(self, images, training):
@@ -170,8 +171,8 @@ class EquiRegModel(keras.Model):
         return logits
 
     def update_ema(self):
-        """After an optimizer step: move the EMA weights toward the network's (no-op for a self teacher)."""
-        if self.teacher != "ema":
+        """After an optimizer step: move the EMA weights toward the network's (no-op without EMA weights)."""
+        if not self._ema.pairs:
             return
         steps = ops.cast(self.optimizer.iterations, "float32")
         decay = ops.minimum(1.0 - 1.0 / ops.maximum(steps, 1.0), self.ema_decay)
@@ -324,7 +325,7 @@ class _EmaPairs:
     """The (network variable, EMA variable) pairs of an EMA teacher, and the network's other variables.
 
     Not a list attribute of the model, so Keras's tracking does not count the network's variables
-    a second time. Empty for a self teacher.
+    a second time. Empty when neither the teacher nor the evaluation uses EMA weights.
     """
 
     def __init__(self, network, model):

@@ -105,6 +105,28 @@ def test_ema_update_equals_numpy_reference_and_resume_continues_it(tmp_path):
 
 
 @backend
+def test_eval_weights_ema_validates_an_ema_also_for_a_self_teacher():
+    from kequireg.training.device_warp import warp_probs
+
+    model = _model(conv_net(seed=6), lr=0.5, eval_weights="ema", ema_decay=0.5)
+    batches = [equireg_batch(seed=s) for s in (6, 7)]
+    ema = _float_values(model.network)
+    for n, batch in enumerate(batches, start=1):
+        model.train_on_batch(batch)
+        d = np.float32(min(1 - 1 / n, 0.5))
+        ema = [d * e + (np.float32(1) - d) * s for e, s in zip(ema, _float_values(model.network))]
+    for got, want in zip(_float_values(model.eval_network()), ema, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    batch = batches[0]
+    targets, _ = model.teacher_targets(batch)  # the teacher is still the network itself
+    want = warp_probs(np_softmax(_np(model.network(batch["unlabeled"])).astype("float64")), batch["grid"])
+    np.testing.assert_allclose(_np(targets), _np(want), atol=1e-5)
+    logits = _np(model.eval_network()(batch["labeled"])).astype("float64")  # validation uses the EMA
+    ce = -np.log(np.take_along_axis(np_softmax(logits), batch["labels"][..., None], -1)).mean()
+    assert model.evaluate(batch["labeled"], batch["labels"], verbose=0, return_dict=True)["loss"] == pytest.approx(ce, rel=1e-5)
+
+
+@backend
 def test_ema_model_saves_and_loads_in_safe_mode(tmp_path):
     import keras
 
@@ -345,7 +367,7 @@ def test_named_methods_fill_their_parts_and_any_part_can_be_overridden(tmp_path)
     assert (mine.confidence, mine.mix, mine.teacher, mine.consistency) == (0.8, "none", "ema", "pseudo-ce")
     # an unresolved template keeps None parts, so a grid can swap its method
     assert TrainConfig().teacher is None and TrainConfig().confidence is None
-    for bad, message in ((dict(eval_weights="ema"), "eval_weights must be 'student' unless teacher='ema'"),
+    for bad, message in ((dict(eval_weights="average"), "eval_weights must be one of"),
                          (dict(method="fixmatch", unlabeled_batch=0), "unlabeled_batch must be > 0 for fixmatch"),
                          (dict(consistency="l2"), "consistency must be one of"),
                          (dict(mix="mixup"), "mix must be one of"), (dict(optimizer="lamb"), "optimizer must be one of"),
@@ -414,3 +436,17 @@ def test_each_named_method_trains_10_steps_from_the_cli(small_store, tmp_path, m
         assert len(ema) == len(_float_values(best))
         for got, want in zip(_float_values(best), ema):
             np.testing.assert_array_equal(got, want)
+
+
+def test_bench_train_step_reports_each_method_against_the_supervised_step():
+    from cli.main import main
+
+    args = ["bench", "train-step", "--model", "tiny", "--size", "32", "--steps", "1", "--repeats", "1",
+            "--methods", "equireg,equireg-ema"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for line in ("supervised step (8):", "equireg step (2+6):", "equireg-ema step (2+6):",
+                 "EMA teacher: equireg-ema/equireg"):
+        assert line in result.stdout
+    result = CliRunner().invoke(main, ["bench", "train-step", "--methods", "baseline"])
+    assert result.exit_code != 0 and "train-step methods must be among" in result.output
