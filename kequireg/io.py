@@ -34,7 +34,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str | None = None, stable: bool = False) -> Iterator[Path]:
     """A temporary path to write ``path``'s content to; renamed onto ``path`` when the block ends.
 
     The temporary file sits beside ``path`` (same file system, so the rename is atomic) and
@@ -44,11 +44,14 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     Args:
         path: final file path. Its folder is created.
         suffix: suffix of the temporary file. Defaults to ``path``'s own.
+        stable: bool. Name the temporary file after ``path`` alone (no process id), so that a
+            resumed job that was killed mid-write overwrites its own leftover. For files one
+            process writes at a time. Defaults to False.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    tmp = path.with_name(f".{path.name}{'' if stable else f'.{os.getpid()}'}.tmp{suffix}")
     try:
         yield tmp
         if tmp.is_file():

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from kequireg.io import atomic_write_text
 from scipy import ndimage
 
 from kequireg.vocabulary import MODALITIES
@@ -300,9 +302,7 @@ def synthesize(
                 f"{out} already holds a synthetic dataset made with other settings ({old}). "
                 f"Received: {settings}. Use an empty folder or delete it first."
             )
-    tmp = settings_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(settings, indent=2))
-    os.replace(tmp, settings_path)
+    atomic_write_text(settings_path, json.dumps(settings, indent=2))
 
     affine = affine_for(preset_obj)
     folders = []
