@@ -129,13 +129,10 @@ def mse_map(target_probs, student_logits):
 
 def consistency_map(kind, target_probs, student_logits):
     """The per-pixel consistency term ``kind`` (one of ``CONSISTENCY_LOSSES``): kl, pseudo-ce or mse."""
-    if kind == "kl":
-        return kl_map(target_probs, student_logits)
-    if kind == "pseudo-ce":
-        return pseudo_label_map(target_probs, student_logits)
-    if kind == "mse":
-        return mse_map(target_probs, student_logits)
-    raise ValueError(f"consistency must be one of {CONSISTENCY_LOSSES}. Received: consistency={kind!r}")
+    maps = {"kl": kl_map, "pseudo-ce": pseudo_label_map, "mse": mse_map}
+    if kind not in maps:
+        raise ValueError(f"consistency must be one of {CONSISTENCY_LOSSES}. Received: consistency={kind!r}")
+    return maps[kind](target_probs, student_logits)
 
 
 def soft_dice_loss(labels, logits, smooth=1e-5):
@@ -170,13 +167,14 @@ def soft_dice_loss(labels, logits, smooth=1e-5):
 
 def supervised_loss(kind, labels, logits):
     """The supervised term ``kind`` (one of ``SUP_LOSSES``): ``ce`` (the thesis), ``dice`` or ``ce+dice`` (1:1)."""
-    if kind == "ce":
-        return sparse_cross_entropy(labels, logits)
-    if kind == "dice":
-        return soft_dice_loss(labels, logits)
-    if kind == "ce+dice":
-        return sparse_cross_entropy(labels, logits) + soft_dice_loss(labels, logits)
-    raise ValueError(f"sup_loss must be one of {SUP_LOSSES}. Received: sup_loss={kind!r}")
+    if kind not in SUP_LOSSES:
+        raise ValueError(f"sup_loss must be one of {SUP_LOSSES}. Received: sup_loss={kind!r}")
+    loss = 0.0
+    if "ce" in kind.split("+"):
+        loss = sparse_cross_entropy(labels, logits)
+    if "dice" in kind.split("+"):
+        loss = loss + soft_dice_loss(labels, logits)
+    return loss
 
 
 def masked_image_mean(values, mask=None, weight=None):
