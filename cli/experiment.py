@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from cli.options import backend_option, executor_options, float_list, int_list, method_list, progress_option
+from cli.executor_options import executor_options
+from cli.options import backend_option, float_list, int_list, method_list, progress_option
 from kequireg import settings as defaults
 
 

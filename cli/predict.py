@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from cli.options import backend_option, inference_options, progress_option
+from cli.inference_options import inference_options
+from cli.options import backend_option, progress_option
 
 
 @click.command()
