@@ -174,7 +174,9 @@ def run_dir(experiment_dir: str | os.PathLike, spec: RunSpec) -> Path:
 
 def eval_csv(experiment_dir: str | os.PathLike, spec: RunSpec, split: str) -> Path:
     """The per-patient scores of one grid cell's run on ``split``."""
-    return RunDir(run_dir(experiment_dir, spec)).eval_dir(split) / "per_patient.csv"
+    from kequireg.evaluation.results import PER_PATIENT_CSV
+
+    return RunDir(run_dir(experiment_dir, spec)).eval_dir(split) / PER_PATIENT_CSV
 
 
 def training_finished(path: str | os.PathLike) -> bool:

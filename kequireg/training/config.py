@@ -286,7 +286,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainConfig:
-        """Read a config written by :meth:`save` (checked with :meth:`validate`)."""
-        config = cls.from_dict(read_json(path, "run config", "is this a kequireg run dir?"))
+        """Read a config written by :meth:`save`, method parts filled (:meth:`fill_method`), validated."""
+        config = cls.from_dict(read_json(path, "run config", "is this a kequireg run dir?")).fill_method()
         config.validate()
         return config

@@ -94,8 +94,7 @@ class RunDir:
         return self.best_path.is_file() and self.trained_path.is_file()
 
     def save_config(self, config) -> Path:
-        self.path.mkdir(parents=True, exist_ok=True)
-        return atomic_write_json(self.config_path, config.to_dict(), indent=1)
+        return config.save(self.config_path)
 
     def load_config(self):
         """The run's ``TrainConfig`` (its method parts filled, ``TrainConfig.fill_method``).
@@ -105,8 +104,7 @@ class RunDir:
         """
         from kequireg.training.config import TrainConfig
 
-        values = read_json(self.config_path, "run config", "is this a kequireg run dir?")
-        return TrainConfig.from_dict(values).fill_method()  # runs older than the method parts: the thesis's
+        return TrainConfig.load(self.config_path)  # runs older than the method parts load as the thesis's
 
     def mark_trained(self, info: dict) -> Path:
         return atomic_write_json(self.trained_path, info)
