@@ -33,8 +33,8 @@ import os
 import shutil
 from pathlib import Path
 
-# kequireg's format name -> Keras's ``model.export(format=...)``
-from kequireg.settings import EXPORT_FORMATS  # noqa: E402  (re-exported)
+from kequireg.settings import EXPORT_FORMATS  # kequireg's format name -> Keras's model.export(format=...); re-exported
+
 # (backend, format) -> Python packages the export needs
 _NEEDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("tensorflow", "savedmodel"): ("tensorflow",),

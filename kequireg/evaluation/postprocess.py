@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from kequireg.settings import ET_MIN_VOLUME, MIN_COMPONENT_VOLUME  # noqa: E402  (re-exported)
-from kequireg.settings import POSTPROCESS_MODES as POSTPROCESS  # noqa: E402
+from kequireg.settings import ET_MIN_VOLUME, MIN_COMPONENT_VOLUME  # re-exported
+from kequireg.settings import POSTPROCESS_MODES as POSTPROCESS
+
 _ET, _NECROSIS = 3, 1
 
 

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from kequireg.evaluation.inference import predict_probabilities
+from kequireg.settings import DEFAULT_TTA_POLICY, TTA_POLICIES  # re-exported
 from kequireg.vocabulary import REGIONS
 
-from kequireg.settings import DEFAULT_TTA_POLICY, TTA_POLICIES  # noqa: E402  (re-exported)
 _EPS = 1e-7
 _FLIPS = ([{"op": "FlipLR", "flip": True}], [{"op": "FlipUD", "flip": True}],
           [{"op": "FlipLR", "flip": True}, {"op": "FlipUD", "flip": True}])

@@ -217,8 +217,11 @@ def run_means(rows: list[dict]) -> list[dict]:
     return out
 
 
-def aggregate(experiment_dir: str | os.PathLike, settings: ExperimentSettings | None = None, seed: int = 0) -> dict:
+def aggregate(experiment_dir: str | os.PathLike, settings: ExperimentSettings | None = None, seed: int = 0,
+              rows: list[dict] | None = None) -> dict:
     """Collect, summarise and write every result file of an experiment; return the summary.
+
+    ``rows``: the experiment's ``collect()`` rows when the caller already has them (read once).
 
     Raises:
         FileNotFoundError: if the folder is not an experiment or holds no evaluated run yet.
@@ -226,7 +229,8 @@ def aggregate(experiment_dir: str | os.PathLike, settings: ExperimentSettings | 
     experiment_dir = Path(experiment_dir)
     if settings is None:
         settings = load_settings(experiment_dir)
-    rows = collect(experiment_dir, settings)
+    if rows is None:
+        rows = collect(experiment_dir, settings)
     if not rows:
         raise FileNotFoundError(f"no evaluated runs in {str(experiment_dir)!r} yet; run `kequireg experiment` first.")
     summary = {"split": settings.split, "budget": settings.describe_budget(), **summarize_experiment(rows, seed=seed)}

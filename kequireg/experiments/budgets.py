@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import math
 
-from kequireg.settings import BATCH_DEFAULTS, DEMO_DEFAULTS, THESIS_DEFAULTS
+from kequireg.settings import BATCH_DEFAULTS, BUDGETS, DEMO_DEFAULTS, THESIS_DEFAULTS  # BUDGETS re-exported
 
-from kequireg.settings import BUDGETS  # noqa: E402  (re-exported)
 # The cap of a converging run when the template sets no max_steps (200 validations of 500 steps
 # on real data; 60 of 50 on the demo data).
 CONVERGE_MAX_STEPS = {"real": 100_000, "demo": 3_000}

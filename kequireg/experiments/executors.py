@@ -42,8 +42,8 @@ import time
 from pathlib import Path
 
 from kequireg.io import atomic_write_json
+from kequireg.settings import EXECUTORS  # re-exported
 
-from kequireg.settings import EXECUTORS  # noqa: E402  (re-exported)
 CLUSTER_EXTRA = "pip install 'kequireg[cluster]'"
 # submitit's LocalExecutor kills a job after timeout_min (2 minutes unless set): a week.
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60

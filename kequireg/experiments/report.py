@@ -91,8 +91,8 @@ def make_report(experiment_dir: str | os.PathLike, *, out_dir: str | os.PathLike
     experiment_dir = Path(experiment_dir)
     settings = load_settings(experiment_dir)
     out_dir = Path(out_dir) if out_dir else experiment_dir / "figures"
-    summary = aggregate(experiment_dir, settings, seed=seed)
     rows = collect(experiment_dir, settings)
+    summary = aggregate(experiment_dir, settings, seed=seed, rows=rows)
     paths = [*figures.dice_scatter(rows, out_dir), figures.dice_vs_fraction(summary, out_dir)]
     paths += [p for p in (figures.bridging_bars(summary, out_dir), figures.equivariance_bars(summary, out_dir)) if p]
     # runs evaluated with --uncertainty (kequireg evaluate --tta N --uncertainty) carry QC columns

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from keras import ops
 
-from kequireg.settings import CONSISTENCY_LOSSES, MASK_MODES, SUP_LOSSES  # noqa: E402  (the modes the losses take)
+from kequireg.settings import CONSISTENCY_LOSSES, MASK_MODES, SUP_LOSSES
 
 # Teacher probabilities can be exactly 0 after a warp; 0 · log(0) must read 0, not nan.
 _TINY = 1e-12
