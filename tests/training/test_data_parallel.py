@@ -1,9 +1,10 @@
 """Data-parallel training (JAX, keras.distribution.DataParallel) on two virtual CPU devices.
 
 The multi-device checks run in subprocesses with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``
-(the flag must be set before JAX starts): one EquiReg and one baseline step on 2 devices equal
-1 device with the same global batch; the compiled device warp needs no collective; a
-``kequireg train --devices 2`` run matches the 1-device run. Other backends get a clear error.
+(the flag must be set before JAX starts): two EquiReg, baseline and EMA-teacher + CutMix steps on
+2 devices equal 1 device with the same global batch (weights, BatchNorm statistics, EMA
+averages); the compiled device warp needs no collective; a ``kequireg train --devices 2`` run
+matches the 1-device run. Other backends get a clear error.
 """
 
 import csv
@@ -48,13 +49,16 @@ def test_two_devices_compute_the_one_device_step():
                          env={**os.environ, **TWO_CPUS}, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    for method in ("equireg", "baseline"):
+    for method in ("equireg", "baseline", "ema-cutmix"):
         one, two = result[method]["logs"]
         assert one.keys() == two.keys()
         for key in one:
             assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6), (method, key)
         assert result[method]["max_weight_diff"] < 1e-5  # weights and BatchNorm moving statistics
         assert result[method]["described"] == "data parallel over 2 devices (cpu:0, cpu:1)"
+    # the EMA teacher's averages are compared too: one per float variable of the network
+    ema, thesis = result["ema-cutmix"], result["equireg"]
+    assert ema["n_variables"] == thesis["n_variables"] + thesis["n_network"] > thesis["n_variables"]
     assert result["warp_collectives"] == []  # the per-sample gather keeps the teacher's shard local
     bad_batch, too_many = result["errors"]
     assert "the 2 labeled + 3 unlabeled batch does not divide over 2 devices" in bad_batch
