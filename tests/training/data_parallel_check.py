@@ -16,16 +16,15 @@ RUNS = {"equireg": ("equireg", {}), "baseline": ("baseline", {}),
         "ema-cutmix": ("unimatch-lite", {"teacher": "ema", "mix_prob": 1.0})}
 
 
-def batch(method, seed=0):
+def batch(n_l, n_u, size=32, seed=0):
     import augment
 
     rng = np.random.default_rng(seed)
-    n_l, n_u, size = (4, 0, 32) if method == "baseline" else (2, 2, 32)
     out = {"labeled": rng.uniform(0, 1, (n_l, size, size, 4)).astype("float32"),
            "labels": rng.integers(0, 4, (n_l, size, size)).astype("int32")}
     if n_u:
         unlabeled = rng.uniform(0, 1, (n_u, size, size, 4)).astype("float32")
-        grid = augment.strong().sample_grids((size, size), [1, 2])
+        grid = augment.strong().sample_grids((size, size), list(range(1, n_u + 1)))
         out.update(unlabeled=unlabeled, strong=augment.warp_image(unlabeled, grid), grid=grid)
     return out
 
@@ -44,7 +43,7 @@ def step(name, devices):
     plan = plan_devices(config)
     with plan.scope():
         model = build_training_model(config, (32, 32, 4))
-        data = batch(method)
+        data = batch(config.labeled_batch, config.unlabeled_batch)
         for _ in range(2):  # the second step runs the EMA update from a non-copy state
             logs = model.train_on_batch(data, return_dict=True)
         # every variable of the training model: the network's and, for an EMA teacher, its averages
@@ -63,7 +62,7 @@ def warp_collectives():
     mesh = Mesh(np.array(jax.devices()[:2]), ("batch",))
     sharding = NamedSharding(mesh, PartitionSpec("batch"))
     probs = jax.device_put(np.full((4, 16, 16, 4), 0.25, "float32"), sharding)
-    grid = jax.device_put(batch("equireg")["grid"].repeat(2, axis=0)[:, :16, :16], sharding)
+    grid = jax.device_put(batch(2, 2)["grid"].repeat(2, axis=0)[:, :16, :16], sharding)
     text = jax.jit(lambda p, g: warp_probs(p, g)).lower(probs, grid).compile().as_text()
     return [op for op in ("all-gather", "all-to-all", "collective-permute", "all-reduce") if op in text]
 
