@@ -1,8 +1,9 @@
 """File helpers of the whole package: atomic writes, CSV rows and JSON.
 
-Everything kequireg writes goes through :func:`atomic_path`: the content is written to a
-temporary file in the same folder, flushed to disk, and renamed onto the final name, so a file
-at its final path is always whole, whatever moment a process is killed at. Keras-free.
+Everything kequireg writes goes through :func:`atomic_path` (one file) or :func:`atomic_dir`
+(a folder built in pieces: a case folder, a SavedModel): the content is written under a
+temporary name in the same folder, flushed to disk, and renamed onto the final name, so a file
+or folder at its final path is always whole, whatever moment a process is killed at. Keras-free.
 
 Example:
     >>> from kequireg.io import atomic_write_json, read_json
@@ -18,6 +19,7 @@ import csv
 import io
 import json
 import os
+import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -62,6 +64,46 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None, stable: bool
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
+    """A temporary folder to build ``path`` in; renamed onto ``path`` when the block ends.
+
+    The temporary folder sits beside ``path`` and is named after it alone, so a rerun after a
+    kill starts by removing its own leftover. On an exception it is removed and ``path`` is left
+    as it was.
+
+    Args:
+        path: final folder path. Its parent is created.
+        replace: bool. Replace an existing ``path`` (removed just before the rename; a kill in
+            between leaves no ``path`` and the finished temporary folder). Defaults to False: an
+            existing ``path`` raises ``FileExistsError``.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``replace`` is False.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not replace:
+        raise FileExistsError(f"{str(path)!r} already exists; remove it or choose another name")
+    tmp = path.with_name(f".{path.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        for file in tmp.rglob("*"):
+            if file.is_file():
+                with open(file, "rb+") as f:
+                    os.fsync(f.fileno())
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
