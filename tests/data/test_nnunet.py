@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from kequireg.data import nnunet
-from kequireg.data.ingest import CaseError, find_cases, load_case
+from kequireg.data.case_files import CaseError
+from kequireg.data.discovery import find_cases
+from kequireg.data.ingest import load_case
 from kequireg.data.preprocess import PreprocessParams, preprocess_dataset
 from kequireg.data.splits import load_splits, splits_path
 from kequireg.data.store import SliceStore

@@ -6,9 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
-from kequireg.data.store import (
-    PreprocessedCase, SliceStore, extract_window, paste_window, restore_plane, write_store,
-)
+from kequireg.data.geometry import CaseGeometry, extract_window, paste_window, restore_plane
+from kequireg.data.store import PreprocessedCase, SliceStore
+from kequireg.data.store_writer import write_store
 
 
 def make_case(case_id, s=3, h=8, w=8, labeled=True, seed=0, z0=2):
@@ -17,13 +17,15 @@ def make_case(case_id, s=3, h=8, w=8, labeled=True, seed=0, z0=2):
         case_id=case_id,
         images=rng.random((s, h, w, 4), dtype=np.float32),
         labels=rng.integers(0, 4, (s, h, w), dtype=np.uint8) if labeled else None,
-        z=np.arange(z0, z0 + s),
-        crop_origin=(1, -1),
-        original_shape=(10, 6, 9),
-        affine=np.diag([1.0, 2.0, 3.0, 1.0]),
-        spacing=np.array([1.0, 2.0, 3.0]),
-        header=b"\x01\x02hdr",
-        source=f"/data/{case_id}",
+        geometry=CaseGeometry(
+            z=np.arange(z0, z0 + s),
+            crop_origin=(1, -1),
+            original_shape=(10, 6, 9),
+            affine=np.diag([1.0, 2.0, 3.0, 1.0]),
+            spacing=np.array([1.0, 2.0, 3.0]),
+            header=b"\x01\x02hdr",
+            source=f"/data/{case_id}",
+        ),
     )
 
 
@@ -66,7 +68,7 @@ def test_failed_write_leaves_existing_store_untouched(tmp_path):
     with pytest.raises(RuntimeError):
         write_store(path, cases())
     assert path.read_bytes() == before
-    assert not (tmp_path / "s.h5.tmp").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"], "no temporary file left"
 
 
 def test_incomplete_file_is_refused(tmp_path):
@@ -87,7 +89,8 @@ def test_missing_store_names_the_fix(tmp_path):
     [
         (dict(labels=np.full((3, 8, 8), 4, np.uint8)), "internal classes"),
         (dict(images=np.full((3, 8, 8, 4), np.nan, np.float32)), "NaN"),
-        (dict(z=np.arange(2)), "z must"),
+        (dict(geometry=CaseGeometry(z=np.arange(2), crop_origin=(1, -1), original_shape=(10, 6, 9), affine=np.eye(4),
+                                    spacing=np.ones(3))), "z must"),
     ],
 )
 def test_bad_case_is_rejected_with_reason(tmp_path, change, message):
@@ -125,12 +128,13 @@ def test_restore_plane_puts_slices_back(tmp_path):
     with SliceStore(write_store(tmp_path / "s.h5", [case])) as store:
         rec = store.case("a")
         _, labels, _ = store.case_arrays("a")
-        volume = restore_plane(labels, rec)
+        assert isinstance(rec.geometry, CaseGeometry) and type(rec.geometry) is type(case.geometry)
+        volume = restore_plane(labels, rec.geometry)
     assert volume.shape == (10, 6, 9) and volume.dtype == np.uint8
     np.testing.assert_array_equal(volume[:, :, [0, 1, 5, 6, 7, 8]], 0)
     np.testing.assert_array_equal(volume[1:9, :, 2], case.labels[0][:, 1:7])
     with pytest.raises(ValueError, match="slices must have shape"):
-        restore_plane(labels[:2], rec)
+        restore_plane(labels[:2], rec.geometry)
 
 
 def test_read_slab_keeps_the_store_dtype_and_checks_its_range(tmp_path):
