@@ -84,7 +84,7 @@ def preprocess_case_files(case, params, size: tuple[int, int]):
     its labels are dropped.
 
     Args:
-        case: ``kequireg.data.ingest.CaseFiles``.
+        case: ``kequireg.data.case_files.CaseFiles``.
         params: ``PreprocessParams``.
         size: (H, W) of the model's input (the training store's window).
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
 
 from kequireg.data.geometry import CaseGeometry, extract_window, paste_window, restore_plane
+from kequireg.data.params import PreprocessParams
+from kequireg.data.preprocess import preprocess_dataset
 from kequireg.data.store import PreprocessedCase, SliceStore
 from kequireg.data.store_writer import write_store
 
@@ -147,3 +151,48 @@ def test_read_slab_keeps_the_store_dtype_and_checks_its_range(tmp_path):
         assert store.read_slab(0, 2, labels=False)[1] is None
         with pytest.raises(ValueError, match="start=3, stop=9"):
             store.read_slab(3, 9)
+
+
+LEGACY = Path(__file__).resolve().parent.parent / "legacy" / "main-b6eadae"
+
+
+def _contents(path):
+    """Every dataset (values, dtype, shape, chunks, filter) and every attribute of an HDF5 file."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                values = obj[()]
+                if values.dtype.kind == "O":
+                    values = [np.asarray(v).tolist() for v in values]
+                else:
+                    values = values.tolist()
+                out[name] = (values, str(obj.dtype), obj.shape, obj.chunks, obj.compression, obj.maxshape)
+        f.visititems(visit)
+        out["attrs"] = {k: str(v) for k, v in f.attrs.items()}
+    return out
+
+
+def test_legacy_store_loads_with_its_geometry_and_rewrites_identically(tmp_path):
+    with SliceStore(LEGACY / "store.h5") as store:
+        records = store.cases
+        assert all(isinstance(r.geometry, CaseGeometry) for r in records)
+        assert records[0].n_slices == records[0].geometry.n_slices == len(records[0].z)
+        cases = []
+        for r in records:
+            images, labels, _ = store.case_arrays(r.case_id)
+            cases.append(PreprocessedCase(case_id=r.case_id, images=images, labels=labels, geometry=r.geometry))
+        path = write_store(tmp_path / "again.h5", cases, channels=store.channels, params=store.params,
+                           dtype=str(store.image_dtype))
+    assert _contents(path) == _contents(LEGACY / "store.h5")
+
+
+def test_preprocessing_the_legacy_raw_cases_gives_the_legacy_store(tmp_path, monkeypatch):
+    # the legacy store was made in its folder with `kequireg preprocess raw store.h5 --no-n4 --workers 1
+    # --val 0.25 --test 0.25`: the same call now must write the same datasets and attributes
+    monkeypatch.chdir(LEGACY)
+    report = preprocess_dataset("raw", tmp_path / "store.h5", params=PreprocessParams(n4=False), workers=1,
+                                val=0.25, test=0.25, log=lambda m: None)
+    assert report.ok
+    assert _contents(report.store_path) == _contents(LEGACY / "store.h5")
+    assert report.splits_path.read_text() == (LEGACY / "store.splits.json").read_text()
