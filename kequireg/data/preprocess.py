@@ -39,6 +39,8 @@ from kequireg.vocabulary import MODALITIES
 
 @dataclasses.dataclass
 class Failure:
+    """A case that could not be preprocessed: the file at fault and why."""
+
     case_id: str
     file: str
     reason: str
@@ -63,6 +65,11 @@ class PreprocessReport:
 
 
 def _worker_init(threads: int) -> None:
+    """Give SimpleITK ``threads`` threads in this process (the cores shared among the workers).
+
+    N4's output depends on SimpleITK's thread count, so a store built with other ``workers`` on
+    the same machine may differ in the last bits of its N4-corrected images.
+    """
     import SimpleITK as sitk  # lazy: SimpleITK is heavy to import and only N4 needs it
 
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(max(1, threads))
@@ -83,7 +90,8 @@ def preprocess_case(case: CaseFiles, params: PreprocessParams, size: tuple[int, 
     """Preprocess one raw case exactly as a store build does and cut the (H, W) window.
 
     :func:`kequireg.data.case_pipeline.process_case` (load, N4, equalization, slicing, brain
-    bounding box) followed by :func:`kequireg.data.crop.window_case`; ``kequireg predict`` uses it on cases that are not in a store.
+    bounding box) followed by :func:`kequireg.data.crop.window_case`; ``kequireg predict`` uses it
+    on cases that are not in a store.
 
     Args:
         case: CaseFiles from :func:`kequireg.data.discovery.find_cases`.
@@ -135,7 +143,8 @@ def _print_status(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _checked_paths(store_path: str | os.PathLike, workers: int | None) -> tuple[Path, int]:
+def _checked_arguments(store_path: str | os.PathLike, workers: int | None) -> tuple[Path, int]:
+    """(store path, worker count) of :func:`preprocess_dataset`, checked; ``workers`` None = all cores."""
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers must be >= 1. Received: workers={workers}")
@@ -187,7 +196,7 @@ def preprocess_dataset(
     """
     start_time = time.time()
     log = log or _print_status
-    store_path, workers = _checked_paths(store_path, workers)
+    store_path, workers = _checked_arguments(store_path, workers)
     cases, params, layout = dataset_cases(root, params)
     folder = parts_dir(store_path)
     resumed, failures = _run_cases(cases, params, folder, workers, progress, log)
