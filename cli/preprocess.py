@@ -9,7 +9,7 @@ import click
 
 from cli.options import int_list, n4_shrink, progress_option, seed_option
 from kequireg import settings as defaults
-from kequireg.data.preprocess import DEFAULT_N4_ITERATIONS, DEFAULT_N4_SHRINK
+from kequireg.data.n4 import DEFAULT_N4_ITERATIONS, DEFAULT_N4_SHRINK
 
 
 @contextlib.contextmanager
@@ -72,7 +72,7 @@ def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, v
 
     Example: kequireg preprocess MICCAI_BraTS_2019_Data_Training brats.h5 --workers 2
     """
-    from kequireg.data.preprocess import PreprocessParams, dataset_cases, preprocess_dataset
+    from kequireg.data.preprocess import PreprocessParams, dataset_cases, preprocess_dataset  # h5py, SimpleITK: not for --help
 
     if thesis_split:
         ctx = click.get_current_context()

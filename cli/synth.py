@@ -28,9 +28,9 @@ def synth(out_dir: str, cases: int | None, preset: str, seed: int, unlabeled: in
 
     Example: kequireg synth data/synth --cases 8 --preset demo
     """
-    from kequireg.data.synth import PRESETS, synthesize
+    from kequireg.data.synth import SYNTH_PRESETS, synthesize
 
-    total = cases or PRESETS[preset].cases
+    total = cases or SYNTH_PRESETS[preset].cases
     if unlabeled > total:
         raise click.BadParameter(f"must be <= --cases ({total}). Received: {unlabeled}", param_hint="--unlabeled")
     with click_progress(total, "synthesize", progress) as update:

@@ -98,15 +98,18 @@ def write_random_store(path: Path, cases: int, size: int, slices: int = 40, seed
     import numpy as np
 
     from kequireg.data.splits import make_splits, save_splits, splits_path
-    from kequireg.data.store import PreprocessedCase, write_store
+    from kequireg.data.geometry import CaseGeometry
+    from kequireg.data.store import PreprocessedCase
+    from kequireg.data.store_writer import write_store
 
     rng = np.random.default_rng(seed)
 
     def case(i):
         return PreprocessedCase(
             case_id=f"GPU_{i:03d}", images=rng.uniform(0, 1, (slices, size, size, 4)).astype("float16"),
-            labels=rng.integers(0, 4, (slices, size, size)).astype("uint8"), z=np.arange(slices), crop_origin=(0, 0),
-            original_shape=(size, size, slices), affine=np.eye(4), spacing=np.ones(3))
+            labels=rng.integers(0, 4, (slices, size, size)).astype("uint8"),
+            geometry=CaseGeometry(z=np.arange(slices), crop_origin=(0, 0), original_shape=(size, size, slices),
+                                  affine=np.eye(4), spacing=np.ones(3)))
 
     write_store(path, (case(i) for i in range(cases)))
     ids = [f"GPU_{i:03d}" for i in range(cases)]

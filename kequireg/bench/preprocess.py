@@ -19,6 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from kequireg.bench.timing import stderr_log
+from kequireg.data.case_pipeline import process_case
+from kequireg.data.crop import store_window
+from kequireg.data.discovery import find_cases
+from kequireg.data.ingest import load_case
+from kequireg.data.n4 import DEFAULT_N4_SHRINK, n4_correct
+from kequireg.data.params import PreprocessParams
+from kequireg.data.parts import part_summaries, parts_dir, write_part
+from kequireg.data.preprocess import assemble_cases, preprocess_dataset
+from kequireg.data.store import SliceStore
+from kequireg.data.store_writer import write_store
+from kequireg.data.synth import synthesize
 
 BRATS_TRAINING_CASES = 335
 
@@ -44,13 +55,7 @@ def measure(cases: int = 2, full_modalities: int = 1, reads: int = 300, seed: in
         workdir: str or None. Parent of the temporary folder. Defaults to the system's.
         log: callable taking a status line. Defaults to stderr.
     """
-    import SimpleITK as sitk
-
-    from kequireg.data.ingest import find_cases, load_case
-    from kequireg.data.preprocess import (DEFAULT_N4_SHRINK, PreprocessParams, n4_correct, parts_dir, preprocess_dataset,
-                                          process_case, write_part)
-    from kequireg.data.store import SliceStore
-    from kequireg.data.synth import synthesize
+    import SimpleITK as sitk  # lazy: SimpleITK is heavy to import and only N4 needs it
 
     log = log or stderr_log()
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(1)
@@ -63,7 +68,24 @@ def measure(cases: int = 2, full_modalities: int = 1, reads: int = 300, seed: in
     found = find_cases(root / "nifti")
     params = PreprocessParams()
     store = root / "bench.h5"
-    parts = parts_dir(store)  # the timed parts are reused when the store is assembled below
+    timings = _time_cases(found, params, parts_dir(store), log)  # the timed parts are reused for the store below
+    result = {
+        "machine": f"{os.cpu_count()}-core {os.uname().machine}, load average {os.getloadavg()[0]:.1f} at the end",
+        "cases": cases,
+        "default_shrink": DEFAULT_N4_SHRINK,
+        "synth_s_per_case": round(synth_s, 2),
+        **timings,
+    }
+    if full_modalities:
+        result.update(_compare_full_n4(found[0], params, full_modalities, result["default_cpu_s_per_case"], log))
+    result.update(_store_sizes(root, store, params, cases))
+    result.update(_read_times(store, reads, seed, cases))
+    tmp.cleanup()
+    return result
+
+
+def _time_cases(found: list, params: PreprocessParams, parts: Path, log: Callable[[str], None]) -> dict:
+    """Time reading and preprocessing each case (writing its part into ``parts``)."""
     per_case, per_case_cpu, load_s = [], [], []
     for case in found:
         t0 = time.perf_counter()
@@ -76,51 +98,57 @@ def measure(cases: int = 2, full_modalities: int = 1, reads: int = 300, seed: in
         per_case_cpu.append(time.process_time() - c0)
         log(f"  {case.case_id}: {per_case[-1]:.1f} s wall, {per_case_cpu[-1]:.1f} s CPU with N4 shrink {params.n4_shrink} "
             f"(read {load_s[-1]:.1f} s)")
-    result = {
-        "machine": f"{os.cpu_count()}-core {os.uname().machine}, load average {os.getloadavg()[0]:.1f} at the end",
-        "cases": cases,
-        "default_shrink": DEFAULT_N4_SHRINK,
-        "synth_s_per_case": round(synth_s, 2),
+    return {
         "read_s_per_case": round(float(np.median(load_s)), 2),
         "default_s_per_case": round(float(np.median(per_case)), 2),
         "default_cpu_s_per_case": round(float(np.median(per_case_cpu)), 2),
     }
-    if full_modalities:
-        loaded = load_case(found[0])
-        t_default, t_full, diffs = 0.0, 0.0, []
-        for c in range(min(full_modalities, 4)):
-            vol = loaded.images[..., c]
-            t0 = time.process_time()
-            fast = n4_correct(vol, shrink=DEFAULT_N4_SHRINK, spacing=loaded.spacing)
-            t_default += time.process_time() - t0
-            log(f"  full-resolution N4 of {params.channels[c]} (slow) ...")
-            t0 = time.process_time()
-            full = n4_correct(vol, shrink=1, spacing=loaded.spacing)
-            t_full += time.process_time() - t0
-            diffs.append(_relative_difference(fast, full))
-        k = min(full_modalities, 4)
-        result.update({
-            "n4_modalities_compared": k,
-            "n4_default_cpu_s_per_modality": round(t_default / k, 2),
-            "n4_full_cpu_s_per_modality": round(t_full / k, 2),
-            "full_over_default_n4": round(t_full / max(t_default, 1e-9), 1),
-            "full_cpu_s_per_case_estimate": round(result["default_cpu_s_per_case"] + 4 * (t_full - t_default) / k, 1),
-            "default_vs_full_mean_rel_diff_pct": round(100 * float(np.mean(diffs)), 3),
-        })
-    # store size and reads: assemble the parts into stores with two compressions
+
+
+def _compare_full_n4(case, params: PreprocessParams, full_modalities: int, default_cpu_s_per_case: float,
+                     log: Callable[[str], None]) -> dict:
+    """Default-shrink N4 against full-resolution N4 on the first ``full_modalities`` modalities of ``case``."""
+    loaded = load_case(case)
+    t_default, t_full, diffs = 0.0, 0.0, []
+    for c in range(min(full_modalities, 4)):
+        vol = loaded.images[..., c]
+        t0 = time.process_time()
+        fast = n4_correct(vol, shrink=DEFAULT_N4_SHRINK, spacing=loaded.spacing)
+        t_default += time.process_time() - t0
+        log(f"  full-resolution N4 of {params.channels[c]} (slow) ...")
+        t0 = time.process_time()
+        full = n4_correct(vol, shrink=1, spacing=loaded.spacing)
+        t_full += time.process_time() - t0
+        diffs.append(_relative_difference(fast, full))
+    k = min(full_modalities, 4)
+    return {
+        "n4_modalities_compared": k,
+        "n4_default_cpu_s_per_modality": round(t_default / k, 2),
+        "n4_full_cpu_s_per_modality": round(t_full / k, 2),
+        "full_over_default_n4": round(t_full / max(t_default, 1e-9), 1),
+        "full_cpu_s_per_case_estimate": round(default_cpu_s_per_case + 4 * (t_full - t_default) / k, 1),
+        "default_vs_full_mean_rel_diff_pct": round(100 * float(np.mean(diffs)), 3),
+    }
+
+
+def _store_sizes(root: Path, store: Path, params: PreprocessParams, cases: int) -> dict:
+    """Assemble the timed parts into stores with two compressions; their sizes per case and for BraTS."""
     report = preprocess_dataset(root / "nifti", store, params=params, workers=1, val=0.0, keep_parts=True, log=lambda m: None)
     if len(report.resumed) != cases or not report.ok:
         raise RuntimeError(f"benchmark store was not assembled from the timed parts: {report}")
     mb = store.stat().st_size / 2**20 / cases
-    result["store_mb_per_case_float16_lzf"] = round(mb, 2)
-    result["store_gb_335_cases_float16_lzf"] = round(mb * BRATS_TRAINING_CASES / 1024, 2)
-    from kequireg.data.preprocess import _assemble, read_part, store_window
-    from kequireg.data.store import write_store
+    part_files = sorted(parts_dir(store).glob("*.npz"))
+    size = store_window(part_summaries(part_files)[0])
+    gz = write_store(root / "gzip.h5", assemble_cases(part_files, size, []), params={}, dtype="float16", compression="gzip")
+    return {
+        "store_mb_per_case_float16_lzf": round(mb, 2),
+        "store_gb_335_cases_float16_lzf": round(mb * BRATS_TRAINING_CASES / 1024, 2),
+        "store_gb_335_cases_float16_gzip": round(gz.stat().st_size / 2**30 / cases * BRATS_TRAINING_CASES, 2),
+    }
 
-    part_files = sorted(parts.glob("*.npz"))
-    size = store_window([tuple(int(v) for v in read_part(p)["original_shape"][:2]) for p in part_files])
-    gz = write_store(root / "gzip.h5", _assemble(part_files, size, []), params={}, dtype="float16", compression="gzip")
-    result["store_gb_335_cases_float16_gzip"] = round(gz.stat().st_size / 2**30 / cases * BRATS_TRAINING_CASES, 2)
+
+def _read_times(store: Path, reads: int, seed: int, cases: int) -> dict:
+    """Random single-slice reads (image and labels) from ``store``."""
     with SliceStore(store) as s:
         rng = np.random.default_rng(seed)
         s.read_images([0])
@@ -131,13 +159,13 @@ def measure(cases: int = 2, full_modalities: int = 1, reads: int = 300, seed: in
             s.read_images([int(i)])
             s.read_labels([int(i)])
             times.append(time.perf_counter() - t0)
-        result["slice_read_cpu_ms_mean"] = round(1000 * (time.process_time() - c0) / reads, 3)
-        result["slice_read_ms_median"] = round(1000 * float(np.median(times)), 3)
-        result["slice_read_ms_p95"] = round(1000 * float(np.percentile(times, 95)), 3)
-        result["slices_per_case"] = round(s.n_slices / cases, 1)
-        result["image_shape"] = list(s.image_shape)
-    tmp.cleanup()
-    return result
+        return {
+            "slice_read_cpu_ms_mean": round(1000 * (time.process_time() - c0) / reads, 3),
+            "slice_read_ms_median": round(1000 * float(np.median(times)), 3),
+            "slice_read_ms_p95": round(1000 * float(np.percentile(times, 95)), 3),
+            "slices_per_case": round(s.n_slices / cases, 1),
+            "image_shape": list(s.image_shape),
+        }
 
 
 def text(result: dict) -> str:

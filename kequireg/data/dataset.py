@@ -140,6 +140,7 @@ def open_dataset(data: str | os.PathLike | None = None, *, progress: bool = True
         ValueError: the file is not a complete slice store, or its splits are malformed.
     """
     if data is None:
+        # lazy: import time: the demo builder pulls in preprocessing (scipy, nibabel, SimpleITK) only without data
         from kequireg.data.demo import ensure_demo_store
 
         path = Path(ensure_demo_store(progress=progress))

@@ -17,6 +17,10 @@ import os
 import sys
 from pathlib import Path
 
+from kequireg.data.preprocess import preprocess_dataset
+from kequireg.data.splits import splits_path
+from kequireg.data.synth import synthesize
+
 # Bump when the generator or preprocessing changes, so old caches are not reused.
 DEMO_VAL, DEMO_TEST = 0.2, 0.2
 DEMO_VERSION = 4  # 3: held-out test share; 4: N4 defaults shrink (6, 6, 5), 4 x 10 iterations
@@ -76,17 +80,12 @@ def ensure_demo_store(progress: bool = True, workers: int | None = None) -> Path
         ...     store.image_shape
         (64, 64, 4)
     """
-    from kequireg.data.splits import splits_path
-
     store = demo_store_path()
     if store.is_file() and splits_path(store).is_file():
         return store
     with _locked(demo_dir().with_name(demo_dir().name + ".lock")):
         if store.is_file() and splits_path(store).is_file():  # made by another process meanwhile
             return store
-        from kequireg.data.preprocess import preprocess_dataset
-        from kequireg.data.synth import synthesize
-
         def say(msg: str) -> None:
             print(msg, file=sys.stderr, flush=True)
 

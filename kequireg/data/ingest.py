@@ -1,13 +1,7 @@
-"""Find case folders (BraTS or nnU-Net raw layout) and load them with validation.
+"""Load one raw case (found by :func:`kequireg.data.discovery.find_cases`) with validation.
 
-A case folder is any folder ``NAME/`` that holds files named ``NAME_<modality>.nii.gz`` (or
-``.nii``) for modality in flair, t1, t1ce, t2, and optionally ``NAME_seg.nii[.gz]``; BraTS 2019
-folders (``BraTS19_<inst>_<id>_1``) are the usual case. Folders are found anywhere under a root
-(``HGG/``, ``LGG/``, ``MICCAI_BraTS_2019_Data_Training/``, ...). Cases without ``_seg`` are
-unlabeled. A root holding a ``dataset.json`` (an nnU-Net raw dataset ``DatasetXXX_Name/``, or
-its ``imagesTr/`` / ``imagesTs/``) is read by :mod:`kequireg.data.nnunet` instead: channels and
-labels are mapped through ``dataset.json``, and every case says where it came from
-(``CaseFiles.dataset``).
+Images are read in ``channels`` order; a segmentation's values are mapped to the internal
+classes {0, 1, 2, 3} (BraTS values, or those of the case's nnU-Net ``dataset.json``).
 
 Every problem with a case raises :class:`CaseError` naming the file, what was found and what to
 do, so a batch job can report it and go on with the other cases.
@@ -16,45 +10,12 @@ do, so a batch job can report it and go on with the other cases.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
 
+from kequireg.data.case_files import CaseError, CaseFiles
 from kequireg.vocabulary import BRATS_TO_INTERNAL, MODALITIES
-
-_EXTENSIONS = (".nii.gz", ".nii")
-
-
-class CaseError(ValueError):
-    """A case that cannot be used; ``file`` names the offending file (or folder)."""
-
-    def __init__(self, file: str | os.PathLike, reason: str):
-        self.file = str(file)
-        self.reason = reason
-        super().__init__(f"{self.file}: {reason}")
-
-
-@dataclasses.dataclass(frozen=True)
-class CaseFiles:
-    """The files of one case; ``missing`` lists modalities without a file.
-
-    ``dataset`` is the :class:`kequireg.data.nnunet.NnunetDataset` the case belongs to (its
-    file names, label values and output naming), or None for a BraTS case folder.
-    """
-
-    case_id: str
-    folder: Path
-    modalities: dict[str, Path]
-    seg: Path | None
-    missing: tuple[str, ...] = ()
-    dataset: "object | None" = None
-
-    def expected_file(self, modality: str) -> str:
-        """The file name this case's ``modality`` should have (for messages about a missing one)."""
-        if self.dataset is not None:
-            return self.dataset.image_filename(self.case_id, modality)
-        return f"{self.case_id}_{modality}.nii.gz"
 
 
 @dataclasses.dataclass
@@ -71,77 +32,6 @@ class LoadedCase:
     spacing: tuple[float, float, float]
     header: bytes
     source: str
-
-
-def _find_file(folder: Path, stem: str) -> Path | None:
-    for ext in _EXTENSIONS:
-        path = folder / f"{stem}{ext}"
-        if path.is_file():
-            return path
-    return None
-
-
-def find_cases(root: str | os.PathLike, channels: tuple[str, ...] | None = None) -> list[CaseFiles]:
-    """Case folders under ``root``, sorted by case id.
-
-    An nnU-Net raw dataset (``root`` or its parent holds ``dataset.json``) is read by
-    :func:`kequireg.data.nnunet.find_cases` instead (its errors name ``dataset.json`` or the file).
-
-    Args:
-        root: a case folder or any folder above case folders.
-        channels: modalities every case must have. Defaults to the layout's own: flair, t1,
-            t1ce, t2 for BraTS folders, the channels of ``dataset.json`` for nnU-Net.
-
-    Returns:
-        One CaseFiles per folder holding at least one ``NAME_<modality>.nii[.gz]``; folders with
-        some modality missing are included (``missing`` set) so that they are reported, not skipped.
-
-    Raises:
-        FileNotFoundError: ``root`` does not exist or is not a folder.
-        ValueError: no case folder under ``root``, or two folders with the same case id.
-
-    Example:
-        >>> cases = find_cases("MICCAI_BraTS_2019_Data_Training")  # doctest: +SKIP
-        >>> cases[0].case_id, cases[0].seg is not None  # doctest: +SKIP
-        ('BraTS19_2013_0_1', True)
-    """
-    from kequireg.data import nnunet
-
-    root = Path(root)
-    if root.is_dir() and nnunet.dataset_json(root) is not None:
-        return nnunet.find_cases(nnunet.read_dataset(root), channels, images=root)
-    channels = MODALITIES if channels is None else tuple(channels)
-    if not root.exists():
-        raise FileNotFoundError(f"input folder does not exist. Received: {str(root)!r}. Pass the folder holding the BraTS case folders.")
-    if not root.is_dir():
-        raise FileNotFoundError(f"input must be a folder. Received: {str(root)!r} (a file). Pass the folder holding the BraTS case folders.")
-    found: dict[str, CaseFiles] = {}
-    for dirpath, dirnames, _ in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        folder = Path(dirpath)
-        name = folder.name
-        files = {m: _find_file(folder, f"{name}_{m}") for m in channels}
-        if not any(files.values()):
-            continue
-        if name in found:
-            raise ValueError(
-                f"case id {name!r} appears twice: {found[name].folder} and {folder}. "
-                "Case ids must be unique; remove or rename one of them."
-            )
-        missing = tuple(m for m, p in files.items() if p is None)
-        found[name] = CaseFiles(
-            case_id=name,
-            folder=folder,
-            modalities={m: p for m, p in files.items() if p is not None},
-            seg=_find_file(folder, f"{name}_seg"),
-            missing=missing,
-        )
-    if not found:
-        raise ValueError(
-            f"no case folder found under {str(root)!r}: expected folders NAME/ holding "
-            f"NAME_{{{','.join(channels)}}}.nii.gz (BraTS layout, e.g. BraTS19_2013_0_1/BraTS19_2013_0_1_flair.nii.gz)."
-        )
-    return [found[k] for k in sorted(found)]
 
 
 def _read(path: Path) -> tuple[np.ndarray, "object"]:
@@ -173,7 +63,7 @@ def load_case(case: CaseFiles, channels: tuple[str, ...] = MODALITIES) -> Loaded
     for an nnU-Net case, in the label values of its ``dataset.json`` (mapped to the same classes).
 
     Args:
-        case: from :func:`find_cases`.
+        case: from :func:`kequireg.data.discovery.find_cases`.
         channels: modality order of the returned images.
 
     Returns:

@@ -47,6 +47,7 @@ import os
 import re
 from pathlib import Path
 
+from kequireg.data.case_files import CaseFiles
 from kequireg.vocabulary import MODALITIES
 
 DATASET_JSON = "dataset.json"
@@ -321,8 +322,8 @@ def _scan(folder: Path, dataset: NnunetDataset, pattern: re.Pattern | None) -> d
 
 
 def find_cases(dataset: NnunetDataset, channels: tuple[str, ...] | None = None,
-               images: str | os.PathLike | None = None) -> list:
-    """The cases of an nnU-Net dataset as :class:`kequireg.data.ingest.CaseFiles`, sorted by case id.
+               images: str | os.PathLike | None = None) -> list[CaseFiles]:
+    """The cases of an nnU-Net dataset as :class:`kequireg.data.case_files.CaseFiles`, sorted by case id.
 
     Args:
         dataset: from :func:`read_dataset`.
@@ -341,13 +342,11 @@ def find_cases(dataset: NnunetDataset, channels: tuple[str, ...] | None = None,
             name, a label file without images, a case id in both folders; or naming
             ``dataset.json``: a channel the model needs that the dataset lacks, no cases at all.
     """
-    from kequireg.data.ingest import CaseFiles
-
     channels = dataset.channels if channels is None else tuple(channels)
     wanted = {c: dataset.channel_index(c) for c in channels}
     only = None if images is None or Path(images).resolve() == dataset.root.resolve() else Path(images).name
     folders = [dataset.root / name for name in IMAGE_FOLDERS if only in (None, name) and (dataset.root / name).is_dir()]
-    cases: dict[str, object] = {}
+    cases: dict[str, CaseFiles] = {}
     for folder in folders:
         by_case: dict[str, dict[int, Path]] = {}
         for stem, path in _scan(folder, dataset, _IMAGE_NAME).items():

@@ -22,15 +22,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-
-from kequireg.io import atomic_write_text
 from scipy import ndimage
 
+from kequireg.io import atomic_dir, atomic_write_text
 from kequireg.vocabulary import MODALITIES
 
 _TISSUES = ("csf", "gm", "wm", "necrosis", "edema", "enhancing")
@@ -67,7 +65,7 @@ class Preset:
     cases: int
 
 
-PRESETS: dict[str, Preset] = {
+SYNTH_PRESETS: dict[str, Preset] = {
     # BraTS geometry: 1 mm, brain ~140x175x130 mm inside a 240x240x155 box. The whole tumour is
     # ~1.4% of the volume on average, as in BraTS 2019 (98.6% background).
     "brats": Preset((240, 240, 155), (1.0, 1.0, 1.0), 4, (0.58, 0.72, 0.82), 0.40, 0.25, 10),
@@ -125,7 +123,7 @@ def generate_case(
         labels uint8 (X, Y, Z) in {0, 1, 2, 4}.
 
     Example:
-        >>> images, seg = generate_case(PRESETS["demo"], seed=0)
+        >>> images, seg = generate_case(SYNTH_PRESETS["demo"], seed=0)
         >>> images["t1"].shape, sorted(set(np.unique(seg)) - {0}) <= [1, 2, 4]
         ((64, 64, 32), True)
     """
@@ -135,15 +133,33 @@ def generate_case(
     x, y, z = _coords(shape)
     if lgg is None:
         lgg = bool(rng.random() < preset.lgg_fraction)
+    # the parts draw from rng in this order; changing it changes every dataset
+    radii, centre, depth = _brain(rng, preset, shape, work, (x, y, z))
+    brain = depth > 0
+    tissue = _tissue(rng, shape, work, (x, y, z), radii, centre, depth, brain)
+    labels = _tumour(rng, preset, shape, work, (x, y, z), radii, brain, tissue, lgg)
+    tissue_map, images = _intensities(rng, shape, work, tissue, labels, brain)
+    if return_tissue:
+        tissue_map[~brain] = 255
+        return images, labels, tissue_map
+    return images, labels
 
+
+def _brain(rng: np.random.Generator, preset: Preset, shape, work, coords) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(radii, centre, depth) of the brain; ``depth > 0`` inside."""
+    x, y, z = coords
     # --- brain: ellipsoid with a smooth random surface; depth = 1 - normalized radius.
     radii = np.asarray(preset.brain_radii, np.float32) * rng.uniform(0.92, 1.05, 3).astype(np.float32)
     centre = rng.uniform(-0.03, 0.03, 3).astype(np.float32)
     rho = np.sqrt(((x - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + ((z - centre[2]) / radii[2]) ** 2)
     surface = _upsample(_smooth_noise(rng, work, sigma=work[0] / 10), shape)
     depth = 1.0 - rho + 0.045 * surface
-    brain = depth > 0
+    return radii, centre, depth
 
+
+def _tissue(rng: np.random.Generator, shape, work, coords, radii, centre, depth, brain) -> np.ndarray:
+    """uint8 tissue classes (0 csf, 1 gm, 2 wm) of the brain."""
+    x, y, z = coords
     # --- cortex folded by a higher-frequency field; CSF in sulci and a thin outer rim.
     folds = _upsample(_smooth_noise(rng, work, sigma=max(1.2, work[0] / 50)), shape)
     cortex = 0.13 + 0.05 * folds
@@ -159,7 +175,12 @@ def generate_case(
         bend = 0.35 * (y - centre[1]) ** 2
         v = ((x - cx) / vent_r[0]) ** 2 + ((y - centre[1] + 0.05) / vent_r[1]) ** 2 + ((z - centre[2] - 0.08 + bend) / vent_r[2]) ** 2
         tissue[(v < 1.0) & brain] = 0
+    return tissue
 
+
+def _tumour(rng: np.random.Generator, preset: Preset, shape, work, coords, radii, brain, tissue, lgg: bool) -> np.ndarray:
+    """uint8 BraTS labels {0, 1, 2, 4} of one tumour."""
+    x, y, z = coords
     # --- tumour: noisy ellipsoid inside the brain; edema > core (enhancing rim) > necrosis.
     labels = np.zeros(shape, np.uint8)
     mean_radius = float(radii.mean())
@@ -186,7 +207,11 @@ def generate_case(
     else:
         labels[core] = 4
         labels[(t_rho < necrosis_fraction) & brain] = 1
+    return labels
 
+
+def _intensities(rng: np.random.Generator, shape, work, tissue, labels, brain) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(tissue map with tumour classes, int16 image per modality)."""
     # --- intensities per modality: tissue means, texture, partial-volume blur, bias, noise, scale.
     texture = _upsample(_smooth_noise(rng, work, sigma=1.0), shape)
     tissue_map = np.select(
@@ -207,10 +232,7 @@ def generate_case(
         out = np.clip(np.rint(img * scale), 1, 32767).astype(np.int16)
         out[~brain] = 0
         images[modality] = out
-    if return_tissue:
-        tissue_map[~brain] = 255
-        return images, labels, tissue_map
-    return images, labels
+    return tissue_map, images
 
 
 def affine_for(preset: Preset) -> np.ndarray:
@@ -232,19 +254,13 @@ def _save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
 
 
 def write_case(out_dir: Path, name: str, images: dict[str, np.ndarray], labels: np.ndarray | None, affine: np.ndarray) -> Path:
-    """Write one case folder ``out_dir/name/name_<mod>.nii.gz`` atomically (temp folder, then rename)."""
+    """Write one case folder ``out_dir/name/name_<mod>.nii.gz`` atomically (:func:`kequireg.io.atomic_dir`)."""
     final = out_dir / name
-    tmp = out_dir / f".{name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for modality, array in images.items():
-        _save_nifti(array, affine, tmp / f"{name}_{modality}.nii.gz")
-    if labels is not None:
-        _save_nifti(labels, affine, tmp / f"{name}_seg.nii.gz")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_dir(final, replace=True) as tmp:
+        for modality, array in images.items():
+            _save_nifti(array, affine, tmp / f"{name}_{modality}.nii.gz")
+        if labels is not None:
+            _save_nifti(labels, affine, tmp / f"{name}_seg.nii.gz")
     return final
 
 
@@ -265,7 +281,7 @@ def synthesize(
 
     Args:
         out_dir: output folder (created).
-        preset: name in PRESETS or a Preset.
+        preset: name in SYNTH_PRESETS or a Preset.
         cases: number of cases. Defaults to the preset's ``cases``.
         seed: dataset seed.
         unlabeled: number of cases (the last ones) written without a segmentation.
@@ -281,9 +297,9 @@ def synthesize(
         >>> folders = synthesize("/tmp/syn", preset="demo", cases=2, seed=1)  # doctest: +SKIP
     """
     if isinstance(preset, str):
-        if preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}. Received: preset={preset!r}")
-        preset_name, preset_obj = preset, PRESETS[preset]
+        if preset not in SYNTH_PRESETS:
+            raise ValueError(f"preset must be one of {sorted(SYNTH_PRESETS)}. Received: preset={preset!r}")
+        preset_name, preset_obj = preset, SYNTH_PRESETS[preset]
     else:
         preset_name, preset_obj = "custom", preset
     cases = preset_obj.cases if cases is None else int(cases)

@@ -105,23 +105,11 @@ def export_case(slice_labels: np.ndarray, record, out_dir: str | os.PathLike, sc
     Example:
         >>> path = export_case(labels, store.case("BraTS19_X_1"), "predictions/")  # doctest: +SKIP
     """
-    from kequireg.data.store import restore_plane
+    from kequireg.data.geometry import restore_plane
 
-    volume = restore_plane(np.asarray(slice_labels), _as_record(record))
+    volume = restore_plane(np.asarray(slice_labels), record.geometry)
     values = scheme if layout is None else layout.internal_to_file
     image = label_image(volume, record.affine, getattr(record, "header", None), scheme=values)
     return write_nifti_atomic(image, Path(out_dir) / output_filename(record.case_id, layout))
 
 
-def _as_record(case):
-    """A PreprocessedCase carries the same geometry as a CaseRecord; build one for restore_plane."""
-    from kequireg.data.store import CaseRecord
-
-    if isinstance(case, CaseRecord):
-        return case
-    n = len(np.asarray(case.z))
-    return CaseRecord(
-        case_id=case.case_id, labeled=case.labels is not None, start=0, stop=n, z=np.asarray(case.z),
-        crop_origin=tuple(case.crop_origin), original_shape=tuple(case.original_shape),
-        affine=np.asarray(case.affine), spacing=np.asarray(case.spacing), header=case.header, source=case.source,
-    )

@@ -2,7 +2,7 @@
 
 Works with any Keras network that maps (B, H, W, C) images to (B, H, W, K) logits (the
 kequireg convention). Slices are fed in fixed-size batches (the last one padded), so a compiled
-predict function is traced once. ``kequireg.data.store.restore_plane`` puts per-slice results
+predict function is traced once. ``kequireg.data.geometry.restore_plane`` puts per-slice results
 back into the source geometry.
 """
 

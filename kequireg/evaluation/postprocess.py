@@ -97,11 +97,9 @@ def postprocess_slices(slices: np.ndarray, record, method: str = "none", **thres
     slices = np.asarray(slices)
     if method == "none" or slices.shape[0] == 0:
         return slices
-    from kequireg.data.store import restore_plane
-    from kequireg.evaluation.export import _as_record
+    from kequireg.data.geometry import restore_plane
 
-    record = _as_record(record)
-    volume = postprocess_brats(restore_plane(slices, record), record.spacing, **thresholds)
+    volume = postprocess_brats(restore_plane(slices, record.geometry), record.spacing, **thresholds)
     return cut_window(volume, record, slices.shape[1:])
 
 

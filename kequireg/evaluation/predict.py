@@ -84,7 +84,7 @@ def preprocess_case_files(case, params, size: tuple[int, int]):
     its labels are dropped.
 
     Args:
-        case: ``kequireg.data.ingest.CaseFiles``.
+        case: ``kequireg.data.case_files.CaseFiles``.
         params: ``PreprocessParams``.
         size: (H, W) of the model's input (the training store's window).
 
@@ -124,7 +124,7 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
     Raises:
         ValueError: if a case misses a modality (naming it), or no case folder is found.
     """
-    from kequireg.data.ingest import find_cases
+    from kequireg.data.discovery import find_cases
 
     settings = preprocess_params(params)
     cases = find_cases(in_dir, settings.channels)

@@ -59,7 +59,7 @@ def score_store(
         >>> with open_dataset() as ds:                                      # doctest: +SKIP
         ...     rows = score_store(network, ds, ds.split_ids("test"))
     """
-    from kequireg.data.store import restore_plane
+    from kequireg.data.geometry import restore_plane
 
     store = getattr(data, "store", data)
     known = set(store.case_ids)
@@ -78,7 +78,7 @@ def score_store(
         probs = result.probs
         predicted = options.postprocess_slices(probs.argmax(-1).astype(np.uint8), record)
         row = {"case_id": case_id}
-        row.update(case_metrics(restore_plane(labels, record), restore_plane(predicted, record),
+        row.update(case_metrics(restore_plane(labels, record.geometry), restore_plane(predicted, record.geometry),
                                 spacing=record.spacing, with_hd95=with_hd95))
         if equivariance:
             plain = probs if result.plain is None else result.plain

@@ -58,26 +58,23 @@ def float_image(volume: np.ndarray, record):
 
 def write_uncertainty(prediction, record, out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write a case's entropy and disagreement maps (see the module docstring)."""
-    from kequireg.data.store import restore_plane
-    from kequireg.evaluation.export import _as_record, write_nifti_atomic
+    from kequireg.data.geometry import restore_plane
+    from kequireg.evaluation.export import write_nifti_atomic
 
-    record = _as_record(record)
     paths = uncertainty_paths(record.case_id, out_dir)
     for path, slices in zip(paths, (prediction.entropy, prediction.disagreement)):
-        write_nifti_atomic(float_image(restore_plane(slices, record), record), path)
+        write_nifti_atomic(float_image(restore_plane(slices, record.geometry), record), path)
     return paths
 
 
 def restore_probabilities(probs: np.ndarray, record) -> np.ndarray:
     """(S, H, W, K) slice probabilities -> float16 (K, X, Y, Z) in the source geometry, background
     1 outside the stored slices."""
-    from kequireg.data.store import restore_plane
-    from kequireg.evaluation.export import _as_record
+    from kequireg.data.geometry import restore_plane
 
-    record = _as_record(record)
     probs = np.asarray(probs, np.float32)
-    channels = [restore_plane(probs[..., k], record) for k in range(1, probs.shape[-1])]
-    foreground = restore_plane(1.0 - probs[..., 0], record)
+    channels = [restore_plane(probs[..., k], record.geometry) for k in range(1, probs.shape[-1])]
+    foreground = restore_plane(1.0 - probs[..., 0], record.geometry)
     return np.stack([1.0 - foreground, *channels]).astype(np.float16)
 
 

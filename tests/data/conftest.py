@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from kequireg.data.synth import PRESETS, Preset, affine_for, generate_case, synthesize, write_case
+from kequireg.data.synth import SYNTH_PRESETS, Preset, affine_for, generate_case, synthesize, write_case
 
 # demo geometry, fewer slices: fast to generate and to preprocess
-SMALL = dataclasses.replace(PRESETS["demo"], shape=(64, 64, 16), cases=4)
+SMALL = dataclasses.replace(SYNTH_PRESETS["demo"], shape=(64, 64, 16), cases=4)
 
 
 @pytest.fixture(scope="session")

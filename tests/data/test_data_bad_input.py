@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli.preprocess import preprocess as preprocess_command
-from kequireg.data.ingest import CaseError, find_cases, load_case
+from kequireg.data.case_files import CaseError
+from kequireg.data.discovery import find_cases
+from kequireg.data.ingest import load_case
 from kequireg.data.preprocess import PreprocessParams, preprocess_dataset
 from kequireg.data.store import SliceStore
 

@@ -18,10 +18,10 @@ from click.testing import CliRunner
 from cli.info import info
 from cli.preprocess import preprocess
 from cli.synth import synth
-from kequireg.data.preprocess import parts_dir
+from kequireg.data.parts import parts_dir
 from kequireg.data.splits import load_splits, splits_path
 from kequireg.data.store import SliceStore
-from kequireg.data.synth import PRESETS, synthesize
+from kequireg.data.synth import SYNTH_PRESETS, synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,7 +81,7 @@ def test_kill_9_then_rerun_resumes_without_redoing_finished_cases(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     data = tmp_path / "syn"
     # cases big enough that one takes ~0.3 s without N4: the kill lands well inside the run
-    synthesize(data, preset=dataclasses.replace(PRESETS["demo"], shape=(128, 128, 48)), cases=3, seed=2)
+    synthesize(data, preset=dataclasses.replace(SYNTH_PRESETS["demo"], shape=(128, 128, 48)), cases=3, seed=2)
     store = tmp_path / "s.h5"
     parts = parts_dir(store)
     proc = subprocess.Popen(_cli("preprocess", str(data), str(store), "--workers", "1", "--no-progress", "--no-n4"),

@@ -43,4 +43,4 @@ def test_ensure_demo_store_builds_once_under_concurrent_calls(monkeypatch, tmp_p
     assert load_splits(splits_path(results[0]))["train"]
     mtime = results[0].stat().st_mtime_ns
     assert demo.ensure_demo_store(progress=False) == results[0] and results[0].stat().st_mtime_ns == mtime
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert not list(tmp_path.rglob("*.tmp*")), "no temporary file or folder left"

@@ -8,11 +8,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from kequireg.data.ingest import find_cases
-from kequireg.data.preprocess import PreprocessParams, parts_dir, preprocess_case, preprocess_dataset
+from kequireg.data.discovery import find_cases
+from kequireg.data.geometry import restore_plane
+from kequireg.data.parts import parts_dir
+from kequireg.data.preprocess import PreprocessParams, preprocess_case, preprocess_dataset
 from kequireg.data.splits import labeled_subset, load_splits, splits_path
-from kequireg.data.store import SliceStore, restore_plane
-from kequireg.data.synth import PRESETS, synthesize
+from kequireg.data.store import SliceStore
+from kequireg.data.synth import SYNTH_PRESETS, synthesize
 
 FAST = PreprocessParams(n4=False)
 
@@ -55,13 +57,13 @@ def test_labels_slices_and_geometry_round_trip_to_the_nifti(store_and_root):
             assert record.header == flair.header.binaryblock
             # zeros in every modality stay zeros in every channel
             for c in range(4):
-                restored = restore_plane(images[..., c], record)
+                restored = restore_plane(images[..., c], record.geometry)
                 assert np.array_equal(restored > 0, volumes[..., c] > 0)
             seg_file = folder / f"{record.case_id}_seg.nii.gz"
             if record.labeled:
                 seg = np.asarray(nib.load(seg_file).dataobj)
                 expected = np.where(seg == 4, 3, seg).astype(np.uint8)
-                assert np.array_equal(restore_plane(labels, record), expected), "labels 4 -> 3, nothing lost"
+                assert np.array_equal(restore_plane(labels, record.geometry), expected), "labels 4 -> 3, nothing lost"
                 assert set(np.unique(labels).tolist()) <= {0, 1, 2, 3} and 4 not in labels
             else:
                 assert labels is None and not seg_file.exists()
@@ -86,7 +88,7 @@ def test_splits_beside_store_deterministic_and_nested(store_and_root, tmp_path):
 
 
 def test_brats_size_crops_to_224_at_8(tmp_path):
-    preset = dataclasses.replace(PRESETS["brats"], shape=(240, 240, 6), brain_radii=(0.55, 0.7, 3.0), cases=1)
+    preset = dataclasses.replace(SYNTH_PRESETS["brats"], shape=(240, 240, 6), brain_radii=(0.55, 0.7, 3.0), cases=1)
     root = tmp_path / "in"
     synthesize(root, preset=preset, cases=1, seed=0)
     report = preprocess_dataset(root, tmp_path / "b.h5", params=FAST, workers=1, val=0.0, log=lambda m: None)
@@ -96,7 +98,7 @@ def test_brats_size_crops_to_224_at_8(tmp_path):
         assert record.crop_origin == (8, 8) and record.original_shape == (240, 240, 6)
         _, labels, _ = store.case_arrays(record.case_id)
         seg = np.asarray(nib.load(root / record.case_id / f"{record.case_id}_seg.nii.gz").dataobj)
-        assert np.array_equal(restore_plane(labels, record), np.where(seg == 4, 3, seg))
+        assert np.array_equal(restore_plane(labels, record.geometry), np.where(seg == 4, 3, seg))
 
 
 def test_non_brats_in_plane_sizes_share_one_window(tmp_path, make_case, small_preset):
@@ -114,11 +116,11 @@ def test_non_brats_in_plane_sizes_share_one_window(tmp_path, make_case, small_pr
         assert odd_record.crop_origin[1] == -6 and 0 <= odd_record.crop_origin[0] <= 8
         images, labels, _ = store.case_arrays("odd_case")
         seg = np.asarray(nib.load(root / "odd_case" / "odd_case_seg.nii.gz").dataobj)
-        assert np.array_equal(restore_plane(labels, odd_record), np.where(seg == 4, 3, seg))
+        assert np.array_equal(restore_plane(labels, odd_record.geometry), np.where(seg == 4, 3, seg))
 
 
 def test_preprocess_case_gives_the_store_rows_for_cropped_and_padded_cases(tmp_path, make_case, small_preset):
-    # the store build and prediction on raw cases share one window rule (preprocess.window_case)
+    # the store build and prediction on raw cases share one window rule (crop.window_case)
     root = tmp_path / "in"
     make_case(root, "odd_case", dataclasses.replace(small_preset, shape=(200, 180, 8), work_factor=2), seed=1)
     make_case(root, "small_case", small_preset, seed=2)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from kequireg.data.preprocess import DEFAULT_N4_SHRINK, equalize, n4_correct, target_size, window_origin
+from kequireg.data.crop import target_size, window_origin
+from kequireg.data.intensity import equalize
+from kequireg.data.n4 import DEFAULT_N4_SHRINK, n4_correct
 
 
 def _reference_equalize(volume):
@@ -105,7 +107,7 @@ def test_window_origin_thesis_crop_and_brain_shifts():
 
 @pytest.mark.parametrize("m, f, overhang", [(3, 4, 1.5), (10, 6, 2.5), (25, 8, 3.5), (7, 3, 0.0)])
 def test_field_resampling_is_exact_for_quadratics_including_the_overhang(m, f, overhang):
-    from kequireg.data.preprocess import _interp_matrix
+    from kequireg.data.n4 import _interp_matrix
 
     # a coarse grid of m samples f voxels apart whose first centre is `overhang` voxels in, like
     # SimpleITK's Shrink output; the fine grid covers the coarse one plus the overhang at both ends
@@ -121,7 +123,7 @@ def test_field_resampling_is_exact_for_quadratics_including_the_overhang(m, f, o
 
 
 def test_field_resampling_of_a_smooth_field_matches_the_field():
-    from kequireg.data.preprocess import _upsample_field
+    from kequireg.data.n4 import _upsample_field
 
     # a smooth 3D field (16 coarse steps per radian-scaled wavelength, like N4's B-spline whose
     # knots are >= 8 evaluation steps apart), sampled on a grid of 2-voxel steps, read at every voxel

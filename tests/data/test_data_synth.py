@@ -8,9 +8,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from kequireg.data.synth import MODALITIES, PRESETS, case_id, generate_case, synthesize
+from kequireg.data.synth import MODALITIES, SYNTH_PRESETS, case_id, generate_case, synthesize
 
-from kequireg.data.synth import PRESETS as _P
+from kequireg.data.synth import SYNTH_PRESETS as _P
 import dataclasses
 
 SMALL = dataclasses.replace(_P["demo"], shape=(64, 64, 16), cases=4)
@@ -25,7 +25,7 @@ def test_same_seed_same_bytes_other_seed_differs():
 
 
 def test_case_is_skull_stripped_int16_with_brats_labels():
-    images, labels = generate_case(PRESETS["demo"], 1)
+    images, labels = generate_case(SYNTH_PRESETS["demo"], 1)
     brain = images["t1"] > 0
     for m in MODALITIES:
         assert images[m].dtype == np.int16 and images[m].shape == (64, 64, 32)
@@ -42,7 +42,7 @@ def _tissue_means(images, tissue, modality):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_contrast_orderings(seed):
-    images, labels, tissue = generate_case(PRESETS["demo"], seed, lgg=False, return_tissue=True)
+    images, labels, tissue = generate_case(SYNTH_PRESETS["demo"], seed, lgg=False, return_tissue=True)
     csf, gm, wm, nec, edema, enh = range(6)
     t1 = _tissue_means(images, tissue, "t1")
     assert t1[wm] > t1[gm] > t1[csf]
@@ -55,7 +55,7 @@ def test_contrast_orderings(seed):
 
 
 def test_anatomy_has_all_tissues_and_ventricles_near_centre():
-    images, labels, tissue = generate_case(PRESETS["demo"], 4, return_tissue=True)
+    images, labels, tissue = generate_case(SYNTH_PRESETS["demo"], 4, return_tissue=True)
     shares = [np.mean(tissue[tissue != 255] == t) for t in range(3)]
     assert shares[2] > 0.3 and 0.1 < shares[1] < 0.6 and 0.02 < shares[0] < 0.3, shares
     centre = tissue[24:40, 16:48, 12:24]
@@ -71,7 +71,7 @@ def test_lgg_cases_have_no_enhancing_tumour():
 
 def test_demo_class_shares_near_brats_scaled():
     # BraTS: 1: 0.32%, 2: 0.81%, 4: 0.28% of the volume; the demo's tumours are larger on purpose.
-    shares = np.array([[np.mean(generate_case(PRESETS["demo"], s)[1] == k) for k in (1, 2, 4)] for s in range(6)])
+    shares = np.array([[np.mean(generate_case(SYNTH_PRESETS["demo"], s)[1] == k) for k in (1, 2, 4)] for s in range(6)])
     mean = shares.mean(axis=0)
     assert 0.003 < mean[0] < 0.03 and 0.008 < mean[1] < 0.06 and 0.002 < mean[2] < 0.03, mean
     assert mean[1] > mean[0] and mean[1] > mean[2], "edema is the largest tumour class, as in BraTS"

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from kequireg.data import nnunet
-from kequireg.data.ingest import CaseError, find_cases, load_case
+from kequireg.data.case_files import CaseError
+from kequireg.data.discovery import discover, find_cases
+from kequireg.data.ingest import load_case
 from kequireg.data.preprocess import PreprocessParams, preprocess_dataset
 from kequireg.data.splits import load_splits, splits_path
 from kequireg.data.store import SliceStore
@@ -134,6 +136,16 @@ def test_cases_files_labels_and_unlabeled_pool(nnunet_dataset, small_dataset):
     np.testing.assert_array_equal(mine.images, theirs.images)
     np.testing.assert_array_equal(mine.labels, theirs.labels)
     assert mine.header == theirs.header
+
+
+def test_discovery_picks_the_reader_by_layout_and_keeps_given_channels(nnunet_dataset, small_dataset):
+    found, brats = discover(nnunet_dataset), discover(small_dataset)
+    assert found.layout is not None and found.layout.root == nnunet_dataset and brats.layout is None
+    assert found.channels == brats.channels == ("flair", "t1", "t1ce", "t2")
+    assert all(c.dataset is found.layout for c in found.cases) and all(c.dataset is None for c in brats.cases)
+    assert discover(nnunet_dataset / "imagesTr").layout is not None  # an image folder of the dataset
+    two = discover(nnunet_dataset, ("t2", "flair"))
+    assert two.channels == ("t2", "flair") and set(two.cases[0].modalities) == {"t2", "flair"}
 
 
 def test_same_store_as_the_brats_layout(nnunet_dataset, small_dataset, tmp_path):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
 
-from kequireg.data.store import (
-    PreprocessedCase, SliceStore, extract_window, paste_window, restore_plane, write_store,
-)
+from kequireg.data.geometry import CaseGeometry, extract_window, paste_window, restore_plane
+from kequireg.data.params import PreprocessParams
+from kequireg.data.preprocess import preprocess_dataset
+from kequireg.data.store import PreprocessedCase, SliceStore
+from kequireg.data.store_writer import write_store
 
 
 def make_case(case_id, s=3, h=8, w=8, labeled=True, seed=0, z0=2):
@@ -17,13 +21,15 @@ def make_case(case_id, s=3, h=8, w=8, labeled=True, seed=0, z0=2):
         case_id=case_id,
         images=rng.random((s, h, w, 4), dtype=np.float32),
         labels=rng.integers(0, 4, (s, h, w), dtype=np.uint8) if labeled else None,
-        z=np.arange(z0, z0 + s),
-        crop_origin=(1, -1),
-        original_shape=(10, 6, 9),
-        affine=np.diag([1.0, 2.0, 3.0, 1.0]),
-        spacing=np.array([1.0, 2.0, 3.0]),
-        header=b"\x01\x02hdr",
-        source=f"/data/{case_id}",
+        geometry=CaseGeometry(
+            z=np.arange(z0, z0 + s),
+            crop_origin=(1, -1),
+            original_shape=(10, 6, 9),
+            affine=np.diag([1.0, 2.0, 3.0, 1.0]),
+            spacing=np.array([1.0, 2.0, 3.0]),
+            header=b"\x01\x02hdr",
+            source=f"/data/{case_id}",
+        ),
     )
 
 
@@ -66,7 +72,7 @@ def test_failed_write_leaves_existing_store_untouched(tmp_path):
     with pytest.raises(RuntimeError):
         write_store(path, cases())
     assert path.read_bytes() == before
-    assert not (tmp_path / "s.h5.tmp").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"], "no temporary file left"
 
 
 def test_incomplete_file_is_refused(tmp_path):
@@ -87,7 +93,8 @@ def test_missing_store_names_the_fix(tmp_path):
     [
         (dict(labels=np.full((3, 8, 8), 4, np.uint8)), "internal classes"),
         (dict(images=np.full((3, 8, 8, 4), np.nan, np.float32)), "NaN"),
-        (dict(z=np.arange(2)), "z must"),
+        (dict(geometry=CaseGeometry(z=np.arange(2), crop_origin=(1, -1), original_shape=(10, 6, 9), affine=np.eye(4),
+                                    spacing=np.ones(3))), "z must"),
     ],
 )
 def test_bad_case_is_rejected_with_reason(tmp_path, change, message):
@@ -125,12 +132,13 @@ def test_restore_plane_puts_slices_back(tmp_path):
     with SliceStore(write_store(tmp_path / "s.h5", [case])) as store:
         rec = store.case("a")
         _, labels, _ = store.case_arrays("a")
-        volume = restore_plane(labels, rec)
+        assert isinstance(rec.geometry, CaseGeometry) and type(rec.geometry) is type(case.geometry)
+        volume = restore_plane(labels, rec.geometry)
     assert volume.shape == (10, 6, 9) and volume.dtype == np.uint8
     np.testing.assert_array_equal(volume[:, :, [0, 1, 5, 6, 7, 8]], 0)
     np.testing.assert_array_equal(volume[1:9, :, 2], case.labels[0][:, 1:7])
     with pytest.raises(ValueError, match="slices must have shape"):
-        restore_plane(labels[:2], rec)
+        restore_plane(labels[:2], rec.geometry)
 
 
 def test_read_slab_keeps_the_store_dtype_and_checks_its_range(tmp_path):
@@ -143,3 +151,48 @@ def test_read_slab_keeps_the_store_dtype_and_checks_its_range(tmp_path):
         assert store.read_slab(0, 2, labels=False)[1] is None
         with pytest.raises(ValueError, match="start=3, stop=9"):
             store.read_slab(3, 9)
+
+
+LEGACY = Path(__file__).resolve().parent.parent / "legacy" / "main-b6eadae"
+
+
+def _contents(path):
+    """Every dataset (values, dtype, shape, chunks, filter) and every attribute of an HDF5 file."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                values = obj[()]
+                if values.dtype.kind == "O":
+                    values = [np.asarray(v).tolist() for v in values]
+                else:
+                    values = values.tolist()
+                out[name] = (values, str(obj.dtype), obj.shape, obj.chunks, obj.compression, obj.maxshape)
+        f.visititems(visit)
+        out["attrs"] = {k: str(v) for k, v in f.attrs.items()}
+    return out
+
+
+def test_legacy_store_loads_with_its_geometry_and_rewrites_identically(tmp_path):
+    with SliceStore(LEGACY / "store.h5") as store:
+        records = store.cases
+        assert all(isinstance(r.geometry, CaseGeometry) for r in records)
+        assert records[0].n_slices == records[0].geometry.n_slices == len(records[0].z)
+        cases = []
+        for r in records:
+            images, labels, _ = store.case_arrays(r.case_id)
+            cases.append(PreprocessedCase(case_id=r.case_id, images=images, labels=labels, geometry=r.geometry))
+        path = write_store(tmp_path / "again.h5", cases, channels=store.channels, params=store.params,
+                           dtype=str(store.image_dtype))
+    assert _contents(path) == _contents(LEGACY / "store.h5")
+
+
+def test_preprocessing_the_legacy_raw_cases_gives_the_legacy_store(tmp_path, monkeypatch):
+    # the legacy store was made in its folder with `kequireg preprocess raw store.h5 --no-n4 --workers 1
+    # --val 0.25 --test 0.25`: the same call now must write the same datasets and attributes
+    monkeypatch.chdir(LEGACY)
+    report = preprocess_dataset("raw", tmp_path / "store.h5", params=PreprocessParams(n4=False), workers=1,
+                                val=0.25, test=0.25, log=lambda m: None)
+    assert report.ok
+    assert _contents(report.store_path) == _contents(LEGACY / "store.h5")
+    assert report.splits_path.read_text() == (LEGACY / "store.splits.json").read_text()

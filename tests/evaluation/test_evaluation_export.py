@@ -4,7 +4,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from kequireg.data.store import PreprocessedCase, SliceStore, extract_window, write_store
+from kequireg.data.geometry import CaseGeometry, extract_window
+from kequireg.data.store import PreprocessedCase, SliceStore
+from kequireg.data.store_writer import write_store
 from kequireg.evaluation.export import brats_filename, export_case, label_image
 from kequireg.evaluation.metrics import case_metrics
 from kequireg.evaluation.regions import to_internal
@@ -34,9 +36,9 @@ def preprocess_like(image, seg, crop_origin=(2, 1), window=(16, 16)):
     images = extract_window(planes, crop_origin, window)[..., None].repeat(4, -1)
     labels = extract_window(np.moveaxis(to_internal(seg)[:, :, z], -1, 0), crop_origin, window)
     return PreprocessedCase(
-        case_id="BraTS19_TEST_1_1", images=images, labels=labels, z=z, crop_origin=crop_origin,
-        original_shape=data.shape, affine=image.affine, spacing=np.array(image.header.get_zooms()[:3], float),
-        header=image.header.binaryblock, source="case_dir",
+        case_id="BraTS19_TEST_1_1", images=images, labels=labels, geometry=CaseGeometry(
+            z=z, crop_origin=crop_origin, original_shape=data.shape, affine=image.affine,
+            spacing=np.array(image.header.get_zooms()[:3], float), header=image.header.binaryblock, source="case_dir"),
     )
 
 

@@ -52,19 +52,20 @@ def test_small_enhancing_tumour_becomes_necrosis_by_volume_in_mm3():
 
 
 def test_postprocess_slices_works_on_the_source_volume_and_cuts_back():
-    from kequireg.data.store import CaseRecord, restore_plane
+    from kequireg.data.geometry import CaseGeometry, restore_plane
+    from kequireg.data.store import CaseRecord
 
     v = _volume()
     z = np.arange(1, 19)
-    record = CaseRecord(case_id="c", labeled=False, start=0, stop=len(z), z=z, crop_origin=(-2, 3), original_shape=v.shape,
-                        affine=np.eye(4), spacing=np.ones(3), header=b"", source="")
+    record = CaseRecord(case_id="c", labeled=False, start=0, stop=len(z), geometry=CaseGeometry(
+        z=z, crop_origin=(-2, 3), original_shape=v.shape, affine=np.eye(4), spacing=np.ones(3), header=b"", source=""))
     slices = cut_window(v, record, (32, 24))
     assert slices.shape == (len(z), 32, 24)
-    np.testing.assert_array_equal(cut_window(restore_plane(slices, record), record, (32, 24)), slices)
+    np.testing.assert_array_equal(cut_window(restore_plane(slices, record.geometry), record, (32, 24)), slices)
     assert postprocess_slices(slices, record) is slices  # "none"
     out = postprocess_slices(slices, record, "brats", min_component_volume=10.0, et_min_volume=0.0)
-    expected = postprocess_brats(restore_plane(slices, record), np.ones(3), min_component_volume=10.0, et_min_volume=0.0)
-    np.testing.assert_array_equal(restore_plane(out, record), expected)
+    expected = postprocess_brats(restore_plane(slices, record.geometry), np.ones(3), min_component_volume=10.0, et_min_volume=0.0)
+    np.testing.assert_array_equal(restore_plane(out, record.geometry), expected)
     with pytest.raises(ValueError, match="postprocess"):
         postprocess_slices(slices, record, "other")
 

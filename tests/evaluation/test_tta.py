@@ -104,7 +104,7 @@ def test_inference_options_validate():
 def _today(model, root, store, out):
     """The pre-TTA code path of predict: predict_labels -> export_case, case by case."""
     from kequireg.data.dataset import open_dataset
-    from kequireg.data.ingest import find_cases
+    from kequireg.data.discovery import find_cases
     from kequireg.evaluation.export import export_case
     from kequireg.evaluation.inference import predict_labels
     from kequireg.evaluation.predict import preprocess_case_files, preprocess_params

@@ -9,7 +9,9 @@ import pytest
 def write_small_store(path, n_labeled=8, n_unlabeled=2, slices=6, size=32, seed=0):
     """A slice store of blob 'tumours' on a disc 'brain' plus its splits JSON; returns the path."""
     from kequireg.data.splits import make_splits, save_splits, splits_path
-    from kequireg.data.store import PreprocessedCase, write_store
+    from kequireg.data.geometry import CaseGeometry
+    from kequireg.data.store import PreprocessedCase
+    from kequireg.data.store_writer import write_store
 
     rng = np.random.default_rng(seed)
     rows, cols = np.mgrid[:size, :size]
@@ -31,8 +33,8 @@ def write_small_store(path, n_labeled=8, n_unlabeled=2, slices=6, size=32, seed=
             labels[s] *= brain
         return PreprocessedCase(
             case_id=f"CASE_{i:03d}", images=np.clip(images, 0, 1), labels=labels if labeled else None,
-            z=np.arange(slices), crop_origin=(0, 0), original_shape=(size, size, slices), affine=np.eye(4),
-            spacing=np.ones(3),
+            geometry=CaseGeometry(z=np.arange(slices), crop_origin=(0, 0), original_shape=(size, size, slices),
+                                  affine=np.eye(4), spacing=np.ones(3)),
         )
 
     cases = [case(i, i < n_labeled) for i in range(n_labeled + n_unlabeled)]

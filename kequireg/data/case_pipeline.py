@@ -1,0 +1,82 @@
+"""One raw case through preprocessing: load, N4, intensity normalization, axial slices, bounding box.
+
+Per case and modality (the thesis's recipe): N4 (:mod:`kequireg.data.n4`), histogram
+equalization (:mod:`kequireg.data.intensity`), then axial slices (``volume[:, :, z]``) without
+the slices that are zero in every modality, cut to the brain's in-plane bounding box. The result
+is a part (:mod:`kequireg.data.parts`); the store's crop window (:mod:`kequireg.data.crop`) is
+chosen when every case is known.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from kequireg.data.case_files import CaseError, CaseFiles
+from kequireg.data.ingest import load_case
+from kequireg.data.intensity import equalize, scale_unit
+from kequireg.data.n4 import n4_correct
+from kequireg.data.params import PreprocessParams
+from kequireg.data.parts import PART_VERSION
+
+
+def preprocess_volumes(images: np.ndarray, params: PreprocessParams, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """N4 then equalization per channel of (X, Y, Z, C) float32; zeros stay 0."""
+    out = np.empty(images.shape, np.float32, order="F")  # each channel one contiguous block
+    for c in range(images.shape[-1]):
+        vol = images[..., c]
+        if params.n4:
+            vol = n4_correct(vol, shrink=params.n4_shrink, iterations=params.n4_iterations, spacing=spacing)
+        out[..., c] = equalize(vol) if params.equalize else scale_unit(vol)
+    return out
+
+
+def process_case(case: CaseFiles, params: PreprocessParams) -> dict:
+    """Load, validate, preprocess and slice one case; the result is a part (arrays, metadata).
+
+    Slices are cut to the brain's in-plane bounding box (``bbox``: row0, row1, col0, col1);
+    the store's window is chosen when all cases are known.
+
+    Raises:
+        CaseError: naming the file and the reason.
+    """
+    loaded = load_case(case, params.channels)
+    images = loaded.images
+    try:
+        if params.n4 and np.any(images < 0):
+            c = int(np.argmax(np.any(images < 0, axis=(0, 1, 2))))
+            raise CaseError(case.modalities[params.channels[c]], "negative intensities; N4 needs non-negative scans (use --no-n4 for normalized data)")
+        volumes = preprocess_volumes(images, params, loaded.spacing)
+    except CaseError:
+        raise
+    except Exception as exc:
+        raise CaseError(case.folder, f"preprocessing failed ({type(exc).__name__}: {exc})") from exc
+    brain = np.any(volumes != 0, axis=-1)  # (X, Y, Z)
+    z = np.flatnonzero(np.any(brain, axis=(0, 1)))
+    if z.size == 0:
+        raise CaseError(case.folder, "no non-zero slice after preprocessing")
+    footprint = np.any(brain, axis=2)
+    if loaded.labels is not None:
+        footprint |= np.any(loaded.labels[:, :, z] > 0, axis=2)
+    rows, cols = np.flatnonzero(footprint.any(axis=1)), np.flatnonzero(footprint.any(axis=0))
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    slices = np.ascontiguousarray(np.moveaxis(volumes[r0:r1, c0:c1][:, :, z], 2, 0), dtype=params.dtype)  # (S, h, w, C)
+    part = {
+        "case_id": case.case_id,
+        "images": slices,
+        "z": z.astype(np.int32),
+        "bbox": np.array([r0, r1, c0, c1], np.int64),
+        "original_shape": np.array(images.shape[:3], np.int64),
+        "affine": loaded.affine,
+        "spacing": np.asarray(loaded.spacing, np.float64),
+        "header": np.frombuffer(loaded.header, np.uint8),
+        "source": loaded.source,
+        "params": json.dumps(params.to_dict(), sort_keys=True),
+        "part_version": PART_VERSION,
+    }
+    if loaded.labels is not None:
+        lost = int(np.count_nonzero(np.delete(loaded.labels, z, axis=2)))
+        part["labels"] = np.ascontiguousarray(np.moveaxis(loaded.labels[r0:r1, c0:c1][:, :, z], 2, 0))
+        part["labels_dropped"] = lost
+    return part
