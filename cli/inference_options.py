@@ -41,7 +41,7 @@ def inference_options(save_probabilities: bool = False):
     def decorator(func):
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            from kequireg.evaluation.options import InferenceOptions
+            from kequireg.inference.options import InferenceOptions
 
             try:
                 kwargs["options"] = InferenceOptions(**{name: kwargs.pop(name) for name in names})

@@ -41,7 +41,7 @@ def predict(model_path, in_dir, out_dir, data, batch_size, overwrite, options, b
       kequireg predict runs/equireg-0.1-s0 MICCAI_BraTS_2019_Data_Validation/ predictions/
       kequireg predict runs/equireg-0.1-s0 new_cases/ out/ --tta 8 --tta-policy strong --uncertainty
     """
-    from kequireg.evaluation.predict import predict as predict_cases
+    from kequireg.inference.predict import predict as predict_cases
 
     try:
         written = predict_cases(model_path, in_dir, out_dir, data=data, batch_size=batch_size, overwrite=overwrite,

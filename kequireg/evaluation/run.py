@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kequireg.evaluation.options import InferenceOptions
+from kequireg.inference.options import InferenceOptions
 from kequireg.evaluation.results import write_results
 from kequireg.evaluation.score_store import score_store
 from kequireg.evaluation.summary import summarize
@@ -67,7 +67,7 @@ def evaluate_run(
         case_ids = dataset.split_ids(split)
         on_case = None
         if export_dir is not None:
-            from kequireg.evaluation.export import export_case
+            from kequireg.inference.nifti import export_case
 
             on_case = lambda record, predicted, probs: export_case(predicted, record, export_dir)  # noqa: E731
         rows = score_store(network, dataset, case_ids, batch_size=batch_size, with_hd95=with_hd95,

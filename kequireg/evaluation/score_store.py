@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from kequireg.evaluation.equivariance import equivariance_dice, no_equivariance
-from kequireg.evaluation.inference import predict_probabilities
+from kequireg.inference.predictor import predict_probabilities
 from kequireg.evaluation.metrics import case_metrics
-from kequireg.evaluation.options import InferenceOptions
-from kequireg.evaluation.progress import progress_bar
-from kequireg.evaluation.uncertainty import qc_row
+from kequireg.inference.options import InferenceOptions
+from kequireg.inference.progress import progress_bar
+from kequireg.inference.uncertainty import qc_row
 
 
 def score_store(
@@ -45,7 +45,7 @@ def score_store(
         on_case: optional callback ``(record, predicted_slices, probabilities)`` per case, with
             the case's ``CaseRecord`` (e.g. to export it with ``export_case``).
         options: ``InferenceOptions``: test-time augmentation, uncertainty (adds the QC columns
-            of :mod:`kequireg.evaluation.uncertainty`) and post-processing. Defaults to plain
+            of :mod:`kequireg.inference.uncertainty`) and post-processing. Defaults to plain
             prediction. The equivariance Dice always uses the plain network.
 
     Returns:

@@ -44,7 +44,7 @@ def draw_overlays(experiment_dir: Path, settings: ExperimentSettings, out_dir: P
         The PNG paths ([] when no fraction has both a finished baseline and EquiReg run).
     """
     from kequireg.data.dataset import open_dataset
-    from kequireg.evaluation.inference import predict_labels
+    from kequireg.inference.predictor import predict_labels
 
     picked = overlay_runs(experiment_dir, settings)
     if picked is None:

@@ -6,7 +6,7 @@ import pytest
 
 from evaluation_helpers import invoke_predict, pointwise_model
 
-from kequireg.evaluation.inference import predict_labels, predict_probabilities, softmax
+from kequireg.inference.predictor import predict_labels, predict_probabilities, softmax
 
 pytestmark = pytest.mark.backend
 
@@ -62,7 +62,7 @@ def test_score_store_in_source_geometry_takes_a_dataset_or_its_store(demo_store)
 
 def test_predict_folder_writes_brats_files_in_source_geometry(demo_store, tmp_path):
     from kequireg.data.dataset import open_dataset
-    from kequireg.evaluation.predict import predict_folder
+    from kequireg.inference.predict import predict_folder
 
     root, store = demo_store
     with open_dataset(store) as dataset:
@@ -124,7 +124,7 @@ def test_evaluate_run_defaults_to_test_and_falls_back_to_val_loudly(fake_run, de
 
 def test_predict_takes_the_preprocessing_of_the_run_store(fake_run, demo_store):
     from kequireg.data.dataset import open_dataset
-    from kequireg.evaluation.predict import training_params
+    from kequireg.inference.predict import training_params
 
     root, store = demo_store
     with open_dataset(store) as dataset:

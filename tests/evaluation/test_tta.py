@@ -12,9 +12,9 @@ import pytest
 from evaluation_helpers import invoke_predict, make_run, pointwise_model, spatial_model
 
 import augment
-from kequireg.evaluation.inference import predict_probabilities
-from kequireg.evaluation.options import InferenceOptions
-from kequireg.evaluation.tta import Predictor, tta_transforms
+from kequireg.inference.predictor import predict_probabilities
+from kequireg.inference.options import InferenceOptions
+from kequireg.inference.tta import Predictor, tta_transforms
 
 pytestmark = pytest.mark.backend
 
@@ -105,9 +105,9 @@ def _today(model, root, store, out):
     """The pre-TTA code path of predict: predict_labels -> export_case, case by case."""
     from kequireg.data.dataset import open_dataset
     from kequireg.data.ingest import find_cases
-    from kequireg.evaluation.export import export_case
-    from kequireg.evaluation.inference import predict_labels
-    from kequireg.evaluation.predict import preprocess_case_files, preprocess_params
+    from kequireg.inference.nifti import export_case
+    from kequireg.inference.predictor import predict_labels
+    from kequireg.inference.predict import preprocess_case_files, preprocess_params
 
     with open_dataset(store) as dataset:
         settings = preprocess_params(dataset.params)
@@ -118,7 +118,7 @@ def _today(model, root, store, out):
 
 def test_predict_with_tta_zero_writes_todays_bytes(demo_store, tmp_path):
     from kequireg.data.dataset import open_dataset
-    from kequireg.evaluation.predict import predict_folder
+    from kequireg.inference.predict import predict_folder
 
     root, store = demo_store
     model = spatial_model()
@@ -134,9 +134,9 @@ def test_predict_with_tta_zero_writes_todays_bytes(demo_store, tmp_path):
 
 def test_predict_with_uncertainty_and_probabilities_in_source_geometry(demo_store, tmp_path):
     from kequireg.data.dataset import open_dataset
-    from kequireg.evaluation.predict import predict_folder
+    from kequireg.inference.predict import predict_folder
     from kequireg.evaluation.score_folders import nifti_label_files
-    from kequireg.evaluation.uncertainty import QC_COLUMNS
+    from kequireg.inference.uncertainty import QC_COLUMNS
 
     root, store = demo_store
     with open_dataset(store) as dataset:

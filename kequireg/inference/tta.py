@@ -18,7 +18,7 @@ Uncertainty per pixel (``uncertainty=True``):
 
 It also pools, over the case, the region confusion counts of argmax(T^-1 p(T x)) against
 argmax(p(x)) on valid pixels: the equivariance Dice of the TTA views (1 = every view agrees).
-``tta=0`` is plain prediction through :func:`kequireg.evaluation.inference.predict_probabilities`.
+``tta=0`` is plain prediction through :func:`kequireg.inference.predictor.predict_probabilities`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kequireg.evaluation.inference import predict_probabilities
+from kequireg.inference.predictor import predict_probabilities
 from kequireg.settings import DEFAULT_TTA_POLICY, TTA_POLICIES  # re-exported
 from kequireg.vocabulary import REGIONS
 
@@ -166,7 +166,7 @@ class Predictor:
         """Every view of one (padded) batch; results for its first ``real`` slices."""
         import augment
 
-        from kequireg.evaluation.regions import region_masks
+        from kequireg.inference.regions import region_masks
 
         views = self._prepared(batch.shape[1:3])
         plain = None

@@ -98,7 +98,7 @@ def postprocess_slices(slices: np.ndarray, record, method: str = "none", **thres
     if method == "none" or slices.shape[0] == 0:
         return slices
     from kequireg.data.store import restore_plane
-    from kequireg.evaluation.export import _as_record
+    from kequireg.inference.nifti import _as_record
 
     record = _as_record(record)
     volume = postprocess_brats(restore_plane(slices, record), record.spacing, **thresholds)

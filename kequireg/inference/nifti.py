@@ -16,7 +16,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from kequireg.evaluation.regions import check_labels, to_brats
+from kequireg.inference.regions import check_labels, to_brats
 from kequireg.io import atomic_path
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from kequireg.evaluation.postprocess import ET_MIN_VOLUME, MIN_COMPONENT_VOLUME, POSTPROCESS, postprocess_slices
-from kequireg.evaluation.tta import DEFAULT_TTA_POLICY, TTA_POLICIES, Predictor
+from kequireg.inference.postprocess import ET_MIN_VOLUME, MIN_COMPONENT_VOLUME, POSTPROCESS, postprocess_slices
+from kequireg.inference.tta import DEFAULT_TTA_POLICY, TTA_POLICIES, Predictor
 
 
 @dataclass(frozen=True)
@@ -15,13 +15,13 @@ class InferenceOptions:
 
     Args:
         tta: int. Test-time augmentation views (0 = plain prediction, the default; N = the
-            plain view and N - 1 transforms, see :mod:`kequireg.evaluation.tta`).
+            plain view and N - 1 transforms, see :mod:`kequireg.inference.tta`).
         tta_policy: ``"flips"`` (default), ``"weak"`` or ``"strong"``.
         tta_seed: int. Seed of the TTA transforms. Defaults to 0.
         uncertainty: bool. Per-voxel entropy and equivariance disagreement, per-case QC
             (needs ``tta >= 2``). Defaults to False.
         save_probabilities: bool. predict: write the (TTA-mean) class probabilities. Defaults to False.
-        postprocess: ``"none"`` (default) or ``"brats"`` (:mod:`kequireg.evaluation.postprocess`).
+        postprocess: ``"none"`` (default) or ``"brats"`` (:mod:`kequireg.inference.postprocess`).
         et_min_volume: float. mm³; see ``postprocess_brats``. Defaults to 500.
         min_component_volume: float. mm³; see ``postprocess_brats``. Defaults to 200.
 
@@ -54,7 +54,7 @@ class InferenceOptions:
                 raise ValueError(f"{name} must be >= 0 (mm³). Received: {name}={getattr(self, name)!r}")
 
     def predictor(self, model, batch_size: int = 16) -> Predictor:
-        """The :class:`~kequireg.evaluation.tta.Predictor` of these settings."""
+        """The :class:`~kequireg.inference.tta.Predictor` of these settings."""
         return Predictor(model, batch_size, tta=self.tta, policy=self.tta_policy, seed=self.tta_seed,
                          uncertainty=self.uncertainty)
 

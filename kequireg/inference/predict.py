@@ -6,7 +6,7 @@ slice, restored to the source geometry and written as ``OUT_DIR/<case>.nii.gz`` 
 {0, 1, 2, 4}, uint8, and the source affine and header. Cases whose output already exists are
 skipped unless ``overwrite`` is set, so an interrupted run resumes where it stopped.
 ``InferenceOptions`` add test-time augmentation, post-processing, uncertainty maps with
-``qc.csv`` and probabilities (:mod:`kequireg.evaluation.uncertainty`).
+``qc.csv`` and probabilities (:mod:`kequireg.inference.uncertainty`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kequireg.evaluation.export import export_case, output_filename
-from kequireg.evaluation.inference import load_network
-from kequireg.evaluation.options import InferenceOptions
-from kequireg.evaluation.progress import progress_bar
+from kequireg.inference.nifti import export_case, output_filename
+from kequireg.inference.predictor import load_network
+from kequireg.inference.options import InferenceOptions
+from kequireg.inference.progress import progress_bar
 
 
 def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, batch_size: int = 16, progress: bool = False,
@@ -37,13 +37,13 @@ def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, batch_s
         layout: the nnU-Net dataset the cases came from (``CaseFiles.dataset``): its file naming
             and label values. Defaults to None (BraTS).
         options: ``InferenceOptions``: test-time augmentation, post-processing, and the extra
-            outputs of :mod:`kequireg.evaluation.uncertainty` (uncertainty maps and ``qc.csv``,
+            outputs of :mod:`kequireg.inference.uncertainty` (uncertainty maps and ``qc.csv``,
             probabilities). Defaults to plain prediction (labels only).
 
     Returns:
         Paths of the written label files.
     """
-    from kequireg.evaluation import uncertainty
+    from kequireg.inference import uncertainty
 
     options = options or InferenceOptions()
     predictor = options.predictor(model, batch_size)

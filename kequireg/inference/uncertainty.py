@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kequireg.evaluation.regions import region_masks
+from kequireg.inference.regions import region_masks
 from kequireg.vocabulary import REGIONS
 
 UNCERTAINTY_DIR = "uncertainty"
@@ -59,7 +59,7 @@ def float_image(volume: np.ndarray, record):
 def write_uncertainty(prediction, record, out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write a case's entropy and disagreement maps (see the module docstring)."""
     from kequireg.data.store import restore_plane
-    from kequireg.evaluation.export import _as_record, write_nifti_atomic
+    from kequireg.inference.nifti import _as_record, write_nifti_atomic
 
     record = _as_record(record)
     paths = uncertainty_paths(record.case_id, out_dir)
@@ -72,7 +72,7 @@ def restore_probabilities(probs: np.ndarray, record) -> np.ndarray:
     """(S, H, W, K) slice probabilities -> float16 (K, X, Y, Z) in the source geometry, background
     1 outside the stored slices."""
     from kequireg.data.store import restore_plane
-    from kequireg.evaluation.export import _as_record
+    from kequireg.inference.nifti import _as_record
 
     record = _as_record(record)
     probs = np.asarray(probs, np.float32)
