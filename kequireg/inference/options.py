@@ -1,12 +1,15 @@
-"""How a network is applied at inference: test-time augmentation, uncertainty, probabilities,
-post-processing. One validated record, built once by the CLI and passed to predict and evaluate."""
+"""How a network is applied at inference: batch size, test-time augmentation, uncertainty,
+probabilities, post-processing. One validated record, built once (the CLI makes it from its
+fields) and passed whole to the predictor, predict and evaluate; nothing downstream re-checks it."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from kequireg.inference.postprocess import ET_MIN_VOLUME, MIN_COMPONENT_VOLUME, POSTPROCESS, postprocess_slices
-from kequireg.inference.tta import DEFAULT_TTA_POLICY, TTA_POLICIES, Predictor
+from kequireg.inference.postprocess import postprocess_slices
+from kequireg.inference.tta import Predictor
+from kequireg.options import check_options, option
+from kequireg.settings import DEFAULT_TTA_POLICY, ET_MIN_VOLUME, MIN_COMPONENT_VOLUME, POSTPROCESS_MODES, TTA_POLICIES
 
 
 @dataclass(frozen=True)
@@ -14,7 +17,8 @@ class InferenceOptions:
     """Inference settings shared by ``kequireg predict`` and ``kequireg evaluate``.
 
     Args:
-        tta: int. Test-time augmentation views (0 = plain prediction, the default; N = the
+        batch_size: int >= 1. Slices per forward pass. Defaults to 16.
+        tta: int >= 0. Test-time augmentation views (0 = plain prediction, the default; N = the
             plain view and N - 1 transforms, see :mod:`kequireg.inference.tta`).
         tta_policy: ``"flips"`` (default), ``"weak"`` or ``"strong"``.
         tta_seed: int. Seed of the TTA transforms. Defaults to 0.
@@ -22,41 +26,42 @@ class InferenceOptions:
             (needs ``tta >= 2``). Defaults to False.
         save_probabilities: bool. predict: write the (TTA-mean) class probabilities. Defaults to False.
         postprocess: ``"none"`` (default) or ``"brats"`` (:mod:`kequireg.inference.postprocess`).
-        et_min_volume: float. mm³; see ``postprocess_brats``. Defaults to 500.
-        min_component_volume: float. mm³; see ``postprocess_brats``. Defaults to 200.
+        et_min_volume: float >= 0. mm³; see ``postprocess_brats``. Defaults to 500.
+        min_component_volume: float >= 0. mm³; see ``postprocess_brats``. Defaults to 200.
 
     Raises:
-        ValueError: on an unknown policy or post-processing, ``tta < 0``, uncertainty without
-            at least 2 views, or a negative threshold.
+        ValueError: a field outside its rule (naming it), or uncertainty without at least 2 views.
+
+    Example:
+        >>> InferenceOptions(tta=8, uncertainty=True).describe()
+        {'tta': 8, 'tta_policy': 'flips', 'tta_seed': 0}
     """
 
-    tta: int = 0
-    tta_policy: str = DEFAULT_TTA_POLICY
-    tta_seed: int = 0
-    uncertainty: bool = False
-    save_probabilities: bool = False
-    postprocess: str = "none"
-    et_min_volume: float = ET_MIN_VOLUME
-    min_component_volume: float = MIN_COMPONENT_VOLUME
+    batch_size: int = option(16, "Slices per forward pass.", low=1)
+    tta: int = option(0, "Test-time augmentation views: N = the plain slice and N-1 transforms, pulled back exactly "
+                         "and averaged where valid (0 = plain prediction).", low=0)
+    tta_policy: str = option(DEFAULT_TTA_POLICY, "TTA transforms: flips (left-right, up-down, both), or seeded weak / "
+                                                 "strong augmentations.", choices=TTA_POLICIES)
+    tta_seed: int = option(0, "Seed of the TTA transforms.")
+    uncertainty: bool = option(False, "Per-voxel entropy and equivariance disagreement, per-case QC scores (needs "
+                                      "--tta 2 or more).")
+    save_probabilities: bool = option(False, "Also write the (TTA-mean) class probabilities, float16 npz, per case.")
+    postprocess: str = option("none", "brats: remove small tumour components, relabel a small enhancing tumour as "
+                                      "necrosis.", choices=POSTPROCESS_MODES)
+    et_min_volume: float = option(ET_MIN_VOLUME, "--postprocess brats: enhancing tumour below this volume (mm³) "
+                                                 "becomes necrosis.", low=0)
+    min_component_volume: float = option(MIN_COMPONENT_VOLUME, "--postprocess brats: tumour components below this "
+                                                               "volume (mm³) are removed.", low=0)
 
     def __post_init__(self):
-        if isinstance(self.tta, bool) or not isinstance(self.tta, int) or self.tta < 0:
-            raise ValueError(f"tta must be an int >= 0 (number of views). Received: tta={self.tta!r}")
-        if self.tta_policy not in TTA_POLICIES:
-            raise ValueError(f"tta_policy must be one of {TTA_POLICIES}. Received: tta_policy={self.tta_policy!r}")
+        check_options(self)
         if self.uncertainty and self.tta < 2:
             raise ValueError(f"uncertainty needs test-time augmentation with at least 2 views: add --tta 8 (or any N >= 2). "
                              f"Received: tta={self.tta}")
-        if self.postprocess not in POSTPROCESS:
-            raise ValueError(f"postprocess must be one of {POSTPROCESS}. Received: postprocess={self.postprocess!r}")
-        for name in ("et_min_volume", "min_component_volume"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0 (mm³). Received: {name}={getattr(self, name)!r}")
 
-    def predictor(self, model, batch_size: int = 16) -> Predictor:
-        """The :class:`~kequireg.inference.tta.Predictor` of these settings."""
-        return Predictor(model, batch_size, tta=self.tta, policy=self.tta_policy, seed=self.tta_seed,
-                         uncertainty=self.uncertainty)
+    def predictor(self, model, policy=None) -> Predictor:
+        """The :class:`~kequireg.inference.tta.Predictor` of these settings (``policy``: see there)."""
+        return Predictor(model, self, policy=policy)
 
     def postprocess_slices(self, slices, record):
         """A case's per-slice labels after the chosen post-processing (the same array for ``"none"``)."""

@@ -22,12 +22,14 @@ there to trust), the equivariance Dice of the TTA views, and the predicted volum
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
 import numpy as np
 
 from kequireg.inference.regions import region_masks
+from kequireg.io import atomic_path, write_csv_rows
 from kequireg.vocabulary import REGIONS
 
 UNCERTAINTY_DIR = "uncertainty"
@@ -83,8 +85,6 @@ def restore_probabilities(probs: np.ndarray, record) -> np.ndarray:
 
 def write_probabilities(probs: np.ndarray, record, out_dir: str | os.PathLike) -> Path:
     """Write ``probabilities/<case>.npz`` (see the module docstring)."""
-    from kequireg.io import atomic_path
-
     path = Path(out_dir) / PROBABILITIES_DIR / f"{record.case_id}.npz"
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, probabilities=restore_probabilities(probs, record))
@@ -117,10 +117,6 @@ def qc_row(prediction, labels: np.ndarray, spacing) -> dict[str, float]:
 
 def write_qc_csv(rows: list[dict], out_dir: str | os.PathLike) -> Path:
     """Write ``qc.csv`` (one row per case, sorted), keeping the rows of cases predicted earlier."""
-    import csv
-
-    from kequireg.io import write_csv_rows
-
     path = Path(out_dir) / QC_CSV
     merged = {}
     if path.is_file():  # plain csv: case ids stay strings even when they look like numbers
