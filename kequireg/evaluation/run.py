@@ -47,7 +47,7 @@ def evaluate_run(run: RunDir | str | os.PathLike, dataset=None, *, scoring: Scor
 
     Example:
         >>> rows, summary, out = evaluate_run("runs/equireg-0.1-s0")         # doctest: +SKIP
-        >>> out.name
+        >>> out.name                                                         # doctest: +SKIP
         'eval-test'
     """
     run, scoring = open_run(run), scoring or ScoringOptions()
