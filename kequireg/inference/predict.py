@@ -29,20 +29,19 @@ from kequireg.inference.runs import load_network, open_run
 
 
 def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, options: InferenceOptions | None = None,
-                  layout=None, length: int | None = None, progress: bool = False) -> list[Path]:
+                  layout=None) -> list[Path]:
     """Predict preprocessed cases and write one BraTS NIfTI per case.
 
     Args:
         model: keras.Model returning logits.
-        cases: iterable of ``PreprocessedCase`` (labels not needed).
+        cases: iterable of ``PreprocessedCase`` (labels not needed; wrap it in
+            :func:`~kequireg.inference.progress.progress_bar` for a progress bar).
         out_dir: output folder (created if missing).
         options: ``InferenceOptions``: batch size, test-time augmentation, post-processing, and
             the extra outputs of :mod:`kequireg.inference.uncertainty` (uncertainty maps and
             ``qc.csv``, probabilities). Defaults to plain prediction (labels only).
         layout: the nnU-Net dataset the cases came from (``CaseFiles.dataset``): its file naming
             and label values. Defaults to None (BraTS).
-        length: int. Number of cases, for the progress bar.
-        progress: bool. Progress bar on stderr. Defaults to False.
 
     Returns:
         Paths of the written label files.
@@ -50,7 +49,7 @@ def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, options
     options = options or InferenceOptions()
     predictor = options.predictor(model)
     written, qc_rows = [], []
-    for case in progress_bar(cases, progress, "predicting", length=length):
+    for case in cases:
         if not len(case.images):
             written.append(export_case(np.zeros((0, 1, 1), np.uint8), case, out_dir, layout=layout))
             continue
@@ -129,7 +128,8 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
     layout = cases[0].dataset  # an nnU-Net dataset (its naming and label values) or None (BraTS)
     todo = [c for c in cases if overwrite or not (out_dir / output_filename(c.case_id, layout)).is_file()]
     stream = (preprocess_case_files(c, settings, (shape[1], shape[2])) for c in todo)
-    predict_cases(model, stream, out_dir, options=options, layout=layout, length=len(todo), progress=progress)
+    predict_cases(model, progress_bar(stream, progress, "predicting", length=len(todo)), out_dir, options=options,
+                  layout=layout)
     return [out_dir / output_filename(c.case_id, layout) for c in cases]
 
 
