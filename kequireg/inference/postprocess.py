@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kequireg.settings import ET_MIN_VOLUME, MIN_COMPONENT_VOLUME  # re-exported
+from kequireg.settings import ET_MIN_VOLUME, MIN_COMPONENT_VOLUME
 from kequireg.settings import POSTPROCESS_MODES as POSTPROCESS
 
 _ET, _NECROSIS = 3, 1
