@@ -6,16 +6,15 @@ from pathlib import Path
 
 import click
 
+from cli.dataclass_options import click_options
 from cli.inference_options import inference_options
 from cli.options import backend_option, progress_option
-from kequireg import settings
+from kequireg.evaluation.scoring import ScoringOptions
 
 
 @click.command()
 @click.argument("run_dir", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--split", type=click.Choice(settings.EVAL_SPLITS), default=None,
-              help=f"Which held-out patients of the run's store to evaluate. [default: {settings.DEFAULT_EVAL_SPLIT}; "
-                   "val, with a warning, when the store has no test patients]")
+@click_options(ScoringOptions, into="scoring")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Slice store to use instead of the run's own.")
 @click.option("--gt", "gt_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -26,16 +25,11 @@ from kequireg import settings
               help="Where to write per_patient.csv and summary.json. [default: RUN_DIR/eval-SPLIT, or PRED/evaluation]")
 @click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Runs only: also write each patient's prediction there as BraTS NIfTI (<case>.nii.gz).")
-@click.option("--hd95/--no-hd95", default=True, show_default=True, help="Compute the 95% Hausdorff distance.")
-@click.option("--equivariance/--no-equivariance", default=True, show_default=True,
-              help="Also compute the equivariance Dice (runs only; one more forward pass per slice).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Slices per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
 @inference_options()
 @backend_option
 @progress_option
-def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, export_dir, hd95, equivariance, batch_size, as_json, options,
-             backend, progress):
+def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_json, options, backend, progress):
     """Evaluate RUN_DIR on its test (or validation) patients, or compare --gt DIR with --pred DIR.
 
     Writes one row per patient (Dice WT/TC/ET and collective, HD95 in mm, sensitivity,
@@ -54,6 +48,8 @@ def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, export_dir, hd95, 
     import json
 
     from kequireg.data.dataset import open_dataset
+    from kequireg.evaluation.qc import format_qc
+    from kequireg.evaluation.qc_figure import qc_figure
     from kequireg.evaluation.results import PER_PATIENT_CSV, SUMMARY_JSON, write_results
     from kequireg.evaluation.run import evaluate_run
     from kequireg.evaluation.score_folders import score_folders
@@ -72,23 +68,19 @@ def evaluate(run_dir, split, data, gt_dir, pred_dir, out_dir, export_dir, hd95, 
         raise click.UsageError("--tta, --uncertainty and --postprocess apply to a run's predictions, not to --gt/--pred files.")
     try:
         if folders:
-            rows = score_folders(gt_dir, pred_dir, with_hd95=hd95, progress=progress)
+            rows = score_folders(gt_dir, pred_dir, with_hd95=scoring.with_hd95, progress=progress)
             summary = summarize(rows)
             out_dir = out_dir or pred_dir / "evaluation"
             write_results(rows, summary, out_dir, extra={"gt": str(gt_dir), "pred": str(pred_dir)})
         else:
             # without --data: dataset None, the run's own data set
             with open_dataset(data, progress=progress) if data is not None else contextlib.nullcontext() as dataset:
-                rows, summary, out_dir = evaluate_run(run_dir, dataset, split=split, batch_size=batch_size,
-                                                      with_hd95=hd95, equivariance=equivariance, progress=progress,
-                                                      out_dir=out_dir, export_dir=export_dir, options=options)
+                rows, summary, out_dir = evaluate_run(run_dir, dataset, scoring=scoring, options=options,
+                                                      out_dir=out_dir, export_dir=export_dir, progress=progress)
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {out_dir / PER_PATIENT_CSV} and {out_dir / SUMMARY_JSON}", err=True)
     if "qc" in summary:
-        from kequireg.experiments.figures import qc_figure
-        from kequireg.evaluation.qc import format_qc
-
         figure = qc_figure(rows, out_dir / "uncertainty.png")
         if figure is not None:
             click.echo(f"wrote {figure}", err=True)

@@ -29,7 +29,7 @@ def export(run, out, format_, overwrite, backend):
     Example:
       kequireg export runs/equireg-0.1-s0 model.onnx --format onnx
     """
-    from kequireg.evaluation.export_model import export_run
+    from kequireg.inference.export_model import export_run
 
     try:
         path = export_run(run, out, format_, overwrite=overwrite)

@@ -14,14 +14,13 @@ from cli.options import backend_option, progress_option
 @click.argument("model_path", metavar="RUN_DIR_OR_MODEL", type=click.Path(exists=True, path_type=Path))
 @click.argument("in_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Slices per forward pass.")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Slice store whose preprocessing parameters to apply. [default: the run's store; thesis defaults for a bare .keras file]")
 @click.option("--overwrite", is_flag=True, help="Redo cases whose output file already exists (default: skip them).")
 @inference_options(save_probabilities=True)
 @backend_option
 @progress_option
-def predict(model_path, in_dir, out_dir, data, batch_size, overwrite, options, backend, progress):
+def predict(model_path, in_dir, out_dir, data, overwrite, options, backend, progress):
     """Segment every BraTS case folder under IN_DIR into OUT_DIR/<case>.nii.gz.
 
     RUN_DIR_OR_MODEL is a run folder from `kequireg train` or a .keras model file. Each case is
@@ -41,11 +40,11 @@ def predict(model_path, in_dir, out_dir, data, batch_size, overwrite, options, b
       kequireg predict runs/equireg-0.1-s0 MICCAI_BraTS_2019_Data_Validation/ predictions/
       kequireg predict runs/equireg-0.1-s0 new_cases/ out/ --tta 8 --tta-policy strong --uncertainty
     """
-    from kequireg.evaluation.predict import predict as predict_cases
+    from kequireg.inference.predict import predict as predict_cases
 
     try:
-        written = predict_cases(model_path, in_dir, out_dir, data=data, batch_size=batch_size, overwrite=overwrite,
-                                progress=progress, log=lambda line: click.echo(line, err=True), options=options)
+        written = predict_cases(model_path, in_dir, out_dir, data=data, overwrite=overwrite, options=options,
+                                progress=progress, log=lambda line: click.echo(line, err=True))
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     for path in written:

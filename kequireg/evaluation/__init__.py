@@ -1,13 +1,12 @@
-"""kequireg.evaluation: per-patient metrics, bootstrap statistics, inference, scoring and BraTS export.
+"""kequireg.evaluation: scores of predictions against ground truth, and their statistics.
 
-One module per job: ``metrics`` / ``hausdorff`` / ``regions`` / ``equivariance`` (numbers of one
-patient, arguments ``(target, predicted)``), ``stats`` (bootstrap intervals, bridging),
-``inference`` (probabilities; loading a network), ``score_store`` (a network on an open store's
-patients), ``score_folders`` (NIfTI predictions vs ground truth), ``summary`` (means, intervals,
-the printed table), ``results`` (``per_patient.csv``, ``summary.json``), ``run``
-(``evaluate_run``: a RunDir on a Dataset), ``export`` and ``predict`` (BraTS NIfTI files),
-``options`` (``InferenceOptions``: how a network is applied), ``tta`` (test-time augmentation with
-exact pull-backs, per-voxel uncertainty), ``uncertainty`` (uncertainty maps, probabilities, QC
-rows), ``qc`` (does a QC score rank cases by their Dice), ``postprocess`` (BraTS post-processing).
-Nothing here imports ``kequireg.experiments``.
+One module per job: ``metrics`` / ``hausdorff`` / ``equivariance`` (numbers of one patient,
+arguments ``(target, predicted)``), ``scoring`` (``ScoringOptions``: split, HD95, equivariance
+Dice), ``score_store`` (a network on an open store's patients), ``score_folders`` (NIfTI
+predictions vs ground truth), ``run`` (``evaluate_run``: a RunDir on a Dataset), ``stats``
+(bootstrap intervals, bridging), ``summary`` (means, intervals, the printed table), ``results``
+(``per_patient.csv``, ``summary.json``), ``qc`` (does a QC score rank cases by their Dice) and
+``qc_figure`` (its figure). How a network is applied (prediction, TTA, uncertainty maps,
+post-processing, NIfTI writing, model export) is :mod:`kequireg.inference`. Nothing here imports
+``kequireg.experiments``.
 """

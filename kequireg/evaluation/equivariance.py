@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 
 from kequireg.evaluation.metrics import dice
-from kequireg.evaluation.regions import region_masks
+from kequireg.inference.regions import region_masks
 from kequireg.vocabulary import REGIONS
 
 # The per-patient columns of ``equivariance_dice``: the mean over regions, then one per region.

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from kequireg.evaluation.regions import check_pair
+from kequireg.inference.regions import check_pair
 
 EMPTY_ONE_HD95 = 373.13
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from kequireg.evaluation.hausdorff import hd95
-from kequireg.evaluation.regions import check_pair, region_masks
+from kequireg.inference.regions import check_pair, region_masks
 from kequireg.vocabulary import REGIONS
 
 METRIC_COLUMNS: tuple[str, ...] = (

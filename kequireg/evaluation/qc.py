@@ -1,7 +1,7 @@
 """Does a per-case QC score mean something? Rank correlation with the true Dice, risk–coverage.
 
 On held-out patients with ground truth, each case has a QC score (from
-:mod:`kequireg.evaluation.uncertainty`) and a true collective Dice. Two views of how well the
+:mod:`kequireg.inference.uncertainty`) and a true collective Dice. Two views of how well the
 score ranks cases:
 
 * Spearman's rank correlation between score and Dice, with a 95% patient-bootstrap interval

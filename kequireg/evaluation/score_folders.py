@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from kequireg.evaluation.metrics import case_metrics
-from kequireg.evaluation.progress import progress_bar
+from kequireg.inference.progress import progress_bar
 from kequireg.vocabulary import MODALITIES
 
 _NIFTI = re.compile(r"\.nii(\.gz)?$")

@@ -6,27 +6,19 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from kequireg.data.geometry import restore_plane
 from kequireg.evaluation.equivariance import equivariance_dice, no_equivariance
-from kequireg.evaluation.inference import predict_probabilities
 from kequireg.evaluation.metrics import case_metrics
-from kequireg.evaluation.options import InferenceOptions
-from kequireg.evaluation.progress import progress_bar
-from kequireg.evaluation.uncertainty import qc_row
+from kequireg.evaluation.scoring import ScoringOptions
+from kequireg.inference.options import InferenceOptions
+from kequireg.inference.predictor import predict_probabilities
+from kequireg.inference.progress import progress_bar
+from kequireg.inference.uncertainty import qc_row
 
 
-def score_store(
-    model,
-    data,
-    case_ids: Sequence[str],
-    *,
-    batch_size: int = 16,
-    with_hd95: bool = True,
-    equivariance: bool = True,
-    equivariance_seed: int = 0,
-    progress: bool = False,
-    on_case: Callable | None = None,
-    options: InferenceOptions | None = None,
-) -> list[dict]:
+def score_store(model, data, case_ids: Sequence[str], *, scoring: ScoringOptions | None = None,
+                options: InferenceOptions | None = None, on_case: Callable | None = None,
+                progress: bool = False) -> list[dict]:
     """Per-patient metrics of a network on cases of a slice store, in the source geometry.
 
     Predictions and ground truth are both restored to the source volume (un-cropped, dropped
@@ -36,17 +28,14 @@ def score_store(
         model: keras.Model returning logits (B, H, W, K).
         data: the open ``Dataset`` (``kequireg.data.open_dataset``) or its ``SliceStore``.
         case_ids: labeled cases to score (e.g. ``dataset.split_ids("test")``).
-        batch_size: int. Slices per forward pass. Defaults to 16.
-        with_hd95: bool. Compute HD95. Defaults to True.
-        equivariance: bool. Also compute the equivariance Dice (one more forward pass on
-            strongly augmented slices). Defaults to True; NaN columns when False.
-        equivariance_seed: int. Seed of the strong transforms. Defaults to 0.
-        progress: bool. Progress bar on stderr. Defaults to False.
+        scoring: ``ScoringOptions``: HD95, the equivariance Dice and its seed (its ``split`` is
+            not read here). Defaults to ``ScoringOptions()``.
+        options: ``InferenceOptions``: batch size, test-time augmentation, uncertainty (adds the
+            QC columns of :mod:`kequireg.inference.uncertainty`) and post-processing. Defaults to
+            plain prediction. The equivariance Dice always uses the plain network.
         on_case: optional callback ``(record, predicted_slices, probabilities)`` per case, with
             the case's ``CaseRecord`` (e.g. to export it with ``export_case``).
-        options: ``InferenceOptions``: test-time augmentation, uncertainty (adds the QC columns
-            of :mod:`kequireg.evaluation.uncertainty`) and post-processing. Defaults to plain
-            prediction. The equivariance Dice always uses the plain network.
+        progress: bool. Progress bar on stderr. Defaults to False.
 
     Returns:
         list of dicts, one per case: ``case_id``, ``METRIC_COLUMNS``, ``EQUIVARIANCE_COLUMNS``
@@ -59,8 +48,6 @@ def score_store(
         >>> with open_dataset() as ds:                                      # doctest: +SKIP
         ...     rows = score_store(network, ds, ds.split_ids("test"))
     """
-    from kequireg.data.geometry import restore_plane
-
     store = getattr(data, "store", data)
     known = set(store.case_ids)
     for case_id in case_ids:
@@ -68,8 +55,8 @@ def score_store(
             raise ValueError(f"case {case_id!r} is not in the store {str(store.path)!r}; check the splits file.")
         if not store.case(case_id).labeled:
             raise ValueError(f"case {case_id!r} in {str(store.path)!r} has no segmentation and cannot be evaluated.")
-    options = options or InferenceOptions()
-    predictor = options.predictor(model, batch_size)
+    scoring, options = scoring or ScoringOptions(), options or InferenceOptions()
+    predictor = options.predictor(model)
     rows = []
     for case_id in progress_bar(case_ids, progress, "evaluating"):
         record = store.case(case_id)
@@ -79,11 +66,11 @@ def score_store(
         predicted = options.postprocess_slices(probs.argmax(-1).astype(np.uint8), record)
         row = {"case_id": case_id}
         row.update(case_metrics(restore_plane(labels, record.geometry), restore_plane(predicted, record.geometry),
-                                spacing=record.spacing, with_hd95=with_hd95))
-        if equivariance:
+                                spacing=record.spacing, with_hd95=scoring.with_hd95))
+        if scoring.equivariance:
             plain = probs if result.plain is None else result.plain
-            row.update(equivariance_dice(lambda x: predict_probabilities(model, x, batch_size), images, plain,
-                                         case_id=case_id, seed=equivariance_seed))
+            row.update(equivariance_dice(lambda x: predict_probabilities(model, x, options.batch_size), images, plain,
+                                         case_id=case_id, seed=scoring.equivariance_seed))
         else:
             row.update(no_equivariance())
         if options.uncertainty:

@@ -8,7 +8,8 @@
 * ``equivariance.png``: equivariance Dice per method and fraction with intervals (Fig. 17).
 * ``overlays_<case>.png``: ground truth, baseline and EquiReg on the same slices (Fig. 18-21).
 * ``uncertainty.png``: per-case QC score vs true Dice and the risk–coverage curve of rejecting
-  the least trusted cases, per run (evaluations with ``--uncertainty``; not in the thesis).
+  the least trusted cases, per run (evaluations with ``--uncertainty``; not in the thesis;
+  drawn by :mod:`kequireg.evaluation.qc_figure`).
 * ``uncertainty_maps_<case>.png``: a case's slices with the prediction, entropy and disagreement.
 """
 
@@ -206,50 +207,6 @@ def tumour_slices(labels: np.ndarray, count: int = 3) -> np.ndarray:
     picks.add(int(np.argmax(area)))
     picks = sorted(int(with_tumour[np.abs(with_tumour - p).argmin()]) for p in picks)
     return np.array(sorted(set(picks))[:count])
-
-
-def qc_figure(rows: list[dict], path: Path) -> Path | None:
-    """QC score vs true collective Dice (left) and risk–coverage curves (right), one colour per run.
-
-    Args:
-        rows: per-patient rows with ``qc_uncertainty`` and ``dice`` (one evaluation's, or an
-            experiment's from ``collect``, grouped by their ``run`` key).
-        path: the PNG to write.
-
-    Returns:
-        ``path``, or None when no run has at least 3 cases with a QC score.
-    """
-    from kequireg.evaluation.qc import PRIMARY_QC, qc_analysis
-
-    runs: dict[str, list[dict]] = {}
-    for row in rows:
-        if PRIMARY_QC in row and np.isfinite(float(row[PRIMARY_QC])):
-            runs.setdefault(str(row.get("run", "evaluation")), []).append(row)
-    analyses = {run: qc_analysis(cases, n_boot=2000)["scores"].get(PRIMARY_QC) for run, cases in runs.items()}
-    analyses = {run: a for run, a in analyses.items() if a}
-    if not analyses:
-        return None
-    plt = _pyplot()
-    cmap = plt.get_cmap("tab10")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.6))
-    for k, (run, a) in enumerate(sorted(analyses.items())):
-        colour = cmap(k % 10)
-        cases = runs[run]
-        label = f"{run}: ρ = {a['spearman']:+.2f} [{a['ci_low']:+.2f}, {a['ci_high']:+.2f}]"
-        left.scatter([float(c[PRIMARY_QC]) for c in cases], [float(c["dice"]) for c in cases], color=colour, s=18, label=label)
-        right.plot(a["coverage"], a["risk"], marker="o", ms=3, color=colour, label=f"{run}: AURC {a['aurc']:.3f}")
-        right.axhline(a["random_aurc"], color=colour, ls=":", lw=1)
-        right.plot(a["coverage"], np.cumsum(np.sort([1 - float(c["dice"]) for c in cases])) / np.arange(1, a["n"] + 1),
-                   color=colour, ls="--", lw=1)
-    left.set_xlabel("mean entropy inside the predicted tumour (nats)")
-    left.set_ylabel("true collective Dice")
-    left.set_title("QC score vs Dice (Spearman, 95% CI)", fontsize=9)
-    left.legend(fontsize=7)
-    right.set_xlabel("coverage (most trusted cases kept)")
-    right.set_ylabel("risk = mean 1 − Dice of kept cases")
-    right.set_title("risk–coverage (dashed: oracle, dotted: random)", fontsize=9)
-    right.legend(fontsize=7)
-    return _save(fig, Path(path))
 
 
 def uncertainty_maps(image_slices: np.ndarray, labels: np.ndarray, maps: dict[str, np.ndarray], case_id: str,

@@ -320,6 +320,8 @@ def _work_on(experiment_dir: Path, settings: ExperimentSettings, spec: RunSpec, 
              header: str, retry_failed: bool, *, batch_size: int, progress: bool, log) -> str:
     """Claim, train and evaluate one run; ``"worked"`` or the reason it was skipped."""
     from kequireg.evaluation.run import evaluate_run
+    from kequireg.evaluation.scoring import ScoringOptions
+    from kequireg.inference.options import InferenceOptions
 
     run = RunDir(run_dir(experiment_dir, spec))
     target = eval_csv(experiment_dir, spec, settings.split)
@@ -341,8 +343,8 @@ def _work_on(experiment_dir: Path, settings: ExperimentSettings, spec: RunSpec, 
         else:
             log(f"{header}: training{' (resuming)' if run.config_path.is_file() else ''}")
             train_run(settings, spec, experiment_dir, dataset=dataset, progress=progress)
-        evaluate_run(run, dataset, split=settings.split, batch_size=batch_size,
-                     equivariance_seed=settings.equivariance_seed, progress=progress)
+        evaluate_run(run, dataset, scoring=ScoringOptions(split=settings.split, equivariance_seed=settings.equivariance_seed),
+                     options=InferenceOptions(batch_size=batch_size), progress=progress)
         log(f"{header}: finished in {time.time() - start:.0f} s")
     except Exception as err:  # recorded and reported; the other runs go on
         claims.record_failure(run.path, owner, err)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kequireg.experiments import figures
 from kequireg.experiments.aggregate import aggregate, collect, markdown_tables
+from kequireg.evaluation.qc_figure import qc_figure
 from kequireg.experiments.grid import ExperimentSettings, load_settings, plan_grid, run_dir
 from kequireg.io import atomic_write_text
 from kequireg.training.run_dir import RunDir
@@ -44,7 +45,7 @@ def draw_overlays(experiment_dir: Path, settings: ExperimentSettings, out_dir: P
         The PNG paths ([] when no fraction has both a finished baseline and EquiReg run).
     """
     from kequireg.data.dataset import open_dataset
-    from kequireg.evaluation.inference import predict_labels
+    from kequireg.inference.predictor import predict_labels
 
     picked = overlay_runs(experiment_dir, settings)
     if picked is None:
@@ -96,7 +97,7 @@ def make_report(experiment_dir: str | os.PathLike, *, out_dir: str | os.PathLike
     paths = [*figures.dice_scatter(rows, out_dir), figures.dice_vs_fraction(summary, out_dir)]
     paths += [p for p in (figures.bridging_bars(summary, out_dir), figures.equivariance_bars(summary, out_dir)) if p]
     # runs evaluated with --uncertainty (kequireg evaluate --tta N --uncertainty) carry QC columns
-    paths += [p for p in (figures.qc_figure(rows, out_dir / "uncertainty.png"),) if p]
+    paths += [p for p in (qc_figure(rows, out_dir / "uncertainty.png"),) if p]
     if with_overlays:
         paths += draw_overlays(experiment_dir, settings, out_dir, n_cases=n_cases, dataset=dataset)
     body = ["# Experiment results", "", f"Experiment folder: `{experiment_dir}`; held-out split: `{settings.split}`.", "",

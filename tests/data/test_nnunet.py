@@ -237,7 +237,7 @@ def test_a_channel_the_model_needs_but_the_dataset_lacks(nnunet_dataset):
 def test_predict_writes_nnunet_names_and_the_datasets_label_values(nnunet_dataset, small_dataset, tmp_path):
     import keras
 
-    from kequireg.evaluation.predict import predict_folder
+    from kequireg.inference.predict import predict_folder
 
     inputs = keras.Input((64, 64, 4))
     conv = keras.layers.Conv2D(4, 1)

@@ -74,3 +74,36 @@ def test_evaluate_folders_with_progress_bar(folders):
                                        "--out", str(folders / "eval-progress")])
     assert result.exit_code == 0, result.output
     assert json.load(open(folders / "eval-progress" / "summary.json"))["n_cases"] == 2
+
+
+def test_inference_and_scoring_flags_come_from_the_options_objects():
+    from cli.dataclass_options import flag_names
+    from kequireg.evaluation.scoring import ScoringOptions
+    from kequireg.inference.options import InferenceOptions
+    from kequireg.options import option_fields
+
+    runner = CliRunner()
+    predict_help = runner.invoke(main, ["predict", "--help"]).output
+    evaluate_help = runner.invoke(main, ["evaluate", "--help"]).output
+    for field in option_fields(InferenceOptions):
+        assert flag_names(field)[0] in predict_help
+        assert (flag_names(field)[0] in evaluate_help) == (field.name != "save_probabilities")
+    for field in option_fields(ScoringOptions):
+        assert (flag_names(field)[0] in evaluate_help) == field.metadata["cli"]
+    flat = " ".join(evaluate_help.split())  # help lines wrap with the terminal's width
+    assert "Slices per forward pass. [default: 16; x>=1]" in flat and "[default: 500.0; x>=0]" in flat
+
+
+def test_bad_inference_options_are_usage_errors(folders):
+    args = ["evaluate", "--gt", str(folders / "gt"), "--pred", str(folders / "pred"), "--tta", "1", "--uncertainty"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "at least 2 views" in result.output
+
+
+def test_open_run_is_the_one_run_folder_check(tmp_path):
+    from kequireg.evaluation.run import evaluate_run
+    from kequireg.inference.runs import load_network, open_run
+
+    for call in (open_run, load_network, evaluate_run):
+        with pytest.raises(FileNotFoundError, match="not a run folder"):
+            call(tmp_path)

@@ -7,9 +7,9 @@ import pytest
 from kequireg.data.geometry import CaseGeometry, extract_window
 from kequireg.data.store import PreprocessedCase, SliceStore
 from kequireg.data.store_writer import write_store
-from kequireg.evaluation.export import brats_filename, export_case, label_image
+from kequireg.inference.nifti import brats_filename, export_case, label_image
 from kequireg.evaluation.metrics import case_metrics
-from kequireg.evaluation.regions import to_internal
+from kequireg.inference.regions import to_internal
 
 
 def make_source(tmp_path, shape=(20, 18, 12)):

@@ -3,10 +3,12 @@
 import nibabel as nib
 import numpy as np
 import pytest
-
 from evaluation_helpers import invoke_predict, pointwise_model
 
-from kequireg.evaluation.inference import predict_labels, predict_probabilities, softmax
+from kequireg.evaluation.scoring import ScoringOptions
+from kequireg.inference.predictor import predict_labels, predict_probabilities, softmax
+
+NO_EXTRAS = ScoringOptions(with_hd95=False, equivariance=False)
 
 pytestmark = pytest.mark.backend
 
@@ -54,7 +56,8 @@ def test_score_store_in_source_geometry_takes_a_dataset_or_its_store(demo_store)
             assert list(row) == ["case_id", *METRIC_COLUMNS, *EQUIVARIANCE_COLUMNS]
             assert 0 <= row["dice"] <= 1 and 0 <= row["equivariance_dice"] <= 1
         assert exported[val[0]].shape == (dataset.store.case(val[0]).n_slices, *dataset.image_shape[:2])
-        plain = score_store(pointwise_model(), dataset.store, val[:1], equivariance=False, with_hd95=False)
+        plain = score_store(pointwise_model(), dataset.store, val[:1],
+                            scoring=ScoringOptions(equivariance=False, with_hd95=False))
         assert plain[0]["dice"] == rows[0]["dice"] and np.isnan(plain[0]["equivariance_dice"])
         with pytest.raises(ValueError, match="not in the store"):
             score_store(pointwise_model(), dataset, ["nope"])
@@ -62,7 +65,7 @@ def test_score_store_in_source_geometry_takes_a_dataset_or_its_store(demo_store)
 
 def test_predict_folder_writes_brats_files_in_source_geometry(demo_store, tmp_path):
     from kequireg.data.dataset import open_dataset
-    from kequireg.evaluation.predict import predict_folder
+    from kequireg.inference.predict import predict_folder
 
     root, store = demo_store
     with open_dataset(store) as dataset:
@@ -102,7 +105,7 @@ def test_evaluate_run_defaults_to_test_and_falls_back_to_val_loudly(fake_run, de
     from kequireg.io import read_csv_rows, read_json
 
     _, store = demo_store  # preprocessed without a test share
-    rows, summary, out_dir = evaluate_run(fake_run, with_hd95=False, equivariance=False)
+    rows, summary, out_dir = evaluate_run(fake_run, scoring=NO_EXTRAS)
     assert out_dir == fake_run.eval_dir("val")
     assert "no test patients" in capsys.readouterr().err
     saved = read_json(out_dir / "summary.json")
@@ -110,13 +113,13 @@ def test_evaluate_run_defaults_to_test_and_falls_back_to_val_loudly(fake_run, de
     assert (saved["run_dir"], saved["data"], saved["split"]) == (str(fake_run.path), str(store), "val")
     assert [r["case_id"] for r in read_csv_rows(out_dir / "per_patient.csv")] == [r["case_id"] for r in rows]
     with open_dataset(store) as dataset:  # a Dataset passed in stays open and is used as given
-        again, _, out = evaluate_run(str(fake_run.path), dataset, split="val", with_hd95=False, equivariance=False,
+        again, _, out = evaluate_run(str(fake_run.path), dataset, scoring=dataclasses.replace(NO_EXTRAS, split="val"),
                                      out_dir=fake_run.path / "again")
         assert dataset.split_ids("val") and out == fake_run.path / "again"
         with pytest.raises(ValueError, match="test share"):
-            evaluate_run(fake_run, dataset, split="test")
+            evaluate_run(fake_run, dataset, scoring=ScoringOptions(split="test"))
         with_test = dataclasses.replace(dataset, splits={**dataset.splits, "test": dataset.split_ids("val")[:1]})
-        _, tested, out_test = evaluate_run(fake_run, with_test, with_hd95=False, equivariance=False)
+        _, tested, out_test = evaluate_run(fake_run, with_test, scoring=NO_EXTRAS)
         assert out_test == fake_run.eval_dir("test") and tested["n_cases"] == 1
     assert [r["dice"] for r in again] == [r["dice"] for r in rows]
     assert (out_dir / "per_patient.csv").read_bytes() == (out / "per_patient.csv").read_bytes()
@@ -124,7 +127,7 @@ def test_evaluate_run_defaults_to_test_and_falls_back_to_val_loudly(fake_run, de
 
 def test_predict_takes_the_preprocessing_of_the_run_store(fake_run, demo_store):
     from kequireg.data.dataset import open_dataset
-    from kequireg.evaluation.predict import training_params
+    from kequireg.inference.predict import training_params
 
     root, store = demo_store
     with open_dataset(store) as dataset:

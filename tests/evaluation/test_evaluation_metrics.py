@@ -6,7 +6,7 @@ from scipy import ndimage
 
 from kequireg.evaluation.hausdorff import EMPTY_ONE_HD95, hd95
 from kequireg.evaluation.metrics import METRIC_COLUMNS, case_metrics, dice, region_dice, slice_dice
-from kequireg.evaluation.regions import region_masks, to_brats, to_internal
+from kequireg.inference.regions import region_masks, to_brats, to_internal
 
 
 def brute_force_hd95(a, b, spacing, q=95.0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kequireg.evaluation.export_model import check_export, export_model, export_run, probability_model
+from kequireg.inference.export_model import check_export, export_model, export_run, probability_model
 
 TOLERANCE = 1e-4
 
@@ -48,7 +48,7 @@ def batch_and_expected(run):
 
 
 def test_probability_model_is_the_float32_softmax_of_the_logits(run, batch_and_expected):
-    from kequireg.evaluation.inference import softmax
+    from kequireg.inference.predictor import softmax
 
     network = run.load_network(accelerate=False)
     batch, probs = batch_and_expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kequireg.evaluation.postprocess import cut_window, postprocess_brats, postprocess_slices
+from kequireg.inference.postprocess import cut_window, postprocess_brats, postprocess_slices
 from kequireg.evaluation.qc import qc_analysis, risk_coverage
 from kequireg.evaluation.stats import bootstrap_spearman, spearman
 

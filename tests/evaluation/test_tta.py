@@ -12,13 +12,15 @@ import pytest
 from evaluation_helpers import invoke_predict, make_run, pointwise_model, spatial_model
 
 import augment
-from kequireg.evaluation.inference import predict_probabilities
-from kequireg.evaluation.options import InferenceOptions
-from kequireg.evaluation.tta import Predictor, tta_transforms
+from kequireg.evaluation.scoring import ScoringOptions
+from kequireg.inference.options import InferenceOptions
+from kequireg.inference.predictor import predict_probabilities
+from kequireg.inference.tta import Predictor, tta_transforms
 
 pytestmark = pytest.mark.backend
 
 IDENTITY = augment.Policy([augment.FlipLR(p=0.0)], n_ops=None)  # every sample is the identity
+VAL_NO_HD95 = ScoringOptions(split="val", with_hd95=False)
 
 
 def _images(n=5, size=64, seed=0):
@@ -40,15 +42,15 @@ def test_tta_views_start_with_the_identity_and_are_seeded():
 def test_tta_zero_is_plain_prediction_bit_for_bit():
     model, images = spatial_model(), _images()
     plain = predict_probabilities(model, images, 4)
-    assert Predictor(model, 4, tta=0)(images).probs.tobytes() == plain.tobytes()
+    assert Predictor(model, InferenceOptions(batch_size=4, tta=0))(images).probs.tobytes() == plain.tobytes()
     # one view (the plain slice through the TTA path) is the same numbers too
-    assert Predictor(model, 4, tta=1)(images).probs.tobytes() == plain.tobytes()
+    assert Predictor(model, InferenceOptions(batch_size=4, tta=1))(images).probs.tobytes() == plain.tobytes()
 
 
 def test_tta_with_the_identity_policy_equals_plain_prediction():
     model, images = spatial_model(), _images()
     plain = predict_probabilities(model, images, 4)
-    result = Predictor(model, 4, tta=4, policy=IDENTITY, uncertainty=True)(images)
+    result = Predictor(model, InferenceOptions(batch_size=4, tta=4, uncertainty=True), IDENTITY)(images)
     np.testing.assert_allclose(result.probs, plain, atol=1e-6)
     np.testing.assert_array_equal(result.labels, plain.argmax(-1))
     np.testing.assert_allclose(result.disagreement, 0.0, atol=1e-6)
@@ -57,7 +59,7 @@ def test_tta_with_the_identity_policy_equals_plain_prediction():
 
 def test_flip_tta_of_a_flip_equivariant_network_is_its_plain_prediction():
     model, images = pointwise_model(), _images()  # a 1x1 conv commutes with flips exactly
-    result = Predictor(model, 3, tta=4, uncertainty=True)(images)
+    result = Predictor(model, InferenceOptions(batch_size=3, tta=4, uncertainty=True))(images)
     np.testing.assert_allclose(result.probs, predict_probabilities(model, images), atol=1e-6)
     assert result.equivariance_dice() == 1.0 and result.disagreement.max() < 1e-5
 
@@ -65,7 +67,7 @@ def test_flip_tta_of_a_flip_equivariant_network_is_its_plain_prediction():
 def test_tta_changes_a_non_equivariant_network_and_its_uncertainty_is_sound():
     model, images = spatial_model(), _images()
     plain = predict_probabilities(model, images, 8)
-    result = Predictor(model, 8, tta=6, policy="strong", uncertainty=True)(images)
+    result = InferenceOptions(batch_size=8, tta=6, tta_policy="strong", uncertainty=True).predictor(model)(images)
     assert not np.allclose(result.probs, plain, atol=1e-3)
     np.testing.assert_allclose(result.probs.sum(-1), 1.0, atol=1e-5)
     assert result.plain.tobytes() == plain.tobytes()
@@ -79,7 +81,7 @@ def test_tta_changes_a_non_equivariant_network_and_its_uncertainty_is_sound():
 def test_pixels_outside_in_a_view_do_not_vote():
     model, images = spatial_model(), _images(3)
     half = augment.Policy([augment.Translate(x=0.5)], n_ops=None)  # view 1 sees only half the image
-    result = Predictor(model, 4, tta=2, policy=half)(images)
+    result = Predictor(model, InferenceOptions(batch_size=4, tta=2), policy=half)(images)
     plain = predict_probabilities(model, images, 4)
     inverse, valid = augment.pull_back_grids(tta_transforms(2, (64, 64), half))
     outside = ~valid[1]
@@ -105,9 +107,9 @@ def _today(model, root, store, out):
     """The pre-TTA code path of predict: predict_labels -> export_case, case by case."""
     from kequireg.data.dataset import open_dataset
     from kequireg.data.discovery import find_cases
-    from kequireg.evaluation.export import export_case
-    from kequireg.evaluation.inference import predict_labels
-    from kequireg.evaluation.predict import preprocess_case_files, preprocess_params
+    from kequireg.inference.nifti import export_case
+    from kequireg.inference.predictor import predict_labels
+    from kequireg.inference.predict import preprocess_case_files, preprocess_params
 
     with open_dataset(store) as dataset:
         settings = preprocess_params(dataset.params)
@@ -118,7 +120,7 @@ def _today(model, root, store, out):
 
 def test_predict_with_tta_zero_writes_todays_bytes(demo_store, tmp_path):
     from kequireg.data.dataset import open_dataset
-    from kequireg.evaluation.predict import predict_folder
+    from kequireg.inference.predict import predict_folder
 
     root, store = demo_store
     model = spatial_model()
@@ -134,9 +136,9 @@ def test_predict_with_tta_zero_writes_todays_bytes(demo_store, tmp_path):
 
 def test_predict_with_uncertainty_and_probabilities_in_source_geometry(demo_store, tmp_path):
     from kequireg.data.dataset import open_dataset
-    from kequireg.evaluation.predict import predict_folder
+    from kequireg.inference.predict import predict_folder
     from kequireg.evaluation.score_folders import nifti_label_files
-    from kequireg.evaluation.uncertainty import QC_COLUMNS
+    from kequireg.inference.uncertainty import QC_COLUMNS
 
     root, store = demo_store
     with open_dataset(store) as dataset:
@@ -195,10 +197,10 @@ def test_evaluate_with_tta_uncertainty_reports_qc(demo_store, tmp_path):
     from kequireg.io import read_csv_rows
 
     run = make_run(tmp_path / "run", demo_store[1], spatial_model())
-    plain, plain_summary, _ = evaluate_run(run, split="val", with_hd95=False, out_dir=tmp_path / "plain")
-    tta0, _, _ = evaluate_run(run, split="val", with_hd95=False, out_dir=tmp_path / "tta0", options=InferenceOptions(tta=0))
+    plain, plain_summary, _ = evaluate_run(run, scoring=VAL_NO_HD95, out_dir=tmp_path / "plain")
+    tta0, _, _ = evaluate_run(run, scoring=VAL_NO_HD95, out_dir=tmp_path / "tta0", options=InferenceOptions(tta=0))
     assert (tmp_path / "plain" / "per_patient.csv").read_bytes() == (tmp_path / "tta0" / "per_patient.csv").read_bytes()
-    rows, summary, out = evaluate_run(run, split="val", with_hd95=False, out_dir=tmp_path / "tta",
+    rows, summary, out = evaluate_run(run, scoring=VAL_NO_HD95, out_dir=tmp_path / "tta",
                                       options=InferenceOptions(tta=3, tta_policy="weak", uncertainty=True))
     # the equivariance Dice (strong T, plain network) does not depend on TTA
     assert [r["equivariance_dice"] for r in rows] == [r["equivariance_dice"] for r in plain]
@@ -217,7 +219,7 @@ def test_evaluate_with_tta_uncertainty_reports_qc(demo_store, tmp_path):
 
 def test_qc_figure_from_rows(tmp_path):
     pytest.importorskip("matplotlib")
-    from kequireg.experiments.figures import qc_figure
+    from kequireg.evaluation.qc_figure import qc_figure
 
     rng = np.random.default_rng(0)
     rows = [{"run": run, "case_id": f"c{i}", "dice": d, "qc_uncertainty": 1 - d + rng.normal(0, 0.05)}

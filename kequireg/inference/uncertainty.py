@@ -22,12 +22,16 @@ there to trust), the equivariance Dice of the TTA views, and the predicted volum
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
 import numpy as np
 
-from kequireg.evaluation.regions import region_masks
+from kequireg.data.geometry import restore_plane
+from kequireg.inference.nifti import write_nifti_atomic
+from kequireg.inference.regions import region_masks
+from kequireg.io import atomic_path, write_csv_rows
 from kequireg.vocabulary import REGIONS
 
 UNCERTAINTY_DIR = "uncertainty"
@@ -58,8 +62,6 @@ def float_image(volume: np.ndarray, record):
 
 def write_uncertainty(prediction, record, out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write a case's entropy and disagreement maps (see the module docstring)."""
-    from kequireg.data.geometry import restore_plane
-    from kequireg.evaluation.export import write_nifti_atomic
 
     paths = uncertainty_paths(record.case_id, out_dir)
     for path, slices in zip(paths, (prediction.entropy, prediction.disagreement)):
@@ -70,7 +72,6 @@ def write_uncertainty(prediction, record, out_dir: str | os.PathLike) -> tuple[P
 def restore_probabilities(probs: np.ndarray, record) -> np.ndarray:
     """(S, H, W, K) slice probabilities -> float16 (K, X, Y, Z) in the source geometry, background
     1 outside the stored slices."""
-    from kequireg.data.geometry import restore_plane
 
     probs = np.asarray(probs, np.float32)
     channels = [restore_plane(probs[..., k], record.geometry) for k in range(1, probs.shape[-1])]
@@ -80,8 +81,6 @@ def restore_probabilities(probs: np.ndarray, record) -> np.ndarray:
 
 def write_probabilities(probs: np.ndarray, record, out_dir: str | os.PathLike) -> Path:
     """Write ``probabilities/<case>.npz`` (see the module docstring)."""
-    from kequireg.io import atomic_path
-
     path = Path(out_dir) / PROBABILITIES_DIR / f"{record.case_id}.npz"
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, probabilities=restore_probabilities(probs, record))
@@ -114,10 +113,6 @@ def qc_row(prediction, labels: np.ndarray, spacing) -> dict[str, float]:
 
 def write_qc_csv(rows: list[dict], out_dir: str | os.PathLike) -> Path:
     """Write ``qc.csv`` (one row per case, sorted), keeping the rows of cases predicted earlier."""
-    import csv
-
-    from kequireg.io import write_csv_rows
-
     path = Path(out_dir) / QC_CSV
     merged = {}
     if path.is_file():  # plain csv: case ids stay strings even when they look like numbers

@@ -6,49 +6,50 @@ slice, restored to the source geometry and written as ``OUT_DIR/<case>.nii.gz`` 
 {0, 1, 2, 4}, uint8, and the source affine and header. Cases whose output already exists are
 skipped unless ``overwrite`` is set, so an interrupted run resumes where it stopped.
 ``InferenceOptions`` add test-time augmentation, post-processing, uncertainty maps with
-``qc.csv`` and probabilities (:mod:`kequireg.evaluation.uncertainty`).
+``qc.csv`` and probabilities (:mod:`kequireg.inference.uncertainty`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from kequireg.evaluation.export import export_case, output_filename
-from kequireg.evaluation.inference import load_network
-from kequireg.evaluation.options import InferenceOptions
-from kequireg.evaluation.progress import progress_bar
+from kequireg.data.dataset import open_dataset
+from kequireg.data.discovery import find_cases
+from kequireg.data.preprocess import PreprocessParams, preprocess_case
+from kequireg.inference import uncertainty
+from kequireg.inference.nifti import export_case, output_filename
+from kequireg.inference.options import InferenceOptions
+from kequireg.inference.progress import progress_bar
+from kequireg.inference.runs import load_network, open_run
 
 
-def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, batch_size: int = 16, progress: bool = False,
-                  length: int | None = None, layout=None, options: InferenceOptions | None = None) -> list[Path]:
+def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, options: InferenceOptions | None = None,
+                  layout=None) -> list[Path]:
     """Predict preprocessed cases and write one BraTS NIfTI per case.
 
     Args:
         model: keras.Model returning logits.
-        cases: iterable of ``PreprocessedCase`` (labels not needed).
+        cases: iterable of ``PreprocessedCase`` (labels not needed; wrap it in
+            :func:`~kequireg.inference.progress.progress_bar` for a progress bar).
         out_dir: output folder (created if missing).
-        batch_size: int. Slices per forward pass. Defaults to 16.
-        progress: bool. Progress bar on stderr. Defaults to False.
-        length: int. Number of cases, for the progress bar.
+        options: ``InferenceOptions``: batch size, test-time augmentation, post-processing, and
+            the extra outputs of :mod:`kequireg.inference.uncertainty` (uncertainty maps and
+            ``qc.csv``, probabilities). Defaults to plain prediction (labels only).
         layout: the nnU-Net dataset the cases came from (``CaseFiles.dataset``): its file naming
             and label values. Defaults to None (BraTS).
-        options: ``InferenceOptions``: test-time augmentation, post-processing, and the extra
-            outputs of :mod:`kequireg.evaluation.uncertainty` (uncertainty maps and ``qc.csv``,
-            probabilities). Defaults to plain prediction (labels only).
 
     Returns:
         Paths of the written label files.
     """
-    from kequireg.evaluation import uncertainty
-
     options = options or InferenceOptions()
-    predictor = options.predictor(model, batch_size)
+    predictor = options.predictor(model)
     written, qc_rows = [], []
-    for case in progress_bar(cases, progress, "predicting", length=length):
+    for case in cases:
         if not len(case.images):
             written.append(export_case(np.zeros((0, 1, 1), np.uint8), case, out_dir, layout=layout))
             continue
@@ -67,10 +68,6 @@ def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, batch_s
 
 def preprocess_params(params: dict | None):
     """``PreprocessParams`` from a store's ``params`` dict (unknown keys, e.g. descriptions, ignored)."""
-    import dataclasses
-
-    from kequireg.data.preprocess import PreprocessParams
-
     known = {f.name for f in dataclasses.fields(PreprocessParams)}
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in (params or {}).items() if k in known}
     return PreprocessParams(**kwargs)
@@ -91,16 +88,11 @@ def preprocess_case_files(case, params, size: tuple[int, int]):
     Returns:
         PreprocessedCase whose ``images`` are (S, H, W, C), ``labels`` None.
     """
-    import dataclasses
-
-    from kequireg.data.preprocess import preprocess_case
-
     return dataclasses.replace(preprocess_case(case, params, size), labels=None)
 
 
 def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, params: dict | None = None,
-                   batch_size: int = 16, overwrite: bool = False, progress: bool = False,
-                   options: InferenceOptions | None = None) -> list[Path]:
+                   overwrite: bool = False, options: InferenceOptions | None = None, progress: bool = False) -> list[Path]:
     """Preprocess, predict and export every BraTS case folder under ``in_dir``.
 
     Args:
@@ -112,11 +104,10 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
             the dataset's ``file_ending``, labels in its own values).
         params: preprocessing parameters: the training store's (``Dataset.params``); None = the
             thesis defaults (``PreprocessParams()``).
-        batch_size: int. Defaults to 16.
         overwrite: bool. Redo cases whose output exists. Defaults to False (skip them; a
             skipped case gets no new uncertainty or probability files either).
-        progress: bool. Defaults to False.
         options: ``InferenceOptions``; see :func:`predict_cases`. Defaults to plain prediction.
+        progress: bool. Defaults to False.
 
     Returns:
         Paths of all label outputs (written now or found from an earlier run).
@@ -124,8 +115,6 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
     Raises:
         ValueError: if a case misses a modality (naming it), or no case folder is found.
     """
-    from kequireg.data.discovery import find_cases
-
     settings = preprocess_params(params)
     cases = find_cases(in_dir, settings.channels)
     incomplete = [c for c in cases if c.missing]
@@ -139,14 +128,14 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
     layout = cases[0].dataset  # an nnU-Net dataset (its naming and label values) or None (BraTS)
     todo = [c for c in cases if overwrite or not (out_dir / output_filename(c.case_id, layout)).is_file()]
     stream = (preprocess_case_files(c, settings, (shape[1], shape[2])) for c in todo)
-    predict_cases(model, stream, out_dir, batch_size=batch_size, progress=progress, length=len(todo), layout=layout,
-                  options=options)
+    predict_cases(model, progress_bar(stream, progress, "predicting", length=len(todo)), out_dir, options=options,
+                  layout=layout)
     return [out_dir / output_filename(c.case_id, layout) for c in cases]
 
 
 def predict(model_path: str | os.PathLike, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-            data: str | os.PathLike | None = None, batch_size: int = 16, overwrite: bool = False,
-            progress: bool = False, log=None, options: InferenceOptions | None = None) -> list[Path]:
+            data: str | os.PathLike | None = None, overwrite: bool = False, options: InferenceOptions | None = None,
+            progress: bool = False, log=None) -> list[Path]:
     """``kequireg predict``: segment every case folder under ``in_dir`` with a run's or a file's network.
 
     The preprocessing is the training store's: ``data``'s if given, else the run's own data set
@@ -155,7 +144,7 @@ def predict(model_path: str | os.PathLike, in_dir: str | os.PathLike, out_dir: s
 
     Args:
         model_path: a run folder (``RunDir``) or a ``.keras`` model file.
-        in_dir, out_dir, batch_size, overwrite, progress, options: see :func:`predict_folder`.
+        in_dir, out_dir, overwrite, options, progress: see :func:`predict_folder`.
         data: slice store whose preprocessing parameters to apply. Defaults to the run's own.
         log: optional callable taking a status line (the model and the preprocessing used).
 
@@ -173,8 +162,7 @@ def predict(model_path: str | os.PathLike, in_dir: str | os.PathLike, out_dir: s
     params = training_params(model_path, data, progress=progress)
     if log is not None:
         log(f"model {model_path} ({model.count_params():,} parameters); preprocessing {params or 'defaults'}")
-    return predict_folder(model, in_dir, out_dir, params=params, batch_size=batch_size, overwrite=overwrite,
-                          progress=progress, options=options)
+    return predict_folder(model, in_dir, out_dir, params=params, overwrite=overwrite, options=options, progress=progress)
 
 
 def training_params(model_path: str | os.PathLike, data: str | os.PathLike | None = None, *,
@@ -189,12 +177,9 @@ def training_params(model_path: str | os.PathLike, data: str | os.PathLike | Non
     Returns:
         The store's params dict, or None (= the thesis defaults).
     """
-    from kequireg.data.dataset import open_dataset
-    from kequireg.training.run_dir import RunDir
-
     if data is None:
         if not Path(model_path).is_dir():
             return None
-        data = RunDir(model_path).load_config().data
+        data = open_run(model_path).load_config().data
     with open_dataset(data, progress=progress) as dataset:
         return dataset.params

@@ -18,7 +18,7 @@ Uncertainty per pixel (``uncertainty=True``):
 
 It also pools, over the case, the region confusion counts of argmax(T^-1 p(T x)) against
 argmax(p(x)) on valid pixels: the equivariance Dice of the TTA views (1 = every view agrees).
-``tta=0`` is plain prediction through :func:`kequireg.evaluation.inference.predict_probabilities`.
+``tta=0`` is plain prediction through :func:`kequireg.inference.predictor.predict_probabilities`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kequireg.evaluation.inference import predict_probabilities
-from kequireg.settings import DEFAULT_TTA_POLICY, TTA_POLICIES  # re-exported
+from kequireg.inference.predictor import predict_probabilities
+from kequireg.inference.regions import region_masks
+from kequireg.settings import TTA_POLICIES
 from kequireg.vocabulary import REGIONS
 
 _EPS = 1e-7
@@ -52,7 +53,7 @@ def tta_transforms(n: int, shape: tuple[int, int], policy="flips", seed: int = 0
         >>> [len(t.steps) for t in tta_transforms(4, (8, 8))]
         [0, 1, 1, 2]
     """
-    import augment
+    import augment  # numba: ~0.4 s, kept out of the CLI's import
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"the number of TTA views must be an int >= 1. Received: n={n!r}")
@@ -92,38 +93,33 @@ class CasePrediction:
 
 
 class Predictor:
-    """Predict a case's slices, plainly (``tta=0``) or with test-time augmentation.
+    """Predict a case's slices, plainly (``options.tta == 0``) or with test-time augmentation.
 
     Args:
         model: keras.Model returning logits (B, H, W, K).
-        batch_size: int. Slices per forward pass. Defaults to 16.
-        tta: int. Number of views (0 = plain prediction, today's output bit for bit; 1 = the
-            plain view through the TTA path; N = the plain view and N - 1 transforms).
-        policy: see :func:`tta_transforms`. Defaults to ``"flips"``.
-        seed: int. Seed of the transforms. Defaults to 0.
-        uncertainty: bool. Also compute entropy, disagreement and agreement counts (needs
-            ``tta >= 2``). Defaults to False.
+        options: ``InferenceOptions`` (validated there): ``batch_size``, ``tta`` (0 = plain
+            prediction, today's output bit for bit; 1 = the plain view through the TTA path; N =
+            the plain view and N - 1 transforms), ``tta_policy``, ``tta_seed`` and ``uncertainty``
+            (also compute entropy, disagreement and agreement counts).
+        policy: an ``augment.Policy`` to draw the transforms from instead of ``options.tta_policy``
+            (custom test-time transforms). Defaults to None.
 
     Example:
-        >>> result = Predictor(network, tta=8, policy="strong", uncertainty=True)(images)  # doctest: +SKIP
+        >>> options = InferenceOptions(tta=8, tta_policy="strong", uncertainty=True)       # doctest: +SKIP
+        >>> result = Predictor(network, options)(images)                                   # doctest: +SKIP
         >>> result.probs.shape, result.entropy.shape                                       # doctest: +SKIP
     """
 
-    def __init__(self, model, batch_size: int = 16, tta: int = 0, policy="flips", seed: int = 0, uncertainty: bool = False):
-        if isinstance(tta, bool) or not isinstance(tta, (int, np.integer)) or tta < 0:
-            raise ValueError(f"tta must be an int >= 0 (number of views). Received: tta={tta!r}")
-        if uncertainty and tta < 2:
-            raise ValueError(f"uncertainty needs test-time augmentation with at least 2 views (--tta 2 or more). Received: tta={tta}")
-        self.model, self.batch_size, self.tta = model, batch_size, int(tta)
-        self.policy, self.seed, self.uncertainty = policy, int(seed), bool(uncertainty)
-        if isinstance(policy, str) and policy not in TTA_POLICIES:
-            raise ValueError(f"policy must be one of {TTA_POLICIES} or an augment.Policy. Received: policy={policy!r}")
+    def __init__(self, model, options, policy=None):
+        self.model, self.batch_size, self.tta = model, options.batch_size, options.tta
+        self.policy = options.tta_policy if policy is None else policy
+        self.seed, self.uncertainty = options.tta_seed, options.uncertainty
         self._views: dict[tuple[int, int], tuple] = {}
 
     def _prepared(self, shape: tuple[int, int]) -> tuple:
         """Per distinct view: (forward grid or None for the identity, inverse grid, valid, count)."""
         if shape not in self._views:
-            import augment
+            import augment  # numba: import time
 
             distinct: dict[str, list] = {}
             for t in tta_transforms(self.tta, shape, self.policy, self.seed):
@@ -164,9 +160,7 @@ class Predictor:
 
     def _batch(self, batch: np.ndarray, real: int) -> tuple:
         """Every view of one (padded) batch; results for its first ``real`` slices."""
-        import augment
-
-        from kequireg.evaluation.regions import region_masks
+        import augment  # numba: import time
 
         views = self._prepared(batch.shape[1:3])
         plain = None

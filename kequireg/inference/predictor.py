@@ -1,4 +1,4 @@
-"""Whole-patient inference: slices -> softmax probabilities -> labels, and loading a network.
+"""Whole-patient inference: slices -> softmax probabilities -> labels.
 
 Works with any Keras network that maps (B, H, W, C) images to (B, H, W, K) logits (the
 kequireg convention). Slices are fed in fixed-size batches (the last one padded), so a compiled
@@ -7,9 +7,6 @@ back into the source geometry.
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -75,42 +72,3 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 16) -> np
 def predict_labels(model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
     """Argmax labels (internal classes) of a network on a stack of slices: uint8 (S, H, W)."""
     return predict_probabilities(model, images, batch_size).argmax(-1).astype(np.uint8)
-
-
-def load_network(path: str | os.PathLike):
-    """Load a segmentation network (logits) from a run folder or a ``.keras`` file.
-
-    Args:
-        path: a run directory (its ``best.keras``, via ``RunDir.load_network``) or a ``.keras``
-            model file (a bare network, or an ``EquiRegModel`` whose network is taken).
-
-    Returns:
-        keras.Model returning logits, with the torch fast paths applied.
-
-    Raises:
-        FileNotFoundError: if neither a run folder nor a model file is found.
-
-    Example:
-        >>> network = load_network("runs/equireg-0.1-s0")                    # doctest: +SKIP
-    """
-    from kequireg.training.run_dir import RunDir
-
-    path = Path(path)
-    if path.is_dir():
-        run = RunDir(path)
-        if not run.config_path.is_file():
-            raise FileNotFoundError(
-                f"{str(path)!r} is not a run folder (no config.json); pass a run folder written by "
-                "`kequireg train` or a .keras model file."
-            )
-        return run.load_network()
-    if path.is_file() and path.suffix == ".keras":
-        import keras
-
-        from kequireg.models import torch_fast
-
-        model = keras.saving.load_model(path, compile=False)
-        network = getattr(model, "network", model)  # an EquiRegModel wraps the network
-        torch_fast.accelerate(network)
-        return network
-    raise FileNotFoundError(f"no run folder or .keras model at {str(path)!r}; pass a run folder or a .keras file.")

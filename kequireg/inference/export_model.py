@@ -33,6 +33,8 @@ import os
 import shutil
 from pathlib import Path
 
+from kequireg.inference.runs import open_run
+from kequireg.io import atomic_dir, atomic_path
 from kequireg.settings import EXPORT_FORMATS  # kequireg's format name -> Keras's model.export(format=...); re-exported
 
 # (backend, format) -> Python packages the export needs
@@ -108,7 +110,8 @@ def export_model(network, out: str | os.PathLike, format: str = "savedmodel", *,
                  verbose: bool = False) -> Path:
     """Export a logits network as softmax probabilities through ``model.export``.
 
-    Written beside ``out`` first and renamed into place, so ``out`` is never half-written.
+    Written beside ``out`` first and renamed into place (``kequireg.io.atomic_dir`` for a
+    SavedModel folder, ``atomic_path`` for an ONNX file), so ``out`` is never half-written.
 
     Args:
         network: keras.Model returning logits (see :func:`probability_model`).
@@ -132,15 +135,14 @@ def export_model(network, out: str | os.PathLike, format: str = "savedmodel", *,
         raise FileExistsError(f"{str(out)!r} already exists; pass overwrite=True (--overwrite) to replace it.")
     model = probability_model(network)
     signature = [keras.InputSpec(shape=(None, *model.input_shape[1:]), dtype="float32", name="images")]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    _remove(tmp)
-    try:
+    if format == "savedmodel":
+        with atomic_dir(out, replace=overwrite) as tmp:
+            model.export(str(tmp), format=EXPORT_FORMATS[format], input_signature=signature, verbose=verbose)
+        return out
+    if out.is_dir() and not out.is_symlink():  # --overwrite of a folder by a file: os.replace cannot
+        shutil.rmtree(out)
+    with atomic_path(out, stable=True) as tmp:
         model.export(str(tmp), format=EXPORT_FORMATS[format], input_signature=signature, verbose=verbose)
-        _remove(out)
-        os.replace(tmp, out)
-    finally:
-        _remove(tmp)
     return out
 
 
@@ -159,17 +161,7 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, format: str = "sa
         FileNotFoundError: ``run`` is not a run folder or has no best model yet.
         ValueError / FileExistsError: see :func:`export_model`.
     """
-    from kequireg.training.run_dir import RunDir
-
     check_export(format)  # before loading a large network
-    run = RunDir(run)
-    if not run.config_path.is_file():
-        raise FileNotFoundError(f"{str(run.path)!r} is not a run folder (no config.json); pass a folder written by `kequireg train`.")
+    run = open_run(run)
     return export_model(run.load_network(accelerate=False), out, format, overwrite=overwrite, verbose=verbose)
 
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kequireg.settings import ET_MIN_VOLUME, MIN_COMPONENT_VOLUME  # re-exported
+from kequireg.data.geometry import restore_plane
+from kequireg.settings import ET_MIN_VOLUME, MIN_COMPONENT_VOLUME
 from kequireg.settings import POSTPROCESS_MODES as POSTPROCESS
 
 _ET, _NECROSIS = 3, 1
@@ -97,7 +98,6 @@ def postprocess_slices(slices: np.ndarray, record, method: str = "none", **thres
     slices = np.asarray(slices)
     if method == "none" or slices.shape[0] == 0:
         return slices
-    from kequireg.data.geometry import restore_plane
 
     volume = postprocess_brats(restore_plane(slices, record.geometry), record.spacing, **thresholds)
     return cut_window(volume, record, slices.shape[1:])

@@ -16,7 +16,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from kequireg.evaluation.regions import check_labels, to_brats
+from kequireg.data.geometry import restore_plane
+from kequireg.inference.regions import check_labels, to_brats
 from kequireg.io import atomic_path
 
 
@@ -105,8 +106,6 @@ def export_case(slice_labels: np.ndarray, record, out_dir: str | os.PathLike, sc
     Example:
         >>> path = export_case(labels, store.case("BraTS19_X_1"), "predictions/")  # doctest: +SKIP
     """
-    from kequireg.data.geometry import restore_plane
-
     volume = restore_plane(np.asarray(slice_labels), record.geometry)
     values = scheme if layout is None else layout.internal_to_file
     image = label_image(volume, record.affine, getattr(record, "header", None), scheme=values)

@@ -1,0 +1,77 @@
+"""How a network is applied at inference: batch size, test-time augmentation, uncertainty,
+probabilities, post-processing. One validated record, built once (the CLI makes it from its
+fields) and passed whole to the predictor, predict and evaluate; nothing downstream re-checks it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from kequireg.inference.postprocess import postprocess_slices
+from kequireg.inference.tta import Predictor
+from kequireg.options import check_options, option
+from kequireg.settings import DEFAULT_TTA_POLICY, ET_MIN_VOLUME, MIN_COMPONENT_VOLUME, POSTPROCESS_MODES, TTA_POLICIES
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """Inference settings shared by ``kequireg predict`` and ``kequireg evaluate``.
+
+    Args:
+        batch_size: int >= 1. Slices per forward pass. Defaults to 16.
+        tta: int >= 0. Test-time augmentation views (0 = plain prediction, the default; N = the
+            plain view and N - 1 transforms, see :mod:`kequireg.inference.tta`).
+        tta_policy: ``"flips"`` (default), ``"weak"`` or ``"strong"``.
+        tta_seed: int. Seed of the TTA transforms. Defaults to 0.
+        uncertainty: bool. Per-voxel entropy and equivariance disagreement, per-case QC
+            (needs ``tta >= 2``). Defaults to False.
+        save_probabilities: bool. predict: write the (TTA-mean) class probabilities. Defaults to False.
+        postprocess: ``"none"`` (default) or ``"brats"`` (:mod:`kequireg.inference.postprocess`).
+        et_min_volume: float >= 0. mm³; see ``postprocess_brats``. Defaults to 500.
+        min_component_volume: float >= 0. mm³; see ``postprocess_brats``. Defaults to 200.
+
+    Raises:
+        ValueError: a field outside its rule (naming it), or uncertainty without at least 2 views.
+
+    Example:
+        >>> InferenceOptions(tta=8, uncertainty=True).describe()
+        {'tta': 8, 'tta_policy': 'flips', 'tta_seed': 0}
+    """
+
+    batch_size: int = option(16, "Slices per forward pass.", low=1)
+    tta: int = option(0, "Test-time augmentation views: N = the plain slice and N-1 transforms, pulled back exactly "
+                         "and averaged where valid (0 = plain prediction).", low=0)
+    tta_policy: str = option(DEFAULT_TTA_POLICY, "TTA transforms: flips (left-right, up-down, both), or seeded weak / "
+                                                 "strong augmentations.", choices=TTA_POLICIES)
+    tta_seed: int = option(0, "Seed of the TTA transforms.")
+    uncertainty: bool = option(False, "Per-voxel entropy and equivariance disagreement, per-case QC scores (needs "
+                                      "--tta 2 or more).")
+    save_probabilities: bool = option(False, "Also write the (TTA-mean) class probabilities, float16 npz, per case.")
+    postprocess: str = option("none", "brats: remove small tumour components, relabel a small enhancing tumour as "
+                                      "necrosis.", choices=POSTPROCESS_MODES)
+    et_min_volume: float = option(ET_MIN_VOLUME, "--postprocess brats: enhancing tumour below this volume (mm³) "
+                                                 "becomes necrosis.", low=0)
+    min_component_volume: float = option(MIN_COMPONENT_VOLUME, "--postprocess brats: tumour components below this "
+                                                               "volume (mm³) are removed.", low=0)
+
+    def __post_init__(self):
+        check_options(self)
+        if self.uncertainty and self.tta < 2:
+            raise ValueError(f"uncertainty needs test-time augmentation with at least 2 views: add --tta 8 (or any N >= 2). "
+                             f"Received: tta={self.tta}")
+
+    def predictor(self, model, policy=None) -> Predictor:
+        """The :class:`~kequireg.inference.tta.Predictor` of these settings (``policy``: see there)."""
+        return Predictor(model, self, policy=policy)
+
+    def postprocess_slices(self, slices, record):
+        """A case's per-slice labels after the chosen post-processing (the same array for ``"none"``)."""
+        return postprocess_slices(slices, record, self.postprocess, et_min_volume=self.et_min_volume,
+                                  min_component_volume=self.min_component_volume)
+
+    def describe(self) -> dict:
+        """The settings that change predictions (for summary.json); plain prediction gives {}."""
+        out = {k: v for k, v in asdict(self).items() if k in ("tta", "tta_policy", "tta_seed") and self.tta}
+        if self.postprocess != "none":
+            out.update(postprocess=self.postprocess, et_min_volume=self.et_min_volume,
+                       min_component_volume=self.min_component_volume)
+        return out
