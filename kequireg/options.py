@@ -97,6 +97,8 @@ def _value_error(field: dataclasses.Field, value) -> str | None:
     if kind is str and not isinstance(value, str):
         return describe_rule(meta)
     low, high = meta["low"], meta["high"]
+    if value != value:  # NaN passes every comparison below
+        return describe_rule(meta)
     if low is not None and (value <= low if meta["low_open"] else value < low):
         return describe_rule(meta)
     if high is not None and (value >= high if meta["high_open"] else value > high):

@@ -29,6 +29,7 @@ class Opts:
 @pytest.mark.parametrize("bad, message", [
     ({"mode": "c"}, "mode must be one of ('a', 'b'). Received: mode='c'"),
     ({"rate": 1.0}, "rate must be in [0, 1). Received: rate=1.0"),
+    ({"rate": float("nan")}, "rate must be in [0, 1). Received: rate=nan"),
     ({"count": 0}, "count must be an integer >= 1. Received: count=0"),
     ({"count": 1.5}, "count must be an integer >= 1. Received: count=1.5"),
     ({"part": "z"}, "part must be one of ('x', 'y') or None. Received: part='z'"),
