@@ -67,7 +67,7 @@ def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, e
       kequireg experiment study/ --data brats.h5 --executor slurm --slurm-partition gpu --slurm-time 12:00:00
     """
     from kequireg.experiments.aggregate import markdown_tables
-    from kequireg.experiments.grid import ExperimentSettings, load_settings
+    from kequireg.experiments.experiment_settings import ExperimentSettings, load_settings
     from kequireg.experiments.study import run_study
     from kequireg.training.config import TrainConfig
 
