@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import click
+
+from cli.lazy_group import LazyGroup
 
 WORKLOADS: dict[str, tuple[str, str, str]] = {
     "augment": ("cli.bench_augment", "augment", "Strong augmentation, bare warp and parallel scaling vs peers."),
@@ -15,21 +15,6 @@ WORKLOADS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class _LazyBench(click.Group):
-    def list_commands(self, ctx):
-        return list(WORKLOADS)
-
-    def get_command(self, ctx, name):
-        if name not in WORKLOADS:
-            return None
-        module, attr, _ = WORKLOADS[name]
-        return getattr(importlib.import_module(module), attr)
-
-    def format_commands(self, ctx, formatter):
-        with formatter.section("Workloads"):
-            formatter.write_dl([(k, v[2]) for k, v in WORKLOADS.items()])
-
-
-@click.group(cls=_LazyBench)
+@click.group(cls=LazyGroup, commands=WORKLOADS, section="Workloads")
 def bench() -> None:
     """Throughput benchmarks defined in DESIGN.md; each prints ratios against peers run in the same process."""

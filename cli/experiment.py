@@ -9,6 +9,11 @@ import click
 from cli.executor_options import executor_options
 from cli.options import backend_option, float_list, int_list, method_list, progress_option
 from kequireg import settings as defaults
+from kequireg.options import defaults_of
+from kequireg.training.config import TrainConfig
+
+# The training options below mirror TrainConfig fields: their defaults are TrainConfig's.
+TRAINING = defaults_of(TrainConfig)
 
 
 @click.command()
@@ -29,13 +34,15 @@ from kequireg import settings as defaults
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None, help="Steps between validations. [default: training's]")
 @click.option("--patience", type=click.IntRange(min=0), default=None, help="Early-stopping patience. [default: training's]")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Step budget per run. [default: training's]")
-@click.option("--lambda", "lambda_", type=click.FloatRange(min=0), default=1.0, show_default=True, help="EquiReg weight λ.")
-@click.option("--teacher-mode", type=click.Choice(defaults.TEACHER_MODES), default="train", show_default=True,
+@click.option("--lambda", "lambda_", type=click.FloatRange(min=0), default=TRAINING["lambda_"], show_default=True,
+              help="EquiReg weight λ.")
+@click.option("--teacher-mode", type=click.Choice(defaults.TEACHER_MODES), default=TRAINING["teacher_mode"],
+              show_default=True,
               help="EquiReg teacher's BatchNorm statistics: batch (train) or moving (inference).")
 @click.option("--split", type=click.Choice(defaults.EVAL_SPLITS), default=None,
               help="Held-out patients every run is evaluated on. [default: test; val, with a warning, when the "
               "store has no test patients]")
-@click.option("--seed", type=int, default=0, show_default=True, help="Base training seed (each repeat adds 1000).")
+@click.option("--seed", type=int, default=TRAINING["seed"], show_default=True, help="Base training seed (each repeat adds 1000).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Slices per forward pass in evaluation.")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end (needs matplotlib).")
 @click.option("--budget", type=click.Choice(defaults.BUDGETS), default=None,
@@ -67,9 +74,8 @@ def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, e
       kequireg experiment study/ --data brats.h5 --executor slurm --slurm-partition gpu --slurm-time 12:00:00
     """
     from kequireg.experiments.aggregate import markdown_tables
-    from kequireg.experiments.grid import ExperimentSettings, load_settings
+    from kequireg.experiments.experiment_settings import ExperimentSettings, load_settings
     from kequireg.experiments.study import run_study
-    from kequireg.training.config import TrainConfig
 
     try:
         if status_only:

@@ -6,10 +6,11 @@ pulls in keras before ``--backend`` has set ``KERAS_BACKEND``.
 
 from __future__ import annotations
 
-import importlib
 import os
 
 import click
+
+from cli.lazy_group import LazyGroup
 
 # JAX's partitionable threefry compiles one program per weight shape when a model is built;
 # the legacy generator is several times faster to start on a CPU. Set before jax loads.
@@ -33,26 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group that imports a command's module only when it is run."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
-            return None
-        module_name, attr, _ = COMMANDS[cmd_name]
-        module = importlib.import_module(module_name)
-        return getattr(module, attr)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kequireg")
 def main() -> None:
     """kequireg: semi-supervised brain-tumour segmentation with Equivariance Regularization.

@@ -36,6 +36,13 @@ MASK_MODES = ("thesis", "valid", "none")
 # 600 steps: EquiReg at 300 steps was still far from converged (docs/training.md).
 THESIS_DEFAULTS = {"steps_per_epoch": 500, "patience": 10, "max_steps": 50_000, "val_slices": None}
 DEMO_DEFAULTS = {"steps_per_epoch": 50, "patience": 4, "max_steps": 600, "val_slices": 64}
+
+
+def training_defaults(demo: bool) -> dict:
+    """The training defaults of unset fields: ``DEMO_DEFAULTS`` on the demo data, else ``THESIS_DEFAULTS``."""
+    return DEMO_DEFAULTS if demo else THESIS_DEFAULTS
+
+
 # (labeled, unlabeled) slices per batch: every semi-supervised method gets the thesis's 2 + 6.
 BATCH_DEFAULTS = {"equireg": (2, 6), "baseline": (4, 0), "mean-teacher": (2, 6), "fixmatch": (2, 6),
                   "unimatch-lite": (2, 6)}

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from kequireg.evaluation.stats import bootstrap_bridging, bootstrap_difference, bootstrap_mean
-from kequireg.experiments.grid import ExperimentSettings, eval_csv, load_settings, plan_grid
+from kequireg.experiments.experiment_settings import ExperimentSettings, load_settings
+from kequireg.experiments.plan import eval_csv, plan_grid
 from kequireg.io import atomic_write_json, atomic_write_text, read_csv_rows, write_csv_rows
+from kequireg.settings import METHODS
 from kequireg.vocabulary import REGIONS
 
 _DICE = tuple(f"dice_{r.lower()}" for r in REGIONS)
@@ -69,8 +71,6 @@ REFERENCE = "baseline"  # every other method is compared with the supervised bas
 
 def compared_methods(rows: list[dict]) -> list[str]:
     """The methods compared with the baseline, in ``settings.METHODS`` order."""
-    from kequireg.settings import METHODS
-
     present = {r["method"] for r in rows}
     return [m for m in METHODS if m in present and m != REFERENCE]
 

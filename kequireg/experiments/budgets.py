@@ -14,13 +14,15 @@
 
 Early stopping applies under every rule as ``patience`` says (0 = off); under ``steps`` and
 ``labeled-exposure`` the budget is a cap, so pass ``--patience 0`` to spend it to the last step.
-Keras-free.
+Whether the runs train on the demo data is decided by the Dataset (``Dataset.is_demo``, through
+``ExperimentSettings.resolve``) and passed in as ``demo``; the unset defaults it selects are
+``kequireg.settings.training_defaults(demo)``, the ones ``TrainConfig.resolve(demo)`` fills. Keras-free.
 
 Example:
     >>> from kequireg.training.config import TrainConfig
-    >>> budget_overrides("labeled-exposure", TrainConfig(data="brats.h5", max_steps=600), "equireg")
+    >>> budget_overrides("labeled-exposure", TrainConfig(data="brats.h5", max_steps=600), "equireg", demo=False)
     {'max_steps': 1200}
-    >>> budget_overrides("converge", TrainConfig(data=None), "baseline")
+    >>> budget_overrides("converge", TrainConfig(data=None), "baseline", demo=True)
     {'max_steps': 3000, 'patience': 4}
 """
 
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import math
 
-from kequireg.settings import BATCH_DEFAULTS, BUDGETS, DEMO_DEFAULTS, THESIS_DEFAULTS  # BUDGETS re-exported
+from kequireg.settings import BATCH_DEFAULTS, BUDGETS, training_defaults  # BUDGETS re-exported
 
 # The cap of a converging run when the template sets no max_steps (200 validations of 500 steps
 # on real data; 60 of 50 on the demo data).
@@ -39,10 +41,6 @@ REFERENCE_METHOD = "baseline"  # labeled-exposure matches every method's labeled
 def default_budget(demo: bool) -> str:
     """``converge`` on real data (as the thesis), ``steps`` on the demo data (the demo's budget)."""
     return "steps" if demo else "converge"
-
-
-def _defaults(template) -> dict:
-    return DEMO_DEFAULTS if template.data is None else THESIS_DEFAULTS
 
 
 def labeled_batch(template, method: str) -> int:
@@ -59,47 +57,48 @@ def check_budget(budget: str, template) -> None:
                          "Received: patience=0 (use --budget steps or labeled-exposure for fixed budgets)")
 
 
-def budget_overrides(budget: str, template, method: str) -> dict:
+def budget_overrides(budget: str, template, method: str, demo: bool) -> dict:
     """The TrainConfig fields ``budget`` sets for ``method``'s runs (``max_steps``, ``patience``).
 
     Args:
         budget: one of ``BUDGETS``.
-        template: TrainConfig. The grid's shared settings (``data`` None = the demo data).
+        template: TrainConfig. The grid's shared settings.
         method: the run's method.
+        demo: bool. The runs train on the demo data (``Dataset.is_demo``): its defaults apply.
 
     Returns:
         dict of TrainConfig fields to replace (empty for ``steps``).
     """
     check_budget(budget, template)
-    defaults = _defaults(template)
+    defaults = training_defaults(demo)
     if budget == "steps":
         return {}
     if budget == "labeled-exposure":
         base = template.max_steps or defaults["max_steps"]
         ratio = labeled_batch(template, REFERENCE_METHOD) / labeled_batch(template, method)
         return {"max_steps": math.ceil(base * ratio)}
-    cap = template.max_steps or CONVERGE_MAX_STEPS["demo" if template.data is None else "real"]
+    cap = template.max_steps or CONVERGE_MAX_STEPS["demo" if demo else "real"]
     return {"max_steps": cap, "patience": template.patience if template.patience is not None else defaults["patience"]}
 
 
-def describe_budget(budget: str, template, methods) -> str:
+def describe_budget(budget: str, template, methods, demo: bool) -> str:
     """One line naming the rule and its numbers, printed under the results table.
 
     Example:
         >>> from kequireg.training.config import TrainConfig
-        >>> describe_budget("labeled-exposure", TrainConfig(data=None), ("baseline", "equireg"))
+        >>> describe_budget("labeled-exposure", TrainConfig(data=None), ("baseline", "equireg"), demo=True)
         'Budget: labeled-exposure — every method sees up to 2400 labeled slices (baseline 600 steps × 4, equireg 1200 steps × 2); early stopping after 4 validations without a better validation CE.'
     """
-    defaults = _defaults(template)
+    defaults = training_defaults(demo)
     patience = template.patience if template.patience is not None else defaults["patience"]
     steps_per_epoch = template.steps_per_epoch or defaults["steps_per_epoch"]
     validations = f"{patience} validation{'s' if patience != 1 else ''}"
     stopping = f"early stopping after {validations} without a better validation CE" if patience else "no early stopping"
     if budget == "converge":
-        cap = budget_overrides(budget, template, methods[0])["max_steps"]
+        cap = budget_overrides(budget, template, methods[0], demo)["max_steps"]
         return (f"Budget: converge — every run trains to early stopping ({validations} of {steps_per_epoch} steps "
                 f"without a better validation CE), capped at {cap} steps.")
-    steps = {m: budget_overrides(budget, template, m).get("max_steps", template.max_steps or defaults["max_steps"])
+    steps = {m: budget_overrides(budget, template, m, demo).get("max_steps", template.max_steps or defaults["max_steps"])
              for m in methods}
     if budget == "steps":
         per = sorted(set(steps.values()))

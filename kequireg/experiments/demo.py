@@ -13,7 +13,11 @@ import os
 import time
 
 from kequireg import settings as defaults
-from kequireg.experiments.grid import ExperimentSettings
+from kequireg.data.dataset import open_dataset
+from kequireg.experiments.aggregate import aggregate
+from kequireg.experiments.experiment_settings import ExperimentSettings
+from kequireg.experiments.report import make_report
+from kequireg.experiments.worker import run_experiment
 from kequireg.training.config import TrainConfig
 
 DEMO_FRACTION = 0.1
@@ -30,8 +34,8 @@ def demo_settings(*, label_seeds=(0, 1), max_steps: int | None = DEMO_BASELINE_S
                   budget: str = DEMO_BUDGET) -> ExperimentSettings:
     """The demo's grid: baseline and EquiReg at 10%, baseline at 100%, one repeat per label seed.
 
-    The template's ``data`` stays None so that training applies its demo defaults (steps per
-    validation, patience, validation subset) to the embedded store. Under the demo's
+    The template's ``data`` stays None: the embedded store, on which training applies its demo
+    defaults (steps per validation, patience, validation subset) once ``resolve`` opened it. Under the demo's
     ``labeled-exposure`` budget ``max_steps`` is the baseline's cap and EquiReg gets twice as many
     steps (see ``DEMO_BUDGET``). ``split`` None = the store's test patients (they played no part
     in early stopping).
@@ -61,20 +65,14 @@ def run_demo(out_dir: str | os.PathLike = "kequireg-demo", *, label_seeds=(0, 1)
     Returns:
         The summary dict of ``kequireg.experiments.aggregate.aggregate``.
     """
-    from kequireg.data.dataset import open_dataset
-    from kequireg.experiments.aggregate import aggregate
-    from kequireg.experiments.grid import run_experiment
-
     start = time.time()
     settings = demo_settings(label_seeds=label_seeds, model=model, max_steps=max_steps, steps_per_epoch=steps_per_epoch)
     with open_dataset(None, progress=progress) as dataset:
-        settings = settings.resolve_split(dataset)
+        settings = settings.resolve(dataset)
         log(f"demo: {len(settings.label_seeds) * 2 + 1} runs of the {model!r} model ({settings.describe_budget()}; "
             f"early stopping), evaluated on the {settings.split} patients, into {out_dir}")
         run_experiment(out_dir, settings, progress=progress, log=log, dataset=dataset)
         if figures:
-            from kequireg.experiments.report import make_report
-
             summary, _ = make_report(out_dir, with_overlays=True, dataset=dataset)
         else:
             summary = aggregate(out_dir, settings)

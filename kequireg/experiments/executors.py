@@ -1,8 +1,8 @@
 """Where a grid's runs train: in this process, in local worker processes, or as a SLURM job array.
 
-- ``sequential`` (the default): ``grid.run_experiment`` in this process, one run after another.
+- ``sequential`` (the default): ``worker.run_experiment`` in this process, one run after another.
 - ``local``: ``parallel`` workers on this machine, each a submitit local job
-  (``submitit.AutoExecutor(folder, cluster="local")``) running ``grid.run_experiment``: the worker
+  (``submitit.AutoExecutor(folder, cluster="local")``) running ``worker.run_experiment``: the worker
   claims the next pending run, trains and evaluates it, and goes on until none is left. Each
   worker gets one GPU (``CUDA_VISIBLE_DEVICES``; round robin when there are more workers than
   GPUs) or, without GPUs, its share of the CPU cores (OpenMP, TensorFlow, torch, XLA and Numba
@@ -33,15 +33,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-from kequireg.io import atomic_write_json
+from kequireg.experiments.status import run_states
+from kequireg.experiments.worker_env import cpu_count, visible_gpus
+from kequireg.io import atomic_write_json, read_json
+from kequireg.options import check_options, option
 from kequireg.settings import EXECUTORS  # re-exported
 
 CLUSTER_EXTRA = "pip install 'kequireg[cluster]'"
@@ -54,10 +54,10 @@ SUBMISSIONS = "submissions.json"
 
 @dataclasses.dataclass(frozen=True)
 class ExecutorOptions:
-    """How to run a grid's pending runs.
+    """How to run a grid's pending runs (``kequireg experiment``'s executor options come from these fields).
 
     Args:
-        kind: str. One of ``EXECUTORS``. Defaults to ``"sequential"``.
+        kind: str. One of ``EXECUTORS`` (``--executor``). Defaults to ``"sequential"``.
         parallel: int or None. ``local``: workers at once; None = one per visible GPU, else 2.
         threads_per_run: int or None. CPU threads of each run (OpenMP, TensorFlow, torch, XLA,
             Numba). None: all of them for ``sequential``; cores / ``parallel`` for ``local``;
@@ -68,35 +68,37 @@ class ExecutorOptions:
             longer than this is requeued and resumes. Defaults to 24 hours.
         slurm_array_parallelism: int or None. Tasks running at once (``--array=0-N%P``); None = all.
         slurm_options: ((key, value), ...). Any other ``#SBATCH --key=value`` (account, qos,
-            cpus-per-task, mem, constraint, ...).
+            cpus-per-task, mem, constraint, ...); ``--slurm-option KEY=VALUE`` on the command line.
         retry_failed: bool. Run again the runs recorded as failed. Defaults to False.
         cluster: str. submitit cluster of the ``slurm`` executor: ``"slurm"``, or ``"debug"`` /
-            ``"local"`` to try a submission without SLURM. Defaults to ``"slurm"``.
+            ``"local"`` to try a submission without SLURM. Defaults to ``"slurm"``. Not a CLI option.
     """
 
-    kind: str = "sequential"
-    parallel: int | None = None
-    threads_per_run: int | None = None
-    gpus_per_run: int = 1
-    slurm_partition: str | None = None
-    slurm_time: str = DEFAULT_SLURM_TIME
-    slurm_array_parallelism: int | None = None
-    slurm_options: tuple = ()
-    retry_failed: bool = False
-    cluster: str = "slurm"
+    kind: str = option("sequential", "Where the runs train: one after another here, N at once on this machine "
+                       "(local), or as a SLURM job array (slurm). local and slurm need: pip install "
+                       "'kequireg[cluster]'.", choices=EXECUTORS, flags=("--executor",))
+    parallel: int | None = option(None, "local: runs at once, one GPU each. [default: one per visible GPU, else 2]",
+                                  kind=int, low=1)
+    threads_per_run: int | None = option(None, "CPU threads of each run. [default: all (sequential), cores / "
+                                         "--parallel (local), $SLURM_CPUS_PER_TASK (slurm)]", kind=int, low=1)
+    gpus_per_run: int = option(1, "slurm: GPUs of each task.", low=0)
+    slurm_partition: str | None = option(None, "slurm: partition of the tasks.", kind=str)
+    slurm_time: str = option(DEFAULT_SLURM_TIME, "slurm: time limit of each task (minutes, H:MM:SS or D-HH:MM:SS); "
+                             "longer runs are requeued and resume from their checkpoint.")
+    slurm_array_parallelism: int | None = option(None, "slurm: tasks running at once. [default: all]", kind=int, low=1)
+    slurm_options: tuple = option((), "slurm: any other #SBATCH --KEY=VALUE (account, qos, cpus-per-task, mem, ...); "
+                                  "repeatable.", flags=("--slurm-option",))
+    retry_failed: bool = option(False, "Train again the runs that failed.")
+    cluster: str = option("slurm", "submitit cluster of the slurm executor: slurm, or debug / local to try a "
+                          "submission without SLURM.", cli=False)
 
     def __post_init__(self):
-        if self.kind not in EXECUTORS:
+        if self.kind not in EXECUTORS:  # named as the user typed it (--executor)
             raise ValueError(f"executor must be one of {EXECUTORS}. Received: executor={self.kind!r}")
-        for name in ("parallel", "threads_per_run", "slurm_array_parallelism"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None. Received: {name}={value!r}")
+        check_options(self)
         if self.parallel is not None and self.kind != "local":
             raise ValueError(f"parallel applies to the local executor (--executor local). Received: "
                              f"parallel={self.parallel} with executor={self.kind!r}")
-        if not isinstance(self.gpus_per_run, int) or self.gpus_per_run < 0:
-            raise ValueError(f"gpus_per_run must be a non-negative integer. Received: gpus_per_run={self.gpus_per_run!r}")
         parse_slurm_time(self.slurm_time)
         object.__setattr__(self, "slurm_options", tuple((str(k), str(v)) for k, v in self.slurm_options))
 
@@ -141,95 +143,12 @@ def require_submitit():
     return submitit
 
 
-# ---- devices and threads -------------------------------------------------------------------------
-
-
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use: ``$CUDA_VISIBLE_DEVICES`` if set, else ``nvidia-smi -L``'s."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
-    if shutil.which("nvidia-smi") is None:
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [str(i) for i, line in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
-
-
-def cpu_count() -> int:
-    """CPU cores this process may run on."""
-    with contextlib.suppress(AttributeError):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def thread_environment(threads: int, xla_flags: str | None = None) -> dict[str, str]:
-    """Environment variables that cap the CPU threads of one run (read when the libraries load)."""
-    n = str(int(threads))
-    env = {name: n for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
-                                "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
-    if threads == 1:  # XLA on the CPU (jax) runs its Eigen kernels on one thread
-        flag = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        env["XLA_FLAGS"] = f"{xla_flags} {flag}".strip() if xla_flags else flag
-    return env
-
-
-def pin_worker(gpu: str | None = None, threads: int | None = None, backend: str | None = None) -> None:
-    """Give this process one GPU and/or ``threads`` CPU threads, then load keras under those limits.
-
-    Call before anything imports keras (a worker's first act). ``gpu`` None leaves
-    ``CUDA_VISIBLE_DEVICES`` as it is (SLURM sets it per task).
-    """
-    if backend:
-        os.environ["KERAS_BACKEND"] = backend
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    if not threads:
-        return
-    os.environ.update(thread_environment(threads, os.environ.get("XLA_FLAGS")))
-    import keras
-
-    name = keras.backend.backend()
-    with contextlib.suppress(RuntimeError, ImportError):  # RuntimeError: the runtime already started
-        if name == "tensorflow":
-            import tensorflow as tf
-
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        elif name == "torch":
-            import torch
-
-            torch.set_num_threads(threads)
-    if "numba" in sys.modules:
-        import numba
-
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-
-
 # ---- local workers ---------------------------------------------------------------------------------
 
 
 def default_parallel() -> int:
     """Local workers when ``--parallel`` is not given: one per visible GPU, else 2."""
     return len(visible_gpus()) or 2
-
-
-def job_log() -> str | None:
-    """The log file of the submitit job this process runs in (None outside one)."""
-    if not os.environ.get("SUBMITIT_FOLDER"):
-        return None
-    with contextlib.suppress(Exception):
-        import submitit
-
-        return str(submitit.JobEnvironment().paths.stdout)
-    return None
-
-
-def worker_log(label: str):
-    """A status-line callback for a worker's log: ``kequireg worker 1: ...`` on stderr."""
-    return lambda line: print(f"kequireg {label}: {line}", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
@@ -257,11 +176,11 @@ def run_local(experiment_dir: str | os.PathLike, settings, options: ExecutorOpti
         experiment_dir: the experiment folder; ``settings`` saved there (split resolved).
         settings: ExperimentSettings.
         options: ExecutorOptions of kind ``local``.
-        batch_size, progress: as ``grid.run_experiment``. log: status-line callback.
+        batch_size, progress: as ``worker.run_experiment``. log: status-line callback.
         poll_s: float. Seconds between looks at the runs. Defaults to 2.
     """
     submitit = require_submitit()
-    from kequireg.experiments.tasks import LocalWorker
+    from kequireg.experiments.tasks import LocalWorker  # lazy: tasks imports submitit (the cluster extra)
 
     experiment_dir = Path(experiment_dir)
     count = options.parallel or default_parallel()
@@ -296,8 +215,6 @@ def run_local(experiment_dir: str | os.PathLike, settings, options: ExecutorOpti
 
 def _watch(jobs, experiment_dir: Path, settings, log, poll_s: float) -> None:
     """Report each run as it starts, ends or fails, until every job has ended."""
-    from kequireg.experiments.grid import run_states
-
     states = run_states(experiment_dir, settings)
     index = {s.spec.name: i for i, s in enumerate(states, start=1)}
     seen = {s.spec.name: (s.status, s.detail) for s in states}
@@ -333,8 +250,6 @@ def slurm_parameters(options: ExecutorOptions, name: str) -> dict:
 
 def read_submissions(experiment_dir: str | os.PathLike) -> dict:
     """{run name: SLURM task id} of the runs submitted from ``experiment_dir``."""
-    from kequireg.io import read_json
-
     path = Path(experiment_dir) / JOBS_FOLDER / SUBMISSIONS
     return read_json(path, "submissions") if path.is_file() else {}
 
@@ -348,11 +263,10 @@ def submit_slurm(experiment_dir: str | os.PathLike, settings, options: ExecutorO
             saved there.
         settings: ExperimentSettings.
         options: ExecutorOptions of kind ``slurm``.
-        batch_size, progress: as ``grid.run_experiment``. log: status-line callback.
+        batch_size, progress: as ``worker.run_experiment``. log: status-line callback.
     """
     submitit = require_submitit()
-    from kequireg.experiments.grid import run_states
-    from kequireg.experiments.tasks import RunTask
+    from kequireg.experiments.tasks import RunTask  # lazy: tasks imports submitit (the cluster extra)
 
     experiment_dir = Path(experiment_dir)
     queued = read_submissions(experiment_dir)

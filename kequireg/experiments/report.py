@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from kequireg.data.dataset import open_dataset
 from kequireg.experiments import figures
-from kequireg.experiments.aggregate import aggregate, collect, markdown_tables
 from kequireg.evaluation.qc_figure import qc_figure
-from kequireg.experiments.grid import ExperimentSettings, load_settings, plan_grid, run_dir
+from kequireg.experiments.aggregate import aggregate, collect, markdown_tables, method_title
+from kequireg.experiments.experiment_settings import ExperimentSettings, load_settings
+from kequireg.experiments.plan import plan_grid, run_folder
 from kequireg.io import atomic_write_text
 from kequireg.training.run_dir import RunDir
 
@@ -19,7 +21,7 @@ def overlay_runs(experiment_dir: Path, settings: ExperimentSettings) -> tuple[fl
     for fraction in sorted({s.fraction for s in specs if s.fraction < 1.0}):
         chosen = {}
         for method in ("baseline", "equireg"):
-            runs = (RunDir(run_dir(experiment_dir, s)) for s in specs if s.method == method and s.fraction == fraction)
+            runs = (RunDir(run_folder(experiment_dir, s)) for s in specs if s.method == method and s.fraction == fraction)
             run = next((run for run in runs if run.is_trained()), None)
             if run is not None:
                 chosen[method] = run
@@ -44,8 +46,7 @@ def draw_overlays(experiment_dir: Path, settings: ExperimentSettings, out_dir: P
     Returns:
         The PNG paths ([] when no fraction has both a finished baseline and EquiReg run).
     """
-    from kequireg.data.dataset import open_dataset
-    from kequireg.inference.predictor import predict_labels
+    from kequireg.inference.predictor import predict_labels  # lazy: import time: keras loads only for overlays
 
     picked = overlay_runs(experiment_dir, settings)
     if picked is None:
@@ -118,8 +119,6 @@ def split_note(split: str) -> str:
 
 def verdict(summary: dict) -> str:
     """Plain sentences: did EquiReg beat the baseline (paired difference and its interval), and bridging."""
-    from kequireg.experiments.aggregate import method_title
-
     lines = []
     for d in summary.get("differences", []):
         if "dice" not in d:

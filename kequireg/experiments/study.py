@@ -6,15 +6,26 @@ that leaves runs running, queued, failed or pending reports them (with their log
 aggregates nothing; the next call on the folder picks up from there.
 
 Example:
-    >>> from kequireg.experiments.grid import ExperimentSettings
+    >>> from kequireg.experiments.experiment_settings import ExperimentSettings
     >>> study = run_study("study", ExperimentSettings(fractions=(0.1, 1.0)))     # doctest: +SKIP
-    >>> study.summary is not None                                                # every run done
+    >>> study.summary is not None           # every run done           # doctest: +SKIP
+    True
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+
+from kequireg.data.dataset import open_dataset
+from kequireg.experiments import executors
+from kequireg.experiments.aggregate import aggregate
+from kequireg.experiments.experiment_settings import load_or_save_settings
+from kequireg.experiments.plan import plan_grid
+from kequireg.experiments.report import make_report
+from kequireg.experiments.status import clear_failures, describe_states, run_states
+from kequireg.experiments.worker import run_experiment
+from kequireg.experiments.worker_env import pin_worker
 
 
 @dataclasses.dataclass
@@ -23,7 +34,7 @@ class StudyResult:
 
     Args:
         settings: the ExperimentSettings saved in the folder (split and budget resolved).
-        states: list of ``grid.RunState``, one per run, in grid order.
+        states: list of ``status.RunState``, one per run, in grid order.
         summary: dict or None. ``aggregate``'s summary once every run is done, else None.
     """
 
@@ -56,12 +67,6 @@ def run_study(experiment_dir: str | os.PathLike, settings, *, executor=None, sta
         StudyResult; its ``summary`` is ``kequireg.experiments.aggregate.aggregate``'s (also
         written as summary.csv, bridging.csv and results.md) when every run is done.
     """
-    from kequireg.data.dataset import open_dataset
-    from kequireg.experiments import executors
-    from kequireg.experiments.aggregate import aggregate
-    from kequireg.experiments.grid import (clear_failures, describe_states, load_or_save_settings, plan_grid,
-                                           run_experiment, run_states)
-
     executor = executor or executors.ExecutorOptions()
     if executor.kind != "sequential" and not status_only:
         executors.require_submitit()  # before any work
@@ -69,14 +74,14 @@ def run_study(experiment_dir: str | os.PathLike, settings, *, executor=None, sta
     if owned:
         dataset = open_dataset(settings.data, progress=progress)
     try:
-        settings = load_or_save_settings(experiment_dir, settings.resolve_split(dataset))
+        settings = load_or_save_settings(experiment_dir, settings.resolve(dataset))
         log(f"experiment {experiment_dir}: {len(plan_grid(settings))} runs")
         if not status_only:
             if executor.retry_failed and (names := clear_failures(experiment_dir, settings)):
                 log(f"retrying {len(names)} failed run(s): {', '.join(names)}")
             if executor.kind == "sequential":
                 if executor.threads_per_run:
-                    executors.pin_worker(threads=executor.threads_per_run)
+                    pin_worker(threads=executor.threads_per_run)
                 run_experiment(experiment_dir, settings, batch_size=batch_size, progress=progress, log=log,
                                dataset=dataset)
             elif executor.kind == "local":
@@ -92,8 +97,6 @@ def run_study(experiment_dir: str | os.PathLike, settings, *, executor=None, sta
                 f"(--status only looks){'; --retry-failed retries the failed runs' if any(s.status == 'failed' for s in states) else ''}")
             return StudyResult(settings, states)
         if figures:
-            from kequireg.experiments.report import make_report
-
             summary, _ = make_report(experiment_dir, dataset=dataset)
         else:
             summary = aggregate(experiment_dir, settings)

@@ -2,8 +2,8 @@
 
 Imported only by the ``local`` and ``slurm`` executors (``kequireg.experiments.executors``) and
 by the job processes that unpickle these objects, where submitit is installed. Each pins its
-device and threads before keras loads (``executors.pin_worker``), then is one
-``grid.run_experiment`` worker with its own ``claims.Owner`` (label and log file).
+device and threads before keras loads (``worker_env.pin_worker``), then is one
+``worker.run_experiment`` worker with its own ``claims.Owner`` (label and log file).
 
 On a timeout or preemption submitit calls ``checkpoint``, which resubmits the same callable with
 the same arguments; the requeued job keeps its job id, so it retakes its own claims and
@@ -17,7 +17,9 @@ import os
 import submitit
 
 from kequireg.experiments import claims
-from kequireg.experiments.executors import job_log, pin_worker, worker_log
+from kequireg.experiments.experiment_settings import load_settings
+from kequireg.experiments.status import run_states
+from kequireg.experiments.worker_env import job_log, pin_worker, worker_log
 
 
 class LocalWorker(submitit.helpers.Checkpointable):
@@ -39,7 +41,8 @@ class LocalWorker(submitit.helpers.Checkpointable):
 
     def __call__(self) -> list[str]:
         pin_worker(self.gpu, self.threads, self.backend)
-        from kequireg.experiments.grid import load_settings, run_experiment
+        # lazy: import time: keras loads with the worker module, after pin_worker set the threads
+        from kequireg.experiments.worker import run_experiment
 
         label = f"worker {self.index}"
         settings = load_settings(self.experiment_dir)
@@ -67,7 +70,8 @@ class RunTask(submitit.helpers.Checkpointable):
     def __call__(self, name: str) -> str:
         threads = self.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", 0) or 0) or None
         pin_worker(None, threads, self.backend)
-        from kequireg.experiments.grid import load_settings, run_experiment, run_states
+        # lazy: import time: keras loads with the worker module, after pin_worker set the threads
+        from kequireg.experiments.worker import run_experiment
 
         settings = load_settings(self.experiment_dir)
         owner = claims.Owner.current(label="SLURM task", log=job_log())

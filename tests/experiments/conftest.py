@@ -1,16 +1,16 @@
 """Shared helpers for the experiments tests."""
 
-import dataclasses
-
 import pytest
 
 from kequireg.io import atomic_write_text, rows_to_csv
-from kequireg.experiments.grid import eval_csv, load_or_save_settings, plan_grid
+from kequireg.experiments.experiment_settings import load_or_save_settings
+from kequireg.experiments.plan import eval_csv, plan_grid
 
 
 def _write_fake_results(tmp_path, settings, score):
     """Per-patient CSVs as evaluation writes them, with Dice values given by score(spec, patient)."""
-    settings = dataclasses.replace(settings, split=settings.split or "test")  # as run_experiment resolves it
+    # as run_experiment resolves them against open_dataset(settings.data): the demo data for None
+    settings = settings.resolved(demo=settings.data is None, split=settings.split or "test")
     load_or_save_settings(tmp_path, settings)
     for spec in plan_grid(settings):
         rows = []

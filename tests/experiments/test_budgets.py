@@ -1,19 +1,27 @@
 """Budget rules: steps, labeled exposure and convergence set each method's runs; the rule is saved and printed."""
 
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 from grid_helpers import grid_store  # noqa: F401
 
 from kequireg.experiments.budgets import CONVERGE_MAX_STEPS
-from kequireg.experiments.grid import ExperimentSettings, load_or_save_settings, load_settings, plan_grid, train_config
+from kequireg.experiments.experiment_settings import ExperimentSettings, load_or_save_settings, load_settings
+from kequireg.experiments.plan import plan_grid, train_config
 from kequireg.training.config import TrainConfig
+
+
+def _dataset(is_demo):
+    """What ``ExperimentSettings.resolve`` asks of an open Dataset."""
+    return SimpleNamespace(is_demo=is_demo, eval_split=lambda split=None: split or "test")
 
 
 def _configs(budget, methods=("baseline", "equireg", "fixmatch"), **template):
     settings = ExperimentSettings(template=TrainConfig(**template), methods=methods, fractions=(0.1,),
                                   label_seeds=(0,), repeats=1, budget=budget)
+    settings = settings.resolve(_dataset(is_demo=template.get("data") is None))
     return {spec.method: train_config(settings, spec, "exp") for spec in plan_grid(settings)}
 
 
@@ -40,12 +48,20 @@ def test_steps_keeps_the_template_and_converge_runs_to_early_stopping_under_a_ca
         _configs("epochs")
 
 
-def test_budget_default_follows_the_data_and_is_saved_in_experiment_json(tmp_path):
-    assert ExperimentSettings(template=TrainConfig(data="brats.h5")).budget == "converge"
-    assert ExperimentSettings(template=TrainConfig(data=None)).budget == "steps"  # the demo's rule
-    settings = ExperimentSettings(template=TrainConfig(data="brats.h5"), budget="labeled-exposure", split="test")
+def test_budget_default_follows_the_dataset_and_is_saved_in_experiment_json(tmp_path):
+    unresolved = ExperimentSettings(template=TrainConfig(data="brats.h5"))
+    assert unresolved.budget is None and unresolved.demo is None  # decided once, by the open Dataset
+    with pytest.raises(ValueError, match="not resolved"):
+        train_config(unresolved, plan_grid(unresolved)[0], "exp")
+    real = unresolved.resolve(_dataset(is_demo=False))
+    assert (real.budget, real.demo, real.split) == ("converge", False, "test")
+    demo = ExperimentSettings(template=TrainConfig(data=None)).resolve(_dataset(is_demo=True))
+    assert (demo.budget, demo.demo) == ("steps", True)  # the demo's rule
+    settings = ExperimentSettings(template=TrainConfig(data="brats.h5"), budget="labeled-exposure",
+                                  split="test").resolve(_dataset(is_demo=False))
     load_or_save_settings(tmp_path, settings)
     assert load_settings(tmp_path).budget == "labeled-exposure"
+    assert load_settings(tmp_path).demo is False  # the saved data names a store
     old = settings.to_json()
     del old["budget"]  # an experiment.json from before budget rules: it trained at a fixed step cap
     assert ExperimentSettings.from_json(old).budget == "steps"

@@ -17,21 +17,23 @@ import pytest
 from grid_helpers import ENV, RUNS, experiment_command, grid_store, histories, run_experiment_command  # noqa: F401
 
 from kequireg.experiments import claims, executors
-from kequireg.experiments.grid import (ExperimentSettings, describe_states, eval_csv, load_or_save_settings,
-                                       plan_grid, run_dir, run_states)
+from kequireg.experiments.experiment_settings import ExperimentSettings, load_or_save_settings
+from kequireg.experiments.plan import eval_csv, plan_grid, run_folder
+from kequireg.experiments.status import describe_states, run_states
+from kequireg.experiments.worker_env import cpu_count
 from kequireg.training.config import TrainConfig
 
 needs_submitit = pytest.mark.skipif(importlib.util.find_spec("submitit") is None,
                                     reason="submitit (pip install 'kequireg[cluster]') is not installed")
 # each local worker's CPU share, which the sequential reference must match for equal floats
-THREADS = max(1, executors.cpu_count() // 2)
+THREADS = max(1, cpu_count() // 2)
 
 
 def _settings(**template):
     template = TrainConfig(**{"data": "store.h5", "model": "tiny", "steps_per_epoch": 2, "max_steps": 4, "patience": 1,
                               **template})
     return ExperimentSettings(template=template, fractions=(0.5, 1.0), label_seeds=(0,), repeats=1, split="test",
-                              budget="steps")
+                              budget="steps").resolved(demo=False)
 
 
 def _dead_pid():
@@ -83,9 +85,9 @@ def test_run_states_name_running_failed_queued_and_pending_runs_with_their_logs(
     done, running, failed, queued = plan_grid(settings)
     eval_csv(tmp_path, done, "test").parent.mkdir(parents=True)
     eval_csv(tmp_path, done, "test").write_text("case_id\n")
-    claims.claim(run_dir(tmp_path, running), claims.Owner.current(label="worker 2", log="jobs/w2.out"))
+    claims.claim(run_folder(tmp_path, running), claims.Owner.current(label="worker 2", log="jobs/w2.out"))
     worker = claims.Owner.current(log="jobs/w1.out")
-    claims.record_failure(run_dir(tmp_path, failed), worker, ValueError("batch does not divide"))
+    claims.record_failure(run_folder(tmp_path, failed), worker, ValueError("batch does not divide"))
     states = run_states(tmp_path, settings, queued={queued.name: "77_3"}, job_finished=lambda job: False)
     assert [s.status for s in states] == ["done", "running", "failed", "queued"]
     text = "\n".join(describe_states(states))
@@ -206,4 +208,4 @@ def test_slurm_task_trains_its_run_through_submitits_debug_cluster(grid_store, t
     assert jobs[1].result() == "done"  # the task of the second run, run in this process
     states = run_states(tmp_path, settings, job_finished=lambda job: None)
     assert [s.status for s in states] == ["pending", "done", "pending", "pending"]
-    assert len(claims.attempts(run_dir(tmp_path, plan_grid(settings)[1]))) == 1
+    assert len(claims.attempts(run_folder(tmp_path, plan_grid(settings)[1]))) == 1

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from kequireg.experiments.aggregate import aggregate
-from kequireg.experiments.grid import ExperimentSettings, RunSpec, load_or_save_settings, plan_grid
+from kequireg.experiments.experiment_settings import ExperimentSettings, load_or_save_settings
+from kequireg.experiments.plan import RunSpec, plan_grid
 
 
 def test_thesis_grid_size_and_order():
@@ -25,11 +26,14 @@ def test_settings_validate_and_resume_refuses_changes(tmp_path):
         ExperimentSettings(fractions=(0.0,))
     with pytest.raises(ValueError, match="methods"):
         ExperimentSettings(methods=("mixmatch",))
-    settings = ExperimentSettings(fractions=(0.1,), repeats=1)
+    settings = ExperimentSettings(fractions=(0.1,), repeats=1).resolved(demo=False, split="test")
+    with pytest.raises(ValueError, match="not resolved"):
+        load_or_save_settings(tmp_path, ExperimentSettings(fractions=(0.1,), repeats=1))
     load_or_save_settings(tmp_path, settings)
-    assert load_or_save_settings(tmp_path, ExperimentSettings(fractions=(0.1,), repeats=1)) == settings
+    again = ExperimentSettings(fractions=(0.1,), repeats=1).resolved(demo=False, split="test")
+    assert load_or_save_settings(tmp_path, again) == settings
     with pytest.raises(ValueError, match="repeats: saved 1, now 2"):
-        load_or_save_settings(tmp_path, ExperimentSettings(fractions=(0.1,), repeats=2))
+        load_or_save_settings(tmp_path, ExperimentSettings(fractions=(0.1,), repeats=2).resolved(demo=False, split="test"))
 
 
 def test_aggregate_means_and_bridging_on_known_numbers(tmp_path, write_fake_results):
@@ -72,7 +76,7 @@ def test_bridging_without_a_gap_is_reported_as_not_defined(tmp_path, write_fake_
 
 
 def test_aggregate_without_results_says_so(tmp_path):
-    load_or_save_settings(tmp_path, ExperimentSettings(fractions=(0.1,), repeats=1))
+    load_or_save_settings(tmp_path, ExperimentSettings(fractions=(0.1,), repeats=1).resolved(demo=False, split="test"))
     with pytest.raises(FileNotFoundError, match="kequireg experiment"):
         aggregate(tmp_path)
 

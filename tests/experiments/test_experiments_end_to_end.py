@@ -25,7 +25,9 @@ def small_store(tmp_path_factory):
 
 
 def test_tiny_experiment_trains_evaluates_resumes_and_reports(small_store, tmp_path):
-    from kequireg.experiments.grid import ExperimentSettings, eval_csv, plan_grid, run_dir, run_experiment
+    from kequireg.experiments.experiment_settings import ExperimentSettings
+    from kequireg.experiments.plan import eval_csv, plan_grid, run_folder
+    from kequireg.experiments.worker import run_experiment
     from kequireg.experiments.report import make_report
     from kequireg.training.config import TrainConfig
 
@@ -39,7 +41,7 @@ def test_tiny_experiment_trains_evaluates_resumes_and_reports(small_store, tmp_p
     assert [s.name for s in specs] == ["baseline-f0.5-l0-r0", "equireg-f0.5-l0-r0", "baseline-f1-l0-r0"]
     for spec in specs:
         assert eval_csv(out, spec, "test").is_file()  # the default split: test patients
-        assert (run_dir(out, spec) / "trained.json").is_file()
+        assert (run_folder(out, spec) / "trained.json").is_file()
 
     # resume: finished runs are skipped; a run with training done but no evaluation is only evaluated
     eval_csv(out, specs[1], "test").unlink()
@@ -62,7 +64,7 @@ def test_tiny_experiment_trains_evaluates_resumes_and_reports(small_store, tmp_p
     # `kequireg evaluate RUN_DIR` on the same run gives the same per-patient table
     from cli.main import main
 
-    target = run_dir(out, specs[0])
+    target = run_folder(out, specs[0])
     result = CliRunner().invoke(main, ["evaluate", str(target), "--out", str(tmp_path / "again"), "--no-progress",
                                        "--export", str(tmp_path / "nifti")])
     assert result.exit_code == 0, result.output

@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from kequireg.experiments.figures import overlay_rgba, overlays, tumour_slices  # noqa: E402
-from kequireg.experiments.grid import ExperimentSettings  # noqa: E402
+from kequireg.experiments.experiment_settings import ExperimentSettings  # noqa: E402
 from kequireg.experiments.report import make_report  # noqa: E402
 
 
