@@ -222,8 +222,8 @@ def measure_pipeline(data: str | None = None, preset: str = "fc-densenet56", ste
     from kequireg.training.run import describe_device
 
     with open_dataset(data) as dataset:
-        real = EquiRegBatches(dataset, dataset.labeled_ids(0.1, 0), dataset.unlabeled_ids, 2, 6,
-                              steps_per_epoch=steps, seed=0, workers=workers)
+        options = PipelineOptions(labeled_batch=2, unlabeled_batch=6, steps_per_epoch=steps, seed=0, workers=workers)
+        real = EquiRegBatches(dataset, dataset.labeled_ids(0.1, 0), dataset.unlabeled_ids, options)
         shape = real.image_shape
         (log or _log)(f"{describe_device()}; model {preset} at {shape}, store {dataset.path}, {steps} steps x "
                       f"{repeats} repeats, {workers} worker threads")
