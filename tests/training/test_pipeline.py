@@ -19,7 +19,7 @@ def _data(path):
     return _OPEN[path]
 
 
-def _datasets(small_store, **kwargs):
+def _datasets(small_store, epoch=0, **kwargs):
     from kequireg.training.options import PipelineOptions
     from kequireg.training.pipeline import EquiRegBatches
 
@@ -28,7 +28,7 @@ def _datasets(small_store, **kwargs):
     unlabeled = splits["train"] + splits["unlabeled"]
     args = dict(labeled_batch=2, unlabeled_batch=3, steps_per_epoch=4, seed=11)
     args.update(kwargs)
-    return EquiRegBatches(_data(small_store), labeled, unlabeled, PipelineOptions(**args)), splits, labeled
+    return EquiRegBatches(_data(small_store), labeled, unlabeled, PipelineOptions(**args), epoch=epoch), splits, labeled
 
 
 def test_batch_contents_follow_the_grids(small_store):
