@@ -6,7 +6,7 @@ import os
 
 import click
 
-from kequireg.settings import BACKENDS
+from kequireg.settings import BACKENDS, METHODS
 
 
 def backend_option(func):
@@ -71,8 +71,6 @@ def float_list(low: float, high: float):
 
 def method_list(ctx, param, value):
     """A click callback parsing ``"baseline,equireg,fixmatch"`` into a tuple of known methods."""
-    from kequireg.settings import METHODS
-
     names = ("baseline", "equireg") if value.strip() == "both" else tuple(v.strip() for v in value.split(",") if v.strip())
     unknown = [n for n in names if n not in METHODS]
     if not names or unknown:

@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from kequireg.models.presets import PRESETS
+from kequireg.models.presets import TIRAMISU_PRESETS
 
 # ---- backends and devices ----------------------------------------------------------------------
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -26,7 +26,7 @@ JIT_MODES = ("auto", "on", "off")
 # ---- training ----------------------------------------------------------------------------------
 METHODS = ("equireg", "baseline", "mean-teacher", "fixmatch", "unimatch-lite")
 SUPERVISED_METHODS = ("baseline",)  # no unlabeled part; every other method needs unlabeled slices
-MODEL_PRESETS = tuple(PRESETS)
+MODEL_PRESETS = tuple(TIRAMISU_PRESETS)
 THESIS_MODEL = "fc-densenet103"
 DEMO_MODEL = "tiny"
 TEACHER_MODES = ("train", "inference")

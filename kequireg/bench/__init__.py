@@ -5,7 +5,7 @@ point that the ``kequireg bench`` commands and the ``benchmarks/*.py`` scripts b
 
 * ``kequireg.bench.augment``: strong augmentation, bare warp and parallel scaling of ``augment``
   against its installed peers (albumentations, scipy.ndimage, imgaug 0.4.0, cv2.remap);
-  entry point ``run``.
+  entry point ``run``; the peers' contenders are in ``kequireg.bench.augment_peers``.
 * ``kequireg.bench.preprocess``: N4 + equalization time per brats-preset case, store size,
   slice reads; entry point ``run``.
 * ``kequireg.bench.train``: the EquiReg (2+6) train step against a supervised step of 8, and

@@ -23,6 +23,14 @@ import sys
 import time
 from pathlib import Path
 
+from kequireg.bench.train import measure_pipeline, random_batches
+from kequireg.data.geometry import CaseGeometry
+from kequireg.data.splits import make_splits, save_splits, splits_path
+from kequireg.data.store import PreprocessedCase
+from kequireg.data.store_writer import write_store
+from kequireg.io import atomic_write_json
+from kequireg.training.config import TrainConfig
+
 
 def _peak_memory_bytes() -> int | None:
     """Peak device memory of this process so far (None on a CPU or when the backend cannot say)."""
@@ -63,10 +71,9 @@ def time_steps(preset: str, size: int, precision: str, steps: int, warmup: int =
     """Median seconds per EquiReg (2+6) and supervised (8) step under ``precision``, and peak memory."""
     import keras
 
-    from kequireg.bench.train import random_batches
+    # lazy: these import keras, which loads after main() sets KERAS_BACKEND (import time)
     from kequireg.models import torch_fast
-    from kequireg.training.config import TrainConfig
-    from kequireg.training.run import build_training_model
+    from kequireg.training.run import build_training_model  # lazy: (as above)
 
     shape = (size, size, 4)
     out = {}
@@ -97,11 +104,6 @@ def write_random_store(path: Path, cases: int, size: int, slices: int = 40, seed
     """A slice store (and splits) of random slices: the pipeline's cost does not depend on content."""
     import numpy as np
 
-    from kequireg.data.splits import make_splits, save_splits, splits_path
-    from kequireg.data.geometry import CaseGeometry
-    from kequireg.data.store import PreprocessedCase
-    from kequireg.data.store_writer import write_store
-
     rng = np.random.default_rng(seed)
 
     def case(i):
@@ -122,9 +124,7 @@ def run(out_dir: str, preset: str = "fc-densenet103", size: int = 224, steps: in
     """Every measurement of one backend; written to ``out_dir/gpu-<backend>.json`` and returned."""
     import keras
 
-    from kequireg.bench.train import measure_pipeline
-    from kequireg.io import atomic_write_json
-    from kequireg.training.run import describe_device
+    from kequireg.training.run import describe_device  # lazy: imports keras, after main() sets KERAS_BACKEND
 
     out = Path(out_dir)
     result = {"backend": keras.backend.backend(), "device": describe_device(), "preset": preset, "size": size,

@@ -31,7 +31,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from kequireg import settings
 from kequireg.bench.timing import alternate, median_ratio, stderr_log
+from kequireg.data.dataset import open_dataset
+from kequireg.training.config import TrainConfig
+from kequireg.training.options import PipelineOptions
 
 _log = stderr_log("kequireg bench: ")
 
@@ -63,7 +67,7 @@ def random_batches(n: int, labeled: int, unlabeled: int, shape: tuple[int, int, 
     """``n`` batch dicts of ``EquiRegModel`` with random images (strong warps of the unlabeled part;
     ``mix``: CutMix partners and boxes too)."""
     import augment
-    from kequireg.training import cutmix
+    from kequireg.training import cutmix  # lazy: imports keras, which loads after --backend (import time)
 
     rng = np.random.default_rng(seed)
     h, w, c = shape
@@ -101,9 +105,9 @@ def build_model(preset: str, shape: tuple[int, int, int], seed: int = 0, **overr
     """
     import keras
 
+    # lazy: these import keras, which loads after --backend (import time)
     from kequireg.models import torch_fast
-    from kequireg.training.config import TrainConfig
-    from kequireg.training.run import build_training_model
+    from kequireg.training.run import build_training_model  # lazy: (as above)
 
     config = TrainConfig(model=preset, seed=seed, jit_compile=_keras_auto_jit(keras.backend.backend()), **overrides)
     config.validate()
@@ -134,8 +138,6 @@ DEFAULT_STEP_METHODS = ("equireg", "mean-teacher", "fixmatch")
 
 def step_contender(name: str) -> dict:
     """The ``TrainConfig`` overrides of a train-step contender: a semi-supervised method or a ``STEP_VARIANTS`` name."""
-    from kequireg import settings
-
     if name in STEP_VARIANTS:
         return dict(STEP_VARIANTS[name])
     if name in settings.METHODS and name not in settings.SUPERVISED_METHODS:
@@ -159,7 +161,7 @@ def measure_train_step(preset: str = "fc-densenet56", size: int = 64, steps: int
     """
     import keras
 
-    from kequireg.training.run import describe_device
+    from kequireg.training.run import describe_device  # lazy: imports keras, which loads after --backend (import time)
 
     overrides = {name: step_contender(name) for name in methods}
     shape = (size, size, 4)
@@ -217,13 +219,13 @@ def measure_pipeline(data: str | None = None, preset: str = "fc-densenet56", ste
     """
     import keras
 
-    from kequireg.data.dataset import open_dataset
+    # lazy: these import keras, which loads after --backend (import time)
     from kequireg.training.pipeline import EquiRegBatches
-    from kequireg.training.run import describe_device
+    from kequireg.training.run import describe_device  # lazy: (as above)
 
     with open_dataset(data) as dataset:
-        real = EquiRegBatches(dataset, dataset.labeled_ids(0.1, 0), dataset.unlabeled_ids, 2, 6,
-                              steps_per_epoch=steps, seed=0, workers=workers)
+        options = PipelineOptions(labeled_batch=2, unlabeled_batch=6, steps_per_epoch=steps, seed=0, workers=workers)
+        real = EquiRegBatches(dataset, dataset.labeled_ids(0.1, 0), dataset.unlabeled_ids, options)
         shape = real.image_shape
         (log or _log)(f"{describe_device()}; model {preset} at {shape}, store {dataset.path}, {steps} steps x "
                       f"{repeats} repeats, {workers} worker threads")

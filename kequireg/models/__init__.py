@@ -1,6 +1,6 @@
 """Segmentation networks: the Tiramisu / FC-DenseNet family and its presets.
 
-    >>> from kequireg.models import build_model, PRESETS
+    >>> from kequireg.models import build_model, TIRAMISU_PRESETS
     >>> model = build_model("tiny", input_shape=(32, 32, 4), num_classes=4)
     >>> model.output.shape
     (None, 32, 32, 4)
@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
-from kequireg.models.presets import PRESETS
+from kequireg.models.presets import TIRAMISU_PRESETS
 
 _ARCH_KEYS = ("stem_filters", "growth_rate", "down_blocks", "bottleneck_layers", "up_blocks", "dropout")
 
@@ -23,7 +23,7 @@ def resolve_config(name_or_preset, input_shape=(224, 224, 4), num_classes: int =
     """The full, validated `build_tiramisu` arguments for a preset plus overrides (JSON-friendly).
 
     Args:
-        name_or_preset: str (a key of PRESETS) or mapping of architecture arguments.
+        name_or_preset: str (a key of TIRAMISU_PRESETS) or mapping of architecture arguments.
         input_shape: (H, W, C). Defaults to (224, 224, 4).
         num_classes: int. Defaults to 4.
         **overrides: any of stem_filters, growth_rate, down_blocks, bottleneck_layers,
@@ -40,12 +40,12 @@ def resolve_config(name_or_preset, input_shape=(224, 224, 4), num_classes: int =
         [2, 2]
     """
     if isinstance(name_or_preset, str):
-        if name_or_preset not in PRESETS:
+        if name_or_preset not in TIRAMISU_PRESETS:
             raise ValueError(
                 f"Unknown model preset. Received: name_or_preset={name_or_preset!r}. "
-                f"Choose one of {sorted(PRESETS)} or pass a dict of build_tiramisu arguments."
+                f"Choose one of {sorted(TIRAMISU_PRESETS)} or pass a dict of build_tiramisu arguments."
             )
-        arch = copy.deepcopy(PRESETS[name_or_preset])
+        arch = copy.deepcopy(TIRAMISU_PRESETS[name_or_preset])
         model_name = name_or_preset.replace("-", "_")
     elif isinstance(name_or_preset, Mapping):
         arch = dict(name_or_preset)
@@ -55,7 +55,7 @@ def resolve_config(name_or_preset, input_shape=(224, 224, 4), num_classes: int =
             raise ValueError(
                 f"Unknown model argument(s) {unknown} in name_or_preset. Allowed keys: {list(_ARCH_KEYS)} and 'name'."
             )
-        arch = {**PRESETS["fc-densenet103"], **arch}
+        arch = {**TIRAMISU_PRESETS["fc-densenet103"], **arch}
     else:
         raise ValueError(
             f"name_or_preset must be a preset name or a dict of build_tiramisu arguments. "
@@ -69,6 +69,7 @@ def resolve_config(name_or_preset, input_shape=(224, 224, 4), num_classes: int =
     for key in ("down_blocks", "up_blocks"):  # JSON round trips give lists
         if isinstance(arch.get(key), list):
             arch[key] = tuple(arch[key])
+    # lazy: tiramisu imports keras; kequireg.settings (so the CLI) imports this package (import time)
     from kequireg.models.tiramisu import validate_tiramisu_args
 
     args = validate_tiramisu_args(input_shape=tuple(input_shape), num_classes=num_classes, **arch)
@@ -81,7 +82,7 @@ def build_model(name_or_preset, input_shape=(224, 224, 4), num_classes: int = 4,
     """Build a named Tiramisu preset (or a dict of arguments) with optional overrides.
 
     Args:
-        name_or_preset: str, one of PRESETS ("fc-densenet103", "fc-densenet103-thesis-code",
+        name_or_preset: str, one of TIRAMISU_PRESETS ("fc-densenet103", "fc-densenet103-thesis-code",
             "fc-densenet67", "fc-densenet56", "small", "tiny"), or a mapping of
             `build_tiramisu` arguments (missing ones from fc-densenet103).
         input_shape: (H, W, C); H, W multiples of 2**len(down_blocks) (32 for the
@@ -103,7 +104,7 @@ def build_model(name_or_preset, input_shape=(224, 224, 4), num_classes: int = 4,
     """
     config = resolve_config(name_or_preset, input_shape, num_classes, **overrides)
     config["input_shape"] = tuple(config["input_shape"])
-    from kequireg.models.tiramisu import build_tiramisu
+    from kequireg.models.tiramisu import build_tiramisu  # lazy: keras-free package root (import time)
 
     return build_tiramisu(**config, seed=seed)
 
@@ -125,7 +126,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "PRESETS",
+    "TIRAMISU_PRESETS",
     "apply_dense_block",
     "apply_transition_down",
     "apply_transition_up",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-PRESETS: dict[str, dict] = {
+TIRAMISU_PRESETS: dict[str, dict] = {
     # Jégou et al. 2017 / the thesis's Table 1: 9,423,796 parameters, 9,320,724 trainable (4 channels, 4 classes).
     "fc-densenet103": dict(
         stem_filters=48, growth_rate=16, down_blocks=(4, 5, 7, 10, 12), bottleneck_layers=15, up_blocks=None, dropout=0.2

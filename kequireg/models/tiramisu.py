@@ -103,18 +103,10 @@ def validate_tiramisu_args(
     }
 
 
-def build_tiramisu(
-    input_shape=(224, 224, 4),
-    num_classes: int = 4,
-    stem_filters: int = 48,
-    growth_rate: int = 16,
-    down_blocks: Sequence[int] = (4, 5, 7, 10, 12),
-    bottleneck_layers: int = 15,
-    up_blocks: Sequence[int] | None = None,
-    dropout: float = 0.2,
-    name: str = "fc_densenet",
-    seed: int | None = None,
-):
+def build_tiramisu(input_shape=(224, 224, 4), num_classes: int = 4, stem_filters: int = 48, growth_rate: int = 16,
+                   down_blocks: Sequence[int] = (4, 5, 7, 10, 12), bottleneck_layers: int = 15,
+                   up_blocks: Sequence[int] | None = None, dropout: float = 0.2, name: str = "fc_densenet",
+                   seed: int | None = None):
     """Build a Tiramisu (FC-DenseNet) returning per-pixel logits.
 
     The defaults are FC-DenseNet103: 9,423,796 parameters (9,320,724 trainable, the rest
@@ -159,7 +151,6 @@ def build_tiramisu(
         input_shape, num_classes, stem_filters, growth_rate, down_blocks, bottleneck_layers, up_blocks, dropout
     )
     down_blocks, up_blocks, dropout = args["down_blocks"], args["up_blocks"], args["dropout"]
-
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"seed must be an integer or None. Received: seed={seed!r}")
 

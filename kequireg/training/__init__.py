@@ -4,7 +4,8 @@
     >>> result = train(TrainConfig(data=None, fraction=0.1))   # the demo data set
     >>> result.run_dir, result.best_model_path
 
-Names are imported on first use: ``TrainConfig`` and ``RunDir`` are keras-free; ``EquiRegModel``,
+Names are imported on first use: ``TrainConfig``, ``StepOptions``, ``PipelineOptions`` and ``RunDir``
+are keras-free; ``EquiRegModel``,
 ``train`` and ``load_run`` import keras (set ``KERAS_BACKEND`` first).
 """
 
@@ -12,7 +13,9 @@ import importlib
 
 _EXPORTS = {
     "EquiRegModel": "kequireg.training.equireg_model",
+    "PipelineOptions": "kequireg.training.options",
     "RunDir": "kequireg.training.run_dir",
+    "StepOptions": "kequireg.training.options",
     "TrainConfig": "kequireg.training.config",
     "TrainResult": "kequireg.training.run",
     "load_run": "kequireg.training.run",

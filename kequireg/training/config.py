@@ -18,49 +18,33 @@ from pathlib import Path
 
 from kequireg import settings
 from kequireg.io import atomic_write_json, read_json
-from kequireg.settings import (BATCH_DEFAULTS, CONSISTENCY_LOSSES, DEMO_DEFAULTS, EVAL_WEIGHTS, JIT_MODES,
-                               LR_SCHEDULES, MASK_MODES, METHOD_PARTS, METHOD_PRESETS, METHODS, MIX_MODES, OPTIMIZERS,
-                               PRECISIONS, RAMP_SHAPES, SUP_LOSSES, SUPERVISED_METHODS, TEACHER_MODES, TEACHERS,
-                               THESIS_DEFAULTS, WEIGHT_DECAY_DEFAULTS)
+from kequireg.options import check_options, option
+from kequireg.settings import (BATCH_DEFAULTS, DEMO_DEFAULTS, JIT_MODES, LR_SCHEDULES, METHOD_PARTS, METHOD_PRESETS,
+                               METHODS, MIX_MODES, OPTIMIZERS, PRECISIONS, SUPERVISED_METHODS, THESIS_DEFAULTS,
+                               WEIGHT_DECAY_DEFAULTS)
+from kequireg.training.options import FROM_METHOD, PipelineOptions, StepOptions, include_options
 
 
-def check_step_options(*, mask: str, rampup: str, rampup_steps: int, temperature: float, confidence: float,
-                       teacher_mode: str, lambda_: float, teacher: str = "self", ema_decay: float = 0.99,
-                       consistency: str = "kl", sup_loss: str = "ce", eval_weights: str = "student") -> None:
-    """Validate the options of the EquiReg step (shared by ``TrainConfig`` and ``EquiRegModel``).
+def _method_help() -> str:
+    """``--method``'s help: every named method and what it sets."""
+    parts = "; ".join(f"{name}: {summary}" for name, summary in settings.METHOD_SUMMARIES.items())
+    return f"Named method ({parts}). Each sets --teacher, --consistency, --confidence, --mix, --sup-loss and " \
+           "--eval-weights where they are not given."
 
-    Raises:
-        ValueError: naming the first bad option, its value and the allowed values.
-    """
 
-    def fail(name, value, rule):
-        raise ValueError(f"{name} must be {rule}. Received: {name}={value!r}")
-
-    if mask not in MASK_MODES:
-        fail("mask", mask, f"one of {MASK_MODES}")
-    if rampup not in RAMP_SHAPES:
-        fail("rampup", rampup, f"one of {RAMP_SHAPES}")
-    if not isinstance(rampup_steps, int) or isinstance(rampup_steps, bool) or rampup_steps < 0:
-        fail("rampup_steps", rampup_steps, "a non-negative integer")
-    if not temperature > 0:
-        fail("temperature", temperature, "> 0")
-    if not 0 <= confidence <= 1:
-        fail("confidence", confidence, "in [0, 1]")
-    if teacher_mode not in TEACHER_MODES:
-        fail("teacher_mode", teacher_mode, f"one of {TEACHER_MODES}")
-    if not lambda_ >= 0:
-        fail("lambda_", lambda_, ">= 0")
-    for name, value, choices in (("teacher", teacher, TEACHERS), ("consistency", consistency, CONSISTENCY_LOSSES),
-                                 ("sup_loss", sup_loss, SUP_LOSSES), ("eval_weights", eval_weights, EVAL_WEIGHTS)):
-        if value not in choices:
-            fail(name, value, f"one of {choices}")
-    if not 0 <= ema_decay < 1:
-        fail("ema_decay", ema_decay, "in [0, 1)")
+def _real_or_demo(name: str) -> str:
+    return f"{THESIS_DEFAULTS[name]} (demo: {DEMO_DEFAULTS[name]})."
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Settings of one training run.
+    """Settings of one training run, and their one validator.
+
+    Its fields are :func:`kequireg.options.option` fields (``kequireg train``'s flags are made
+    from them) and round-trip flat through config.json (:meth:`save` / :meth:`load`). Made with
+    keywords and checked by :meth:`validate` (or :meth:`resolve`), not when made, so a template
+    can be filled in later. The stage options objects come from it: :meth:`step_options`
+    (``EquiRegModel``) and :meth:`pipeline_options` (``EquiRegBatches``).
 
     Args:
         data: str or None. HDF5 slice store (splits JSON beside it); None = the demo data set.
@@ -72,25 +56,14 @@ class TrainConfig:
         label_seed: int. Seed of the labeled-patient subset (``labeled_subset``).
         model: str or None. ``kequireg.models`` preset; None = ``fc-densenet103`` on real data,
             ``tiny`` on the demo data.
-        lambda_: float. Weight λ of the equivariance term.
-        rampup_steps: int. Steps of λ ramp-up (0 = none). rampup: ``"linear"`` or ``"sigmoid"``.
-        mask: str. KL mask ``"thesis"``, ``"valid"`` or ``"none"``.
-        temperature: float. Teacher sharpening (UDA); 1 = off.
-        confidence: float or None. Pixels whose warped teacher max probability is below it add 0 to
-            the consistency sum (still counted in its mean: FixMatch, UDA); 0 = off. None = the method's.
-        teacher: str or None. ``"self"`` (the network, gradients stopped: the thesis) or ``"ema"``
-            (a mean teacher). None = the method's.
-        ema_decay: float in [0, 1). EMA teacher decay; after optimizer step n (1, 2, …) the EMA
-            weights move by ``d = min(1 − 1/n, ema_decay)``.
-        eval_weights: str or None. ``"student"`` or ``"ema"`` (an EMA of the student's weights with
-            ``ema_decay``, kept for any teacher): the weights validated, saved as ``best.keras`` and
-            so evaluated. None = the method's.
-        consistency: str or None. ``"kl"``, ``"pseudo-ce"`` or ``"mse"``. None = the method's.
+        lambda_, rampup_steps, rampup, mask, temperature, confidence, teacher_mode, teacher, ema_decay,
+            eval_weights, consistency, sup_loss: the training step's options, declared once in
+            ``StepOptions`` (``kequireg.training.options``) and copied here flat, so config.json and
+            ``kequireg train`` hold them. The method parts among them (``settings.METHOD_PARTS``:
+            teacher, consistency, confidence, sup_loss, eval_weights, and ``mix`` below) may be None
+            here = the method's (``settings.METHOD_PRESETS``); :meth:`step_options` resolves them.
         mix: str or None. ``"none"`` or ``"cutmix"`` (CutMix of the strong views). None = the method's.
         mix_prob: float in [0, 1]. Probability that an unlabeled slice is CutMixed.
-        sup_loss: str or None. ``"ce"``, ``"dice"`` or ``"ce+dice"``. None = the method's.
-        teacher_mode: str. ``"train"`` (BatchNorm statistics of the unlabeled batch; the default, see
-            docs/training.md) or ``"inference"`` (BatchNorm moving statistics).
         jit_compile: str. XLA compilation of the train/validation steps: ``"on"``, ``"off"`` or
             ``"auto"`` (on for tensorflow and jax, off for torch; the ``KEQUIREG_JIT_COMPILE``
             environment variable, if set, replaces ``"auto"``). Results equal the uncompiled steps
@@ -117,62 +90,63 @@ class TrainConfig:
         run_dir: str or None. Output folder; None = ``runs/<method>-<fraction>-s<seed>-<time>``.
     """
 
-    data: str | None = None
-    method: str = "equireg"
-    fraction: float = 0.1
-    seed: int = 0
-    label_seed: int = 0
-    model: str | None = None
-    lambda_: float = 1.0
-    rampup_steps: int = 0
-    rampup: str = "linear"
-    mask: str = "thesis"
-    temperature: float = 1.0
-    confidence: float | None = None
-    teacher_mode: str = "train"
-    teacher: str | None = None
-    ema_decay: float = settings.EMA_DECAY
-    eval_weights: str | None = None
-    consistency: str | None = None
-    mix: str | None = None
-    mix_prob: float = settings.MIX_PROB
-    sup_loss: str | None = None
-    jit_compile: str = "auto"
-    steps_per_epoch: int | None = None
-    patience: int | None = None
-    max_steps: int | None = None
-    labeled_batch: int | None = None
-    unlabeled_batch: int | None = None
-    optimizer: str = "adam"
-    learning_rate: float = settings.LEARNING_RATE
-    weight_decay: float | None = None
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    precision: str = "float32"
-    val_slices: int | None = None
-    val_batch: int = 16
-    workers: int = 2
-    devices: int | str = 1
-    distributed: bool = False
-    run_dir: str | None = None
+    data: str | None = option(None, "HDF5 slice store from `kequireg preprocess` (splits JSON beside it).",
+                              kind=str, default_text="the demo data set.")
+    method: str = option("equireg", _method_help(), choices=METHODS)
+    fraction: float = option(0.1, "Share of training patients whose labels are used.", low=0, high=1,
+                             low_open=True, flags=("--labeled",))
+    seed: int = option(0, "Run seed (weights, augmentation, batches).")
+    label_seed: int = option(0, "Seed of the labeled-patient subset.")
+    model: str | None = option(None, "Model preset.", choices=settings.MODEL_PRESETS,
+                               default_text=f"{settings.THESIS_MODEL}, or {settings.DEMO_MODEL} on the demo data.")
+    include_options(locals(), StepOptions, nullable=METHOD_PARTS)
+    mix: str | None = option(None, "CutMix the strong views (teacher targets and masks with the same boxes).",
+                             choices=MIX_MODES, default_text=FROM_METHOD)
+    mix_prob: float = option(settings.MIX_PROB, "Probability that an unlabeled slice is CutMixed.", low=0, high=1)
+    jit_compile: str = option("auto", "XLA-compile the train and validation steps (auto: on for tensorflow and jax, "
+                              "off for torch; $KEQUIREG_JIT_COMPILE overrides auto).", choices=JIT_MODES)
+    steps_per_epoch: int | None = option(None, "Steps between validations/checkpoints.", kind=int, low=1,
+                                         default_text=_real_or_demo("steps_per_epoch"))
+    patience: int | None = option(None, "Validations without improvement before early stopping (0 = never).",
+                                  kind=int, low=0, default_text=_real_or_demo("patience"))
+    max_steps: int | None = option(None, "Total step budget.", kind=int, low=1, default_text=_real_or_demo("max_steps"))
+    labeled_batch: int | None = option(None, "Labeled slices per batch.", kind=int, low=1,
+                                       default_text=f"{BATCH_DEFAULTS['equireg'][0]} (semi-supervised), "
+                                       f"{BATCH_DEFAULTS['baseline'][0]} (baseline).")
+    unlabeled_batch: int | None = option(None, "Unlabeled slices per batch.", kind=int, low=0,
+                                         default_text=f"{BATCH_DEFAULTS['equireg'][1]} (semi-supervised), 0 (baseline).")
+    optimizer: str = option("adam", f"SGD has momentum {settings.SGD_MOMENTUM}.", choices=OPTIMIZERS)
+    learning_rate: float = option(settings.LEARNING_RATE, "Peak learning rate.", low=0, low_open=True,
+                                  flags=("--lr", "--learning-rate"))
+    weight_decay: float | None = option(None, "Decoupled weight decay.", kind=float, low=0,
+                                        default_text="0.01 for adamw, else 0.")
+    lr_schedule: str = option("constant", f"Decay to 0 at --max-steps: cosine, or poly (power {settings.POLY_POWER}).",
+                              choices=LR_SCHEDULES)
+    warmup_steps: int = option(0, "Linear learning-rate warm-up steps.", low=0)
+    precision: str = option("float32", "Mixed precision: 16-bit compute, float32 variables, logits and loss "
+                            "(mixed_float16 adds loss scaling). Meant for GPUs with 16-bit units.", choices=PRECISIONS)
+    val_slices: int | None = option(None, "Validate on a fixed random subset of this many slices.", kind=int, low=1,
+                                    default_text=f"all (demo: {DEMO_DEFAULTS['val_slices']}).")
+    val_batch: int = option(16, "Validation batch size.", low=1, cli=False)
+    workers: int = option(2, "Threads preparing batches.", low=1)
+    # kind=object: an int or "all", checked in validate(); the CLI gives its own type (cli.options.DEVICES).
+    devices: int | str = option(1, "Data-parallel training over N local devices, or 'all' (JAX backend; the labeled "
+                                "and unlabeled batches must each divide by N).", kind=object)
+    distributed: bool = option(False, "Multi-host data parallelism: initialise keras.distribution from the "
+                               "environment (SLURM, Open MPI) and train over every process's devices; process 0 "
+                               "writes (JAX backend).")
+    run_dir: str | None = option(None, "Output folder.", kind=str,
+                                 default_text="runs/<method>-<fraction>-s<seed>-<time>.")
 
     def resolve(self, demo: bool) -> TrainConfig:
         """A copy with every None default filled (thesis or demo settings) and all values checked."""
-        cfg = dataclasses.replace(self)
-        defaults = DEMO_DEFAULTS if demo else THESIS_DEFAULTS
-        for key, value in defaults.items():
-            if getattr(cfg, key) is None:
-                setattr(cfg, key, value)
-        if cfg.model is None:
-            cfg.model = settings.DEMO_MODEL if demo else settings.THESIS_MODEL
-        if cfg.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}. Received: method={cfg.method!r}")
-        cfg = cfg.fill_method()
-        labeled, unlabeled = BATCH_DEFAULTS[cfg.method]
-        if cfg.labeled_batch is None:
-            cfg.labeled_batch = labeled
-        if cfg.unlabeled_batch is None:
-            cfg.unlabeled_batch = unlabeled
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}. Received: method={self.method!r}")
+        defaults = dict(DEMO_DEFAULTS if demo else THESIS_DEFAULTS)
+        defaults["model"] = settings.DEMO_MODEL if demo else settings.THESIS_MODEL
+        defaults["labeled_batch"], defaults["unlabeled_batch"] = BATCH_DEFAULTS[self.method]
+        filled = {key: value for key, value in defaults.items() if getattr(self, key) is None}
+        cfg = dataclasses.replace(self, **filled).fill_method()
         cfg.validate()
         return cfg
 
@@ -191,34 +165,37 @@ class TrainConfig:
             raise ValueError(f"method must be one of {METHODS}. Received: method={self.method!r}")
         return dataclasses.replace(self, **self.method_parts())
 
+    def step_options(self) -> StepOptions:
+        """The training step's options (what ``EquiRegModel`` takes), method parts resolved.
+
+        Raises:
+            ValueError: a bad step option (named, with its value).
+        """
+        parts = self.method_parts()
+        return StepOptions(**{f.name: parts.get(f.name, getattr(self, f.name)) for f in dataclasses.fields(StepOptions)})
+
+    def pipeline_options(self) -> PipelineOptions:
+        """The training batches' options (what ``EquiRegBatches`` takes); needs a resolved config."""
+        return PipelineOptions(labeled_batch=self.labeled_batch, unlabeled_batch=self.unlabeled_batch,
+                               steps_per_epoch=self.steps_per_epoch, seed=self.seed, workers=self.workers,
+                               mix=self.method_parts()["mix"], mix_prob=self.mix_prob)
+
     def weight_decay_value(self) -> float:
         """``weight_decay``, or the optimizer's default when None (``settings.WEIGHT_DECAY_DEFAULTS``)."""
         return WEIGHT_DECAY_DEFAULTS[self.optimizer] if self.weight_decay is None else float(self.weight_decay)
 
     def validate(self) -> None:
-        """Raise a ``ValueError`` naming the first bad field, its value and the fix."""
+        """Raise a ``ValueError`` naming the first bad field, its value and the fix.
+
+        Every field's own rule (its :func:`~kequireg.options.option` declaration), the step options
+        with their method parts resolved (``StepOptions``), then the rules between fields.
+        """
 
         def fail(name, rule):
             raise ValueError(f"{name} must be {rule}. Received: {name}={getattr(self, name)!r}")
 
-        if self.method not in METHODS:
-            fail("method", f"one of {METHODS}")
-        if not (isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1):
-            fail("fraction", "in (0, 1] (the share of labeled training patients, e.g. 0.1)")
-        if self.precision not in PRECISIONS:
-            fail("precision", f"one of {PRECISIONS}")
-        if self.model is not None and self.model not in settings.MODEL_PRESETS:
-            fail("model", f"one of {settings.MODEL_PRESETS}")
-        for name in ("steps_per_epoch", "max_steps", "labeled_batch", "val_batch", "workers"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                fail(name, "a positive integer")
-        for name in ("patience", "unlabeled_batch"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 0):
-                fail(name, "a non-negative integer")
-        if self.val_slices is not None and (not isinstance(self.val_slices, int) or self.val_slices < 1):
-            fail("val_slices", "a positive integer or None (all validation slices)")
+        check_options(self)
+        self.step_options()
         if self.method in SUPERVISED_METHODS and self.unlabeled_batch:
             fail("unlabeled_batch", "0 for the baseline (supervised only); use method='equireg'")
         if self.method not in SUPERVISED_METHODS and self.unlabeled_batch == 0:
@@ -226,32 +203,8 @@ class TrainConfig:
         if not (self.devices == "all" or (isinstance(self.devices, int) and not isinstance(self.devices, bool)
                                           and self.devices >= 1)):
             fail("devices", "a positive integer or 'all'")
-        if not isinstance(self.distributed, bool):
-            fail("distributed", "True or False")
-        if self.mix is not None and self.mix not in MIX_MODES:
-            fail("mix", f"one of {MIX_MODES}")
-        if not 0 <= self.mix_prob <= 1:
-            fail("mix_prob", "in [0, 1]")
-        parts = self.method_parts()
-        check_step_options(mask=self.mask, rampup=self.rampup, rampup_steps=self.rampup_steps,
-                           temperature=self.temperature, confidence=parts["confidence"], teacher_mode=self.teacher_mode,
-                           lambda_=self.lambda_, teacher=parts["teacher"], ema_decay=self.ema_decay,
-                           consistency=parts["consistency"], sup_loss=parts["sup_loss"],
-                           eval_weights=parts["eval_weights"])
-        if not self.learning_rate > 0:
-            fail("learning_rate", "> 0")
-        if self.optimizer not in OPTIMIZERS:
-            fail("optimizer", f"one of {OPTIMIZERS}")
-        if self.weight_decay is not None and not self.weight_decay >= 0:
-            fail("weight_decay", ">= 0 or None (the optimizer's default)")
-        if self.lr_schedule not in LR_SCHEDULES:
-            fail("lr_schedule", f"one of {LR_SCHEDULES}")
-        if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
-            fail("warmup_steps", "a non-negative integer")
         if self.max_steps is not None and self.warmup_steps >= self.max_steps and self.warmup_steps:
             fail("warmup_steps", f"< max_steps ({self.max_steps})")
-        if self.jit_compile not in JIT_MODES:
-            fail("jit_compile", f"one of {JIT_MODES}")
 
     def use_jit(self, backend: str) -> bool:
         """Whether the train/validation steps are XLA-compiled on ``backend`` (``jit_compile`` resolved)."""

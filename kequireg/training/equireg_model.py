@@ -29,14 +29,19 @@ mean pixel cross-entropy, the early-stopping signal) and slice-level Dice WT / T
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 from keras import ops
 
 from kequireg.training import backend_step, cutmix, losses
-from kequireg.training.config import check_step_options
+from kequireg.training.device_warp import valid_mask, warp_probs
 from kequireg.training.metrics import SliceDice
+from kequireg.training.options import StepOptions
+from kequireg.vocabulary import REGIONS
 
 UNLABELED_KEYS = ("unlabeled", "strong", "grid")
+BACKGROUND = 0  # the class that out-of-image taps read when teacher probabilities are warped
 
 
 @keras.saving.register_keras_serializable(package="kequireg")
@@ -45,101 +50,59 @@ class EquiRegModel(keras.Model):
 
     Args:
         network: keras.Model mapping (B, H, W, C) images to (B, H, W, K) logits.
-        lambda_: float. Weight λ of the equivariance term (a non-trainable variable, saved in
-            checkpoints; change it with ``model.er_lambda.assign(v)``). Defaults to 1.0.
-        mask: str. KL mask: ``"thesis"`` (strong input non-zero in some channel), ``"valid"``
-            (strong grid's source inside the image) or ``"none"``. Defaults to ``"thesis"``.
-        rampup_steps: int. λ ramps up from 0 over this many optimizer steps; 0 = no ramp.
-            Defaults to 0.
-        rampup: str. Ramp shape, ``"linear"`` or ``"sigmoid"``. Defaults to ``"linear"``.
-        temperature: float. Teacher sharpening ``softmax(z / T)`` (UDA); 1 = off. Defaults to 1.0.
-        confidence: float. Only pixels whose warped teacher max probability is ≥ this count in
-            the KL (UDA); 0 = off. Defaults to 0.0.
-        background: int. Class read by out-of-image taps when warping teacher probabilities.
-            Defaults to 0.
-        teacher_mode: str. ``"train"`` runs the teacher with ``training=True`` (BatchNorm batch
-            statistics of the unlabeled batch, which also update the moving statistics, as the
-            student pass does; dropout on); ``"inference"`` with ``training=False`` (BatchNorm
-            moving statistics, no dropout). Either way no gradient flows through it. Defaults to
-            ``"train"``: the moving statistics lag the weights early in training, and on the demo
-            data the inference-mode teacher pulled the student to background (docs/training.md).
-        teacher: str. ``"self"`` (the network itself: the thesis) or ``"ema"``: the network run with
-            :attr:`ema_weights`, an exponential moving average of every float variable of the network
-            (weights and BatchNorm moving statistics, as timm's ``ModelEmaV2``). The EMA teacher's
-            own forward changes no weight or statistic (only the dropout seed advances). Defaults to
-            ``"self"``.
-        ema_decay: float in [0, 1). After optimizer step n = 1, 2, … every EMA weight becomes
-            ``d · ema + (1 − d) · student`` with ``d = min(1 − 1/n, ema_decay)`` (Mean Teacher's
-            warm-up; the first step copies the student). Defaults to 0.99.
-        consistency: str. ``"kl"`` (the thesis), ``"pseudo-ce"`` (CE to the warped teacher's hard
-            labels, FixMatch) or ``"mse"`` (of probabilities, Mean Teacher). Defaults to ``"kl"``.
-        sup_loss: str. ``"ce"`` (the thesis), ``"dice"`` (``losses.soft_dice_loss``) or
-            ``"ce+dice"``. Validation always logs the CE (the early-stopping signal). Defaults to ``"ce"``.
-        eval_weights: str. ``"student"`` or ``"ema"``: the weights that validation and
-            :meth:`eval_network` (the saved best model) use. ``"ema"`` keeps EMA weights (as above)
-            also for a self teacher (FixMatch reported such an EMA). Defaults to ``"student"``.
+        options: StepOptions or None. The step's options (``kequireg.training.options``; resolved:
+            no None). λ lives in the non-trainable variable ``er_lambda`` (saved in checkpoints;
+            change it with ``model.er_lambda.assign(v)``), ramped up from 0 over ``rampup_steps``
+            optimizer steps. ``teacher_mode="train"`` runs the teacher with ``training=True``
+            (BatchNorm statistics of the unlabeled batch, which also update the moving statistics,
+            as the student pass does; dropout on), ``"inference"`` with ``training=False``; either
+            way no gradient flows through it. ``teacher="ema"`` runs the network with
+            :attr:`ema_weights`, an exponential moving average of every float variable of the
+            network (weights and BatchNorm moving statistics, as timm's ``ModelEmaV2``); its own
+            forward changes no weight or statistic (only the dropout seed advances). After optimizer
+            step n = 1, 2, … every EMA weight becomes ``d · ema + (1 − d) · student`` with
+            ``d = min(1 − 1/n, ema_decay)``. ``eval_weights="ema"`` keeps EMA weights also for a
+            self teacher and uses them for validation and :meth:`eval_network` (the saved best
+            model). Validation always logs the CE (the early-stopping signal). Defaults to
+            ``StepOptions()`` (the thesis).
+        **kwargs: passed to ``keras.Model`` (``name``, ...).
+
+    Raises:
+        ValueError: ``network`` is not a keras.Model, or ``options`` is not a ``StepOptions``.
 
     Building the model has no process-wide effect. On the torch backend, call
     ``kequireg.models.torch_fast.accelerate(network)`` first for fused Conv2D /
     BatchNormalization / Dropout / MaxPooling2D paths (``train`` and the run loaders do).
 
     Example:
-        >>> model = EquiRegModel(network)
+        >>> model = EquiRegModel(network, StepOptions(lambda_=0.5, rampup_steps=1000))
         >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
         >>> model.fit(train_dataset, steps_per_epoch=500, validation_data=val_dataset)
     """
 
-    def __init__(
-        self,
-        network: keras.Model,
-        lambda_: float = 1.0,
-        mask: str = "thesis",
-        rampup_steps: int = 0,
-        rampup: str = "linear",
-        temperature: float = 1.0,
-        confidence: float = 0.0,
-        background: int = 0,
-        teacher_mode: str = "train",
-        teacher: str = "self",
-        ema_decay: float = 0.99,
-        consistency: str = "kl",
-        sup_loss: str = "ce",
-        eval_weights: str = "student",
-        **kwargs,
-    ):
+    def __init__(self, network: keras.Model, options: StepOptions | None = None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(network, keras.Model):
             raise ValueError(f"network must be a keras.Model. Received: network={type(network).__name__}")
-        check_step_options(mask=mask, rampup=rampup, rampup_steps=rampup_steps, temperature=temperature,
-                           confidence=confidence, teacher_mode=teacher_mode, lambda_=lambda_, teacher=teacher,
-                           ema_decay=ema_decay, consistency=consistency, sup_loss=sup_loss, eval_weights=eval_weights)
+        options = StepOptions() if options is None else options
+        if not isinstance(options, StepOptions):
+            raise ValueError("options must be a kequireg.training.options.StepOptions (method parts resolved: "
+                             "TrainConfig.step_options()). Received: "
+                             f"options={type(options).__name__}")
         # Layers and state.
         self.network = network
+        self.options = options
         self.er_lambda = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(float(lambda_)), trainable=False,
+            shape=(), initializer=keras.initializers.Constant(options.lambda_), trainable=False,
             name="er_lambda", dtype="float32",
         )
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.sup_loss_tracker = keras.metrics.Mean(name="sup_loss")
         self.er_loss_tracker = keras.metrics.Mean(name="er_loss")
-        self.dice_metrics = [SliceDice(region) for region in ("WT", "TC", "ET")]
+        self.dice_metrics = [SliceDice(region) for region in REGIONS]
         # EMA teacher: one non-trainable float variable per float variable of the network. The
         # pairing lives in a plain object, so Keras does not track the network's variables twice.
-        self._ema = _EmaPairs(network if "ema" in (teacher, eval_weights) else None, self)
-        # Config.
-        self.lambda_ = float(lambda_)
-        self.mask = mask
-        self.rampup_steps = int(rampup_steps)
-        self.rampup = rampup
-        self.temperature = float(temperature)
-        self.confidence = float(confidence)
-        self.background = int(background)
-        self.teacher_mode = teacher_mode
-        self.teacher = teacher
-        self.ema_decay = float(ema_decay)
-        self.consistency = consistency
-        self.sup_loss = sup_loss
-        self.eval_weights = eval_weights
+        self._ema = _EmaPairs(network if options.uses_ema else None, self)
         self.built = network.built
 
     def call(self, inputs, training=None):
@@ -150,7 +113,7 @@ class EquiRegModel(keras.Model):
     def lambda_value(self):
         """Effective λ now: ``er_lambda`` times the ramp-up factor at the optimizer's step."""
         step = self.optimizer.iterations if self.optimizer is not None else 0
-        return self.er_lambda * losses.ramp_weight(step, self.rampup_steps, self.rampup)
+        return self.er_lambda * losses.ramp_weight(step, self.options.rampup_steps, self.options.rampup)
 
     @property
     def ema_weights(self) -> list:
@@ -175,13 +138,13 @@ class EquiRegModel(keras.Model):
         if not self._ema.pairs:
             return
         steps = ops.cast(self.optimizer.iterations, "float32")
-        decay = ops.minimum(1.0 - 1.0 / ops.maximum(steps, 1.0), self.ema_decay)
+        decay = ops.minimum(1.0 - 1.0 / ops.maximum(steps, 1.0), self.options.ema_decay)
         for source, shadow in self._ema.pairs:
             shadow.assign(decay * shadow.value + (1.0 - decay) * source.value)
 
     def eval_network(self) -> keras.Model:
         """The network with the ``eval_weights``: the network itself, or a copy holding the EMA weights."""
-        if self.eval_weights == "student":
+        if self.options.eval_weights == "student":
             return self.network
         copy = keras.models.clone_model(self.network)
         shadows = {id(source): shadow for source, shadow in self._ema.pairs}
@@ -208,24 +171,22 @@ class EquiRegModel(keras.Model):
         """
         if not has_unlabeled(data):
             return None
-        from kequireg.training.device_warp import valid_mask, warp_probs
-
-        training = self.teacher_mode == "train"
-        if self.teacher == "ema":
+        training = self.options.teacher_mode == "train"
+        if self.options.teacher == "ema":
             logits = self.ema_forward(data["unlabeled"], training)
         else:
             logits = self.network(data["unlabeled"], training=training)
-        probs = losses.teacher_probabilities(logits, self.temperature)
+        probs = losses.teacher_probabilities(logits, self.options.temperature)
         grid = ops.cast(data["grid"], "float32")
-        targets = warp_probs(probs, grid, background=self.background)
+        targets = warp_probs(probs, grid, background=BACKGROUND)
         boxes = self._mix_masks(data) if cutmix.has_mix(data) else None
         if boxes is not None:
             targets = cutmix.mix(targets, data["mix_index"], boxes)
         targets = ops.stop_gradient(targets)
         height, width = int(grid.shape[1]), int(grid.shape[2])
-        if self.mask == "thesis":
+        if self.options.mask == "thesis":
             mask = losses.nonzero_input_mask(self.student_view(data))
-        elif self.mask == "valid":
+        elif self.options.mask == "valid":
             mask = ops.cast(valid_mask(grid, height, width), "float32")
             if boxes is not None:
                 mask = cutmix.mix(mask, data["mix_index"], boxes)
@@ -242,16 +203,16 @@ class EquiRegModel(keras.Model):
         labeled, labels = data["labeled"], data["labels"]
         if teacher is None:
             logits = self.network(labeled, training=True)
-            sup = losses.supervised_loss(self.sup_loss, labels, logits)
+            sup = losses.supervised_loss(self.options.sup_loss, labels, logits)
             return sup, sup, ops.zeros((), "float32"), ops.zeros((), "float32")
         targets, mask = teacher
         n_labeled = ops.shape(labeled)[0]
         inputs = ops.concatenate([ops.cast(labeled, "float32"), self.student_view(data)], axis=0)
         logits = self.network(inputs, training=True)
-        sup = losses.supervised_loss(self.sup_loss, labels, logits[:n_labeled])
-        weight = losses.confidence_mask(targets, self.confidence) if self.confidence > 0 else None
-        er = losses.masked_image_mean(losses.consistency_map(self.consistency, targets, logits[n_labeled:]), mask,
-                                      weight)
+        sup = losses.supervised_loss(self.options.sup_loss, labels, logits[:n_labeled])
+        weight = losses.confidence_mask(targets, self.options.confidence) if self.options.confidence > 0 else None
+        consistency = losses.consistency_map(self.options.consistency, targets, logits[n_labeled:])
+        er = losses.masked_image_mean(consistency, mask, weight)
         lam = ops.cast(self.lambda_value(), "float32")
         return sup + lam * er, sup, er, lam
 
@@ -269,7 +230,7 @@ class EquiRegModel(keras.Model):
     def evaluate_batch(self, data):
         """Validation on ``(images, labels)``: updates the mean CE and the Dice metrics."""
         images, labels = unpack_validation(data)
-        if self.eval_weights == "ema":
+        if self.options.eval_weights == "ema":
             logits = self.ema_forward(images, training=False)
         else:
             logits = self.network(images, training=False)
@@ -296,29 +257,21 @@ class EquiRegModel(keras.Model):
         return backend_step.test_step(self, *args)
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "network": keras.saving.serialize_keras_object(self.network),
-            "lambda_": self.lambda_,
-            "mask": self.mask,
-            "rampup_steps": self.rampup_steps,
-            "rampup": self.rampup,
-            "temperature": self.temperature,
-            "confidence": self.confidence,
-            "background": self.background,
-            "teacher_mode": self.teacher_mode,
-            "teacher": self.teacher,
-            "ema_decay": self.ema_decay,
-            "consistency": self.consistency,
-            "sup_loss": self.sup_loss,
-            "eval_weights": self.eval_weights,
-        }
+        return {**super().get_config(), "network": keras.saving.serialize_keras_object(self.network),
+                **dataclasses.asdict(self.options)}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(config["network"])
-        return cls(**config)
+        network = keras.saving.deserialize_keras_object(config.pop("network"))
+        # Models saved before StepOptions also hold "background" (always 0, the out-of-image class).
+        background = config.pop("background", BACKGROUND)
+        if background != BACKGROUND:
+            raise ValueError(f"background must be {BACKGROUND} (the class out-of-image taps read). "
+                             f"Received: background={background!r}")
+        names = [f.name for f in dataclasses.fields(StepOptions)]
+        options = StepOptions(**{name: config.pop(name) for name in names if name in config})
+        return cls(network, options, **config)
 
 
 class _EmaPairs:

@@ -24,17 +24,10 @@ from __future__ import annotations
 
 from keras import ops
 
-from kequireg.settings import CONSISTENCY_LOSSES, MASK_MODES, SUP_LOSSES
+from kequireg.settings import CONSISTENCY_LOSSES, SUP_LOSSES
 
 # Teacher probabilities can be exactly 0 after a warp; 0 · log(0) must read 0, not nan.
 _TINY = 1e-12
-
-
-def check_mask_mode(mask: str) -> str:
-    """Return ``mask`` if it is one of ``MASK_MODES``, else raise a ``ValueError`` naming the choices."""
-    if mask not in MASK_MODES:
-        raise ValueError(f"mask must be one of {MASK_MODES}. Received: mask={mask!r}")
-    return mask
 
 
 def cross_entropy_map(labels, logits):

@@ -25,7 +25,8 @@ on the thread count, so neither do the batches.
 
 Example:
     >>> dataset = open_dataset("brats.h5")
-    >>> ds = EquiRegBatches(dataset, dataset.labeled_ids(0.1, 0), dataset.unlabeled_ids, 2, 6, steps_per_epoch=500, seed=0)
+    >>> options = PipelineOptions(labeled_batch=2, unlabeled_batch=6, steps_per_epoch=500, seed=0)
+    >>> ds = EquiRegBatches(dataset, dataset.labeled_ids(0.1, 0), dataset.unlabeled_ids, options)
     >>> batch = ds[0]; batch["strong"].shape
     (6, 224, 224, 4)
 """
@@ -42,6 +43,7 @@ import numpy as np
 import augment
 from kequireg.data.store import SliceStore
 from kequireg.training import cutmix
+from kequireg.training.options import DEFAULT_CACHE_BYTES, PipelineOptions
 
 
 def _store_of(data) -> SliceStore:
@@ -54,9 +56,6 @@ def _store_of(data) -> SliceStore:
         )
     return store
 
-# Keep the slices a dataset needs in memory when they fit in this many bytes (at the store's
-# image dtype: float16 for `kequireg preprocess` stores, so full BraTS training needs ~5 GB).
-DEFAULT_CACHE_BYTES = 2 * 1024**3
 # Batches kept from looks before the first epoch (Keras's TensorFlow adapter reads two to learn
 # the input signature).
 _PEEK_LIMIT = 2
@@ -137,57 +136,23 @@ class EquiRegBatches(keras.utils.PyDataset):
         data: Dataset (``kequireg.data.dataset.open_dataset``) or open SliceStore; not closed here.
         labeled_ids: case ids whose labels are used (all must be labeled in the store).
         unlabeled_ids: case ids of the unlabeled pool (labels never read); may be empty for the baseline.
-        labeled_batch: int ≥ 1. Labeled slices per batch (thesis 2; baseline 4).
-        unlabeled_batch: int ≥ 0. Unlabeled slices per batch (thesis 6; baseline 0).
-        steps_per_epoch: int. Batches per epoch (``num_batches``).
-        seed: int. Run seed.
+        options: PipelineOptions (``kequireg.training.options``): batch composition, steps per epoch,
+            run seed, worker threads, CutMix, cache. Defaults to ``PipelineOptions()`` (2 + 6, 500 steps).
         epoch: int. Epoch served until ``epoch_callback`` (or ``set_epoch``) says otherwise.
-        weak, strong: ``augment.Policy``. Defaults to ``augment.weak()`` / ``augment.strong()``.
-        workers: int. Threads preparing batches ahead of the training step.
-        max_queue_size: int. Batches prepared ahead. Defaults to ``2 * workers + 2``.
-        cache_bytes: int. Keep the needed slices in memory if they fit this many bytes (labeled
-            slices first, then the unlabeled pool; 0 = read every batch from the store). Defaults to 2 GiB.
-        kernel_threads: int ≥ 1. Threads of each worker's warp kernels. Defaults to 1 (the
-            workers are the parallelism; see the module docstring).
-        mix: str. ``"none"`` or ``"cutmix"``: ship CutMix partners and boxes, drawn from the batch's own
-            generator after everything else (so the other arrays do not change). Defaults to ``"none"``.
-        mix_prob: float in [0, 1]. Probability that an unlabeled slice is mixed. Defaults to 0.5.
         share: ``kequireg.training.distribute.Share`` or None. Multi-host training: yield only
             this process's slice of every (deterministic) global batch. Defaults to None (all).
 
     Raises:
-        ValueError: empty id lists, unlabeled cases among ``labeled_ids``, bad batch sizes.
+        ValueError: empty id lists, unlabeled cases among ``labeled_ids``.
     """
 
-    def __init__(
-        self,
-        data,
-        labeled_ids,
-        unlabeled_ids,
-        labeled_batch: int,
-        unlabeled_batch: int,
-        steps_per_epoch: int,
-        seed: int,
-        epoch: int = 0,
-        weak: augment.Policy | None = None,
-        strong: augment.Policy | None = None,
-        workers: int = 1,
-        max_queue_size: int | None = None,
-        cache_bytes: int = DEFAULT_CACHE_BYTES,
-        kernel_threads: int = 1,
-        share=None,
-        mix: str = "none",
-        mix_prob: float = 0.5,
-    ):
-        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size or 2 * workers + 2)
-        if not isinstance(kernel_threads, int) or kernel_threads < 1:
-            raise ValueError(f"kernel_threads must be an integer >= 1. Received: kernel_threads={kernel_threads!r}")
-        if int(labeled_batch) < 1:
-            raise ValueError(f"labeled_batch must be >= 1. Received: labeled_batch={labeled_batch!r}")
-        if int(unlabeled_batch) < 0:
-            raise ValueError(f"unlabeled_batch must be >= 0. Received: unlabeled_batch={unlabeled_batch!r}")
-        if int(steps_per_epoch) < 1:
-            raise ValueError(f"steps_per_epoch must be >= 1. Received: steps_per_epoch={steps_per_epoch!r}")
+    def __init__(self, data, labeled_ids, unlabeled_ids, options: PipelineOptions | None = None, epoch: int = 0,
+                 share=None):
+        options = PipelineOptions() if options is None else options
+        if not isinstance(options, PipelineOptions):
+            raise ValueError("options must be a kequireg.training.options.PipelineOptions. Received: "
+                             f"options={type(options).__name__}")
+        super().__init__(workers=options.workers, use_multiprocessing=False, max_queue_size=options.queue_size)
         store = _store_of(data)
         unlabeled_in_store = sorted(set(labeled_ids) - set(store.labeled_case_ids))
         if unlabeled_in_store:
@@ -196,35 +161,27 @@ class EquiRegBatches(keras.utils.PyDataset):
                 "take them from splits['train'] (cases with a segmentation)."
             )
         labeled_rows = _rows_of(store, labeled_ids, "labeled_ids")
+        unlabeled_batch = options.unlabeled_batch
         unlabeled_rows = _rows_of(store, unlabeled_ids, "unlabeled_ids") if unlabeled_batch else np.zeros(0, np.int64)
+        self.options = options
         self.image_shape = store.image_shape
-        if int(cache_bytes) < 0:
-            raise ValueError(f"cache_bytes must be >= 0 (0 = no cache). Received: cache_bytes={cache_bytes!r}")
-        self.labeled = _SliceSource(store, labeled_rows, True, cache_bytes)
+        self.labeled = _SliceSource(store, labeled_rows, True, options.cache_bytes)
         # One budget for both parts: the labeled slices (read every batch, few) are cached first.
         self.unlabeled = (
-            _SliceSource(store, unlabeled_rows, False, cache_bytes - self.labeled.nbytes) if unlabeled_batch else None
+            _SliceSource(store, unlabeled_rows, False, options.cache_bytes - self.labeled.nbytes)
+            if unlabeled_batch else None
         )
-        self.labeled_batch = int(labeled_batch)
-        self.unlabeled_batch = int(unlabeled_batch)
-        self.steps_per_epoch = int(steps_per_epoch)
-        self.seed = int(seed)
         self.epoch = int(epoch)
-        self.weak = weak if weak is not None else augment.weak()
-        self.strong = strong if strong is not None else augment.strong()
-        self.kernel_threads = kernel_threads
+        self.weak = options.weak if options.weak is not None else augment.weak()
+        self.strong = options.strong if options.strong is not None else augment.strong()
         self.share = share
-        if mix not in ("none", "cutmix") or not 0 <= mix_prob <= 1:
-            raise ValueError(f"mix must be 'none' or 'cutmix' and mix_prob in [0, 1]. Received: mix={mix!r}, "
-                             f"mix_prob={mix_prob!r}")
-        self.mix, self.mix_prob = mix, float(mix_prob)
         self._in_epoch = False
         self._peeked: dict[tuple[int, int], dict] = {}
         self.built_batches = 0  # batches computed (not served from the peek cache); for tests
 
     @property
     def num_batches(self) -> int:
-        return self.steps_per_epoch
+        return self.options.steps_per_epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Serve the batches of ``epoch`` from now on (call before the epoch's workers start)."""
@@ -238,16 +195,16 @@ class EquiRegBatches(keras.utils.PyDataset):
 
     def batch(self, epoch: int, index: int) -> dict:
         """The batch ``index`` of ``epoch`` (deterministic in ``(seed, epoch, index)``; this process's share)."""
-        with kernel_threads(self.kernel_threads):
+        with kernel_threads(self.options.kernel_threads):
             out = self._batch(epoch, index)
         if self.share is not None and self.share.count > 1:
             out = {key: value[self.share.slice(len(value))] for key, value in out.items()}
         return out
 
     def _batch(self, epoch: int, index: int) -> dict:
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(epoch), int(index)]))
+        rng = np.random.default_rng(np.random.SeedSequence([self.options.seed, int(epoch), int(index)]))
         h, w, _ = self.image_shape
-        n_l, n_u = self.labeled_batch, self.unlabeled_batch
+        n_l, n_u = self.options.labeled_batch, self.options.unlabeled_batch
         picks = rng.choice(self.labeled.rows.size, n_l, replace=n_l > self.labeled.rows.size)
         seeds = rng.integers(0, 2**63 - 1, size=n_l + 2 * n_u).tolist()
         images, labels = self.labeled.read(picks, with_labels=True)
@@ -260,13 +217,13 @@ class EquiRegBatches(keras.utils.PyDataset):
             strong_grid = self.strong.sample_grids((h, w), seeds[n_l + n_u:])
             unlabeled = augment.warp_image(images, weak_grid)
             out.update(unlabeled=unlabeled, strong=augment.warp_image(unlabeled, strong_grid), grid=strong_grid)
-            if self.mix == "cutmix":
-                out["mix_index"], out["mix_box"] = cutmix.sample_boxes(rng, n_u, h, w, self.mix_prob)
+            if self.options.mix == "cutmix":
+                out["mix_index"], out["mix_box"] = cutmix.sample_boxes(rng, n_u, h, w, self.options.mix_prob)
         return out
 
     def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < self.steps_per_epoch:
-            raise IndexError(f"batch index must be in [0, {self.steps_per_epoch}). Received: index={index}")
+        if not 0 <= index < self.num_batches:
+            raise IndexError(f"batch index must be in [0, {self.num_batches}). Received: index={index}")
         key = (self.epoch, int(index))
         if key in self._peeked:
             return self._peeked.pop(key)

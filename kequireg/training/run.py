@@ -25,8 +25,13 @@ from pathlib import Path
 
 import keras
 
-from kequireg.models import torch_fast
+from kequireg.data.dataset import open_dataset
+from kequireg.models import build_model, torch_fast
 from kequireg.training.config import TrainConfig
+from kequireg.training.distribute import plan_devices
+from kequireg.training.equireg_model import EquiRegModel
+from kequireg.training.optim import build_optimizer
+from kequireg.training.pipeline import EquiRegBatches, ValidationBatches
 from kequireg.training.run_dir import RunDir, fault
 
 
@@ -147,10 +152,6 @@ def build_training_model(config: TrainConfig, image_shape):
     in float32 (``losses`` casts). ``mixed_float16`` wraps Adam in a ``LossScaleOptimizer``.
     The optimizer is built, so checkpoints can be restored into the model at once.
     """
-    from kequireg.models import build_model
-    from kequireg.training.equireg_model import EquiRegModel
-    from kequireg.training.optim import build_optimizer
-
     config = config.fill_method()
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(config.precision)  # layers keep the policy they are built with
@@ -159,12 +160,7 @@ def build_training_model(config: TrainConfig, image_shape):
         network = build_model(config.model, input_shape=tuple(image_shape), num_classes=4)
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
-    model = EquiRegModel(
-        network, lambda_=config.lambda_, mask=config.mask, rampup_steps=config.rampup_steps, rampup=config.rampup,
-        temperature=config.temperature, confidence=config.confidence, teacher_mode=config.teacher_mode,
-        teacher=config.teacher, ema_decay=config.ema_decay, consistency=config.consistency, sup_loss=config.sup_loss,
-        eval_weights=config.eval_weights,
-    )
+    model = EquiRegModel(network, config.step_options())
     optimizer = build_optimizer(config)
     if config.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -192,8 +188,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, data
         FileNotFoundError: missing store, splits or (with resume) run dir / checkpoint.
         ValueError: bad config values, a non-empty run dir without ``resume``.
     """
-    from kequireg.data.dataset import open_dataset
-
     if resume:
         if config.run_dir is None:
             raise ValueError("resume needs the run dir: pass run_dir (CLI: --run-dir DIR --resume).")
@@ -212,9 +206,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, data
 
 
 def _train(config: TrainConfig, dataset, resume: bool, progress: bool) -> TrainResult:
-    from kequireg.training.distribute import plan_devices
-    from kequireg.training.pipeline import EquiRegBatches, ValidationBatches
-
     if not resume:
         config = config.resolve(demo=dataset.is_demo)
     plan = plan_devices(config)  # before any JAX computation (multi-host initialisation)
@@ -252,11 +243,8 @@ def _train(config: TrainConfig, dataset, resume: bool, progress: bool) -> TrainR
                 _say(f"resumed from epoch {start_epoch} (step {start_epoch * config.steps_per_epoch})")
         keeper = RunKeeper(run, config.patience, config.steps_per_epoch, state, write=plan.is_writer)
         share = plan.share if plan.share.count > 1 else None
-        train_data = EquiRegBatches(
-            dataset, labeled_ids, unlabeled_ids if config.unlabeled_batch else [], config.labeled_batch,
-            config.unlabeled_batch, config.steps_per_epoch, config.seed, epoch=start_epoch, workers=config.workers,
-            share=share, mix=config.mix, mix_prob=config.mix_prob,
-        )
+        train_data = EquiRegBatches(dataset, labeled_ids, unlabeled_ids if config.unlabeled_batch else [],
+                                    config.pipeline_options(), epoch=start_epoch, share=share)
         val_data = ValidationBatches(dataset, dataset.val_ids, config.val_batch, config.val_slices, seed=config.seed,
                                      devices=plan.count, share=share)
         if val_data.dropped:

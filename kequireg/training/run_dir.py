@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from kequireg.io import atomic_path, atomic_write_bytes, atomic_write_json, read_json, write_csv_rows
+from kequireg.training.config import TrainConfig
 
 FAULT_POINTS = ("after-pending-best", "after-checkpoint", "after-best", "batch")
 
@@ -102,8 +103,6 @@ class RunDir:
         Raises:
             FileNotFoundError: no ``config.json`` (not a run dir).
         """
-        from kequireg.training.config import TrainConfig
-
         return TrainConfig.load(self.config_path)  # runs older than the method parts load as the thesis's
 
     def mark_trained(self, info: dict) -> Path:
@@ -183,7 +182,7 @@ class RunDir:
             )
         network = keras.saving.load_model(self.best_path, safe_mode=True)
         if accelerate:
-            from kequireg.models import torch_fast
+            from kequireg.models import torch_fast  # lazy: imports keras; RunDir is keras-free (import time)
 
             torch_fast.accelerate(network, tune_allocator=True)
         return network

@@ -19,7 +19,7 @@ def test_resolve_fills_thesis_or_demo_defaults():
     "field, value, message",
     [("fraction", 0.0, "fraction must be in"), ("method", "mixmatch", "method must be one of"),
      ("mask", "inside", "mask must be one of"), ("precision", "float16", "precision must be one of"),
-     ("steps_per_epoch", 0, "steps_per_epoch must be a positive integer"),
+     ("steps_per_epoch", 0, "steps_per_epoch must be an integer >= 1"),
      ("unlabeled_batch", 0, "unlabeled_batch must be > 0 for equireg")],
 )
 def test_bad_values_name_the_field(field, value, message):

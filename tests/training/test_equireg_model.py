@@ -97,11 +97,11 @@ class FixedBatches:
 def test_fit_reduces_loss_on_a_fixed_batch():
     import keras
 
-    from kequireg.training import EquiRegModel
+    from kequireg.training import EquiRegModel, StepOptions
 
     batch = equireg_batch(n_labeled=2, n_unlabeled=6, seed=5)
     batch["labels"] = batch["labeled"].argmax(-1).astype("int32")  # learnable, unlike noise
-    model = EquiRegModel(conv_net(batchnorm=True, dropout=0.1, seed=5), lambda_=1.0)
+    model = EquiRegModel(conv_net(batchnorm=True, dropout=0.1, seed=5), StepOptions(lambda_=1.0))
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     history = model.fit(FixedBatches(batch, 5), epochs=4, verbose=0).history
     assert history["loss"][-1] < 0.8 * history["loss"][0]
@@ -115,7 +115,7 @@ def test_real_tiny_preset_trains():
     import keras
 
     from kequireg.models import build_model
-    from kequireg.training import EquiRegModel
+    from kequireg.training import EquiRegModel, StepOptions
 
     batch = equireg_batch(n_labeled=2, n_unlabeled=2, shape=(32, 32, 4), seed=8)
     batch["labels"] = batch["labeled"].argmax(-1).astype("int32")
@@ -130,11 +130,11 @@ def test_real_tiny_preset_trains():
 def test_fit_with_validation_logs_everything():
     import keras
 
-    from kequireg.training import EquiRegModel
+    from kequireg.training import EquiRegModel, StepOptions
 
     batch = equireg_batch(n_labeled=2, n_unlabeled=2, seed=6)
 
-    model = EquiRegModel(conv_net(), rampup_steps=4)
+    model = EquiRegModel(conv_net(), StepOptions(rampup_steps=4))
     model.compile(optimizer="adam")
     val = (batch["labeled"], batch["labels"])
     history = model.fit(FixedBatches(batch, 3), epochs=2, validation_data=val, verbose=0)
@@ -158,14 +158,14 @@ def test_baseline_batch_is_supervised_only():
 
 
 def test_bad_batches_and_arguments_are_named():
-    from kequireg.training import EquiRegModel
+    from kequireg.training import EquiRegModel, StepOptions
 
     batch = equireg_batch()
     del batch["grid"]
     with pytest.raises(ValueError, match="needs all of"):
         _model(conv_net()).train_on_batch(batch)
     with pytest.raises(ValueError, match="mask must be one of"):
-        EquiRegModel(conv_net(), mask="inside")
+        EquiRegModel(conv_net(), StepOptions(mask="inside"))
     with pytest.raises(ValueError, match="network must be a keras.Model"):
         EquiRegModel("tiny")
 
@@ -173,7 +173,7 @@ def test_bad_batches_and_arguments_are_named():
 def test_save_load_predicts_identically(tmp_path):
     import keras
 
-    from kequireg.training import EquiRegModel
+    from kequireg.training import EquiRegModel, StepOptions
 
     batch = equireg_batch(seed=7)
     model = _model(conv_net(batchnorm=True, dropout=0.2), lambda_=0.3, mask="valid", rampup_steps=10, lr=0.01)
@@ -182,7 +182,7 @@ def test_save_load_predicts_identically(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert isinstance(loaded, EquiRegModel)
-    assert (loaded.mask, loaded.rampup_steps, loaded.lambda_) == ("valid", 10, 0.3)
+    assert (loaded.options.mask, loaded.options.rampup_steps, loaded.options.lambda_) == ("valid", 10, 0.3)
     np.testing.assert_allclose(_np(loaded.predict(batch["labeled"], verbose=0)), _np(model.predict(batch["labeled"], verbose=0)), atol=1e-6)
     model.network.save(tmp_path / "net.keras")
     net = keras.saving.load_model(tmp_path / "net.keras", safe_mode=True)
@@ -193,7 +193,7 @@ def test_save_load_predicts_identically(tmp_path):
 def test_teacher_mode_picks_batchnorm_statistics(mode):
     import keras
 
-    from kequireg.training import EquiRegModel
+    from kequireg.training import EquiRegModel, StepOptions
     from kequireg.training.device_warp import warp_probs
 
     network = conv_net(batchnorm=True)
@@ -205,9 +205,9 @@ def test_teacher_mode_picks_batchnorm_statistics(mode):
     np.testing.assert_allclose(_np(targets), _np(expected), atol=1e-5)
     other = network(batch["unlabeled"], training=(mode != "train"))
     assert np.abs(_np(keras.ops.softmax(other, axis=-1)) - _np(keras.ops.softmax(logits, axis=-1))).max() > 1e-3
-    assert EquiRegModel.from_config(model.get_config()).teacher_mode == mode
+    assert EquiRegModel.from_config(model.get_config()).options.teacher_mode == mode
     with pytest.raises(ValueError, match="teacher_mode"):
-        EquiRegModel(network, teacher_mode="student")
+        EquiRegModel(network, StepOptions(teacher_mode="student"))
 
 
 @pytest.mark.parametrize("mode", ["inference", "train"])
@@ -250,7 +250,7 @@ def test_jit_compiled_train_step_matches_the_plain_one():
 def _compiled_model(network, jit_compile):
     import keras
 
-    from kequireg.training import EquiRegModel
+    from kequireg.training import EquiRegModel, StepOptions
 
     model = EquiRegModel(network)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit_compile)

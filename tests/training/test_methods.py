@@ -291,13 +291,16 @@ def test_cutmix_keeps_the_consistency_of_an_equivariant_network_at_its_floor():
 
 def test_cutmix_boxes_come_from_the_batch_seed(small_store):
     from kequireg.data.dataset import open_dataset
+    from kequireg.training.options import PipelineOptions
     from kequireg.training.pipeline import EquiRegBatches
 
     with open_dataset(small_store) as dataset:
         ids = (dataset.labeled_ids(0.5, 0), dataset.unlabeled_ids)
 
         def batches(mix, workers=1, prob=0.5):
-            ds = EquiRegBatches(dataset, *ids, 2, 5, steps_per_epoch=4, seed=3, workers=workers, mix=mix, mix_prob=prob)
+            options = PipelineOptions(labeled_batch=2, unlabeled_batch=5, steps_per_epoch=4, seed=3, workers=workers,
+                                      mix=mix, mix_prob=prob)
+            ds = EquiRegBatches(dataset, *ids, options)
             return [ds.batch(1, i) for i in range(4)]
 
         plain, mixed, threaded = batches("none"), batches("cutmix"), batches("cutmix", workers=2)

@@ -19,7 +19,8 @@ def _data(path):
     return _OPEN[path]
 
 
-def _datasets(small_store, **kwargs):
+def _datasets(small_store, epoch=0, **kwargs):
+    from kequireg.training.options import PipelineOptions
     from kequireg.training.pipeline import EquiRegBatches
 
     splits = load_splits(splits_path(small_store))
@@ -27,7 +28,7 @@ def _datasets(small_store, **kwargs):
     unlabeled = splits["train"] + splits["unlabeled"]
     args = dict(labeled_batch=2, unlabeled_batch=3, steps_per_epoch=4, seed=11)
     args.update(kwargs)
-    return EquiRegBatches(_data(small_store), labeled, unlabeled, **args), splits, labeled
+    return EquiRegBatches(_data(small_store), labeled, unlabeled, PipelineOptions(**args), epoch=epoch), splits, labeled
 
 
 def test_batch_contents_follow_the_grids(small_store):
@@ -94,13 +95,17 @@ def test_baseline_batches_and_validation(small_store):
 
 
 def test_bad_inputs_are_named(small_store):
+    from kequireg.training.options import PipelineOptions
     from kequireg.training.pipeline import EquiRegBatches
 
     splits = load_splits(splits_path(small_store))
+    options = PipelineOptions(labeled_batch=2, unlabeled_batch=0, steps_per_epoch=4, seed=0)
     with pytest.raises(ValueError, match="labeled_ids holds cases without labels"):
-        EquiRegBatches(_data(small_store), splits["unlabeled"], [], 2, 0, 4, 0)
-    with pytest.raises(ValueError, match="unlabeled_batch must be >= 0"):
-        EquiRegBatches(_data(small_store), splits["train"], [], 2, -1, 4, 0)
+        EquiRegBatches(_data(small_store), splits["unlabeled"], [], options)
+    with pytest.raises(ValueError, match="unlabeled_batch must be an integer >= 0"):
+        PipelineOptions(labeled_batch=2, unlabeled_batch=-1, steps_per_epoch=4, seed=0)
+    with pytest.raises(ValueError, match="options must be a kequireg.training.options.PipelineOptions"):
+        EquiRegBatches(_data(small_store), splits["train"], [], {"labeled_batch": 2})
     ds, _, _ = _datasets(small_store)
     with pytest.raises(IndexError, match="batch index"):
         ds[4]
@@ -134,7 +139,7 @@ def test_cache_off_and_kernel_threads_give_the_same_batches(small_store):
 def test_bad_cache_and_thread_arguments_are_named(small_store):
     with pytest.raises(ValueError, match="kernel_threads must be an integer >= 1"):
         _datasets(small_store, kernel_threads=0)
-    with pytest.raises(ValueError, match="cache_bytes must be >= 0"):
+    with pytest.raises(ValueError, match="cache_bytes must be an integer >= 0"):
         _datasets(small_store, cache_bytes=-1)
 
 

@@ -146,11 +146,11 @@ def to_numpy(x):
 
 
 def sgd_model(network, lr=1.0, **kwargs):
-    """``EquiRegModel(network, **kwargs)`` compiled with plain SGD (lr = 1: a step subtracts the gradient)."""
+    """``EquiRegModel(network, StepOptions(**kwargs))`` compiled with plain SGD (lr = 1: a step subtracts the gradient)."""
     import keras
 
-    from kequireg.training import EquiRegModel
+    from kequireg.training import EquiRegModel, StepOptions
 
-    model = EquiRegModel(network, **kwargs)
+    model = EquiRegModel(network, StepOptions(**kwargs))
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
     return model

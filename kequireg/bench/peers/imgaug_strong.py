@@ -1,6 +1,6 @@
 """The strong workload in imgaug 0.4.0: ``python imgaug_strong.py INPUTS.npz SECONDS``.
 
-Run by ``kequireg.bench.augment.strong_imgaug`` with the interpreter of ``--imgaug-python``
+Run by ``kequireg.bench.augment_peers.strong_imgaug`` with the interpreter of ``--imgaug-python``
 (imgaug 0.4.0 needs numpy < 2, so it cannot share kequireg's interpreter). INPUTS.npz holds
 ``image``, ``probs`` and ``labels`` (the same arrays augment is timed on). The rate is measured by
 ``kequireg/bench/timing.py``, loaded by path (kequireg need not be installed here). Prints one
