@@ -1,4 +1,4 @@
-"""Augment engine benchmarks (DESIGN.md "Performance workloads") as a script.
+"""Augment engine benchmarks (docs/architecture.md "Performance workloads") as a script.
 
 Runs ``kequireg.bench.augment.run``, the code of ``kequireg bench augment``. Example::
 

@@ -1,4 +1,4 @@
-"""Train-step and input-pipeline benchmarks (DESIGN.md) as a script::
+"""Train-step and input-pipeline benchmarks (docs/architecture.md) as a script::
 
     python benchmarks/bench_train.py train-step [--backend jax] [--model fc-densenet56 --size 64]
     python benchmarks/bench_train.py pipeline   [--backend torch] [--data STORE.h5]

@@ -17,4 +17,4 @@ WORKLOADS: dict[str, tuple[str, str, str]] = {
 
 @click.group(cls=LazyGroup, commands=WORKLOADS, section="Workloads")
 def bench() -> None:
-    """Throughput benchmarks defined in DESIGN.md; each prints ratios against peers run in the same process."""
+    """Throughput benchmarks defined in docs/architecture.md; each prints ratios against peers run in the same process."""

@@ -6,14 +6,12 @@ from pathlib import Path
 
 import click
 
+from cli.dataclass_options import click_options
 from cli.executor_options import executor_options
 from cli.options import backend_option, float_list, int_list, method_list, progress_option
 from kequireg import settings as defaults
-from kequireg.options import defaults_of
+from kequireg.inference.options import InferenceOptions
 from kequireg.training.config import TrainConfig
-
-# The training options below mirror TrainConfig fields: their defaults are TrainConfig's.
-TRAINING = defaults_of(TrainConfig)
 
 
 @click.command()
@@ -29,21 +27,12 @@ TRAINING = defaults_of(TrainConfig)
 @click.option("--repeats", type=click.IntRange(min=1), default=defaults.THESIS_REPEATS, show_default=True,
               help="Training repeats per cell.")
 @click.option("--equireg-full/--no-equireg-full", default=True, show_default=True, help="Also run EquiReg at 100% labels.")
-@click.option("--model", type=click.Choice(defaults.MODEL_PRESETS), default=None,
-              help="Model preset. [default: training's: fc-densenet103, or tiny on the demo data]")
-@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None, help="Steps between validations. [default: training's]")
-@click.option("--patience", type=click.IntRange(min=0), default=None, help="Early-stopping patience. [default: training's]")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Step budget per run. [default: training's]")
-@click.option("--lambda", "lambda_", type=click.FloatRange(min=0), default=TRAINING["lambda_"], show_default=True,
-              help="EquiReg weight λ.")
-@click.option("--teacher-mode", type=click.Choice(defaults.TEACHER_MODES), default=TRAINING["teacher_mode"],
-              show_default=True,
-              help="EquiReg teacher's BatchNorm statistics: batch (train) or moving (inference).")
+@click_options(TrainConfig, names=("model", "steps_per_epoch", "patience", "max_steps", "lambda_", "teacher_mode"))
 @click.option("--split", type=click.Choice(defaults.EVAL_SPLITS), default=None,
               help="Held-out patients every run is evaluated on. [default: test; val, with a warning, when the "
               "store has no test patients]")
-@click.option("--seed", type=int, default=TRAINING["seed"], show_default=True, help="Base training seed (each repeat adds 1000).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Slices per forward pass in evaluation.")
+@click_options(TrainConfig, names=("seed",), overrides={"seed": {"help": "Base training seed (each repeat adds 1000)."}})
+@click_options(InferenceOptions, names=("batch_size",))
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end (needs matplotlib).")
 @click.option("--budget", type=click.Choice(defaults.BUDGETS), default=None,
               help="How long each method trains: the same steps, the same labeled slices seen, or each run to "

@@ -32,7 +32,7 @@ DEMO_MODEL = "tiny"
 TEACHER_MODES = ("train", "inference")
 RAMP_SHAPES = ("linear", "sigmoid")
 MASK_MODES = ("thesis", "valid", "none")
-# Thesis settings (DESIGN.md) on real data, small ones on the demo data set. The demo budget is
+# Thesis settings (docs/architecture.md) on real data, small ones on the demo data set. The demo budget is
 # 600 steps: EquiReg at 300 steps was still far from converged (docs/training.md).
 THESIS_DEFAULTS = {"steps_per_epoch": 500, "patience": 10, "max_steps": 50_000, "val_slices": None}
 DEMO_DEFAULTS = {"steps_per_epoch": 50, "patience": 4, "max_steps": 600, "val_slices": 64}
@@ -47,7 +47,7 @@ def training_defaults(demo: bool) -> dict:
 BATCH_DEFAULTS = {"equireg": (2, 6), "baseline": (4, 0), "mean-teacher": (2, 6), "fixmatch": (2, 6),
                   "unimatch-lite": (2, 6)}
 
-# ---- semi-supervised methods as parts (DESIGN.md) ------------------------------------------------
+# ---- semi-supervised methods as parts (docs/architecture.md) ------------------------------------------------
 TEACHERS = ("self", "ema")  # self: the network itself, gradients stopped (thesis); ema: a mean teacher
 CONSISTENCY_LOSSES = ("kl", "pseudo-ce", "mse")
 MIX_MODES = ("none", "cutmix")

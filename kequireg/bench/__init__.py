@@ -1,4 +1,4 @@
-"""Throughput benchmarks of DESIGN.md's "Performance workloads", as a library.
+"""Throughput benchmarks of docs/architecture.md's "Performance workloads", as a library.
 
 Each workload module measures, returns a JSON-friendly dict, formats it and has one entry
 point that the ``kequireg bench`` commands and the ``benchmarks/*.py`` scripts both call:

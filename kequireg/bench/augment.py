@@ -1,4 +1,4 @@
-"""The augment engine against its peers (DESIGN.md "Performance workloads").
+"""The augment engine against its peers (docs/architecture.md "Performance workloads").
 
 Workloads, all on the same inputs in one run:
 

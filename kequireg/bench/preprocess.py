@@ -1,6 +1,6 @@
 """Preprocessing time per brats-preset case, store size, slice reads (``kequireg bench preprocess``).
 
-Workload (DESIGN.md, issue 3): synthetic ``brats``-preset cases (240x240x155, 4 modalities,
+Workload (docs/architecture.md, issue 3): synthetic ``brats``-preset cases (240x240x155, 4 modalities,
 NIfTI int16) preprocessed on one core (SimpleITK and the process limited to one thread) with the
 default N4 shrink, compared with full-resolution N4 (shrink 1) on the same data; the store size
 per case extrapolated to BraTS 2019's 335 training cases; one random slice read from the store.

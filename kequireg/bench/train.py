@@ -1,4 +1,4 @@
-"""Train-step and input-pipeline benchmarks (DESIGN.md, "Performance workloads").
+"""Train-step and input-pipeline benchmarks (docs/architecture.md, "Performance workloads").
 
 train-step: the EquiReg step (2 labeled + 6 unlabeled: 14 forwards, 8 backwards) against a
 supervised step of 8 labeled slices (8 + 8), same network preset, backend and process.

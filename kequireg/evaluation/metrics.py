@@ -4,7 +4,7 @@ Argument order: every function takes the reference first and the prediction seco
 ``(target, predicted)``, as scikit-learn's ``(y_true, y_pred)`` and Keras's
 ``update_state(y_true, y_pred)`` do (``kequireg.training.metrics.slice_dice`` too).
 
-Empty-region rules (DESIGN.md): Dice = 2TP / (2TP + FP + FN) and 1 when TP = FP = FN = 0.
+Empty-region rules (docs/architecture.md): Dice = 2TP / (2TP + FP + FN) and 1 when TP = FP = FN = 0.
 Sensitivity TP / (TP + FN) and specificity TN / (TN + FP) follow the same rule: 1 when the
 denominator is 0 (nothing to find, nothing missed). Collective Dice = mean of WT, TC, ET Dice.
 """

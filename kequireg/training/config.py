@@ -142,7 +142,7 @@ class TrainConfig:
         """A copy with every None default filled (thesis or demo settings) and all values checked."""
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}. Received: method={self.method!r}")
-        defaults = dict(DEMO_DEFAULTS if demo else THESIS_DEFAULTS)
+        defaults = dict(settings.training_defaults(demo))
         defaults["model"] = settings.DEMO_MODEL if demo else settings.THESIS_MODEL
         defaults["labeled_batch"], defaults["unlabeled_batch"] = BATCH_DEFAULTS[self.method]
         filled = {key: value for key, value in defaults.items() if getattr(self, key) is None}

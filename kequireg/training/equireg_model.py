@@ -18,7 +18,7 @@ A batch without the unlabeled keys is the supervised baseline (``loss = CE``). A
 ``mix_index`` / ``mix_box`` (``kequireg.training.cutmix``) pastes each slice's box from its
 partner into the student's strong input, the warped teacher probabilities and the mask alike.
 
-The other method parts (DESIGN.md, "Semi-supervised methods as parts"): ``teacher="ema"`` runs
+The other method parts (docs/architecture.md, "Semi-supervised methods as parts"): ``teacher="ema"`` runs
 the teacher with EMA weights of the network (non-trainable variables of this model, so they are
 in every checkpoint), updated after each optimizer step; ``consistency`` replaces the KL by
 pseudo-label CE or MSE; ``sup_loss`` the CE by soft Dice or CE + Dice. The loss math

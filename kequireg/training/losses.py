@@ -5,7 +5,7 @@
     L_ER  = mean over unlabeled images of the masked mean over pixels of
             KL( warp(stop_grad teacher probs) ‖ softmax(student(strong)) )
 
-The other parts of a method (DESIGN.md, "Semi-supervised methods as parts") replace the KL by
+The other parts of a method (docs/architecture.md, "Semi-supervised methods as parts") replace the KL by
 ``pseudo_label_map`` (FixMatch) or ``mse_map`` (Mean Teacher) and the supervised CE by
 ``soft_dice_loss`` or CE + Dice (``supervised_loss``).
 

@@ -37,7 +37,7 @@ DEFAULT_CACHE_BYTES = 2 * 1024**3
 
 @dataclasses.dataclass(frozen=True)
 class StepOptions:
-    """Options of the EquiReg train step (``EquiRegModel``); see DESIGN.md, "Semi-supervised methods as parts".
+    """Options of the EquiReg train step (``EquiRegModel``); see docs/architecture.md, "Semi-supervised methods as parts".
 
     Fields (help texts below): ``lambda_`` (weight λ of the consistency term; the model keeps it in the
     non-trainable variable ``er_lambda``), ``rampup_steps`` / ``rampup`` (λ ramp-up), ``mask``,
