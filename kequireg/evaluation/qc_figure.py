@@ -13,31 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kequireg.evaluation.qc import PRIMARY_QC, qc_analysis
-from kequireg.io import atomic_path
-
-
-def pyplot():
-    """matplotlib's pyplot on the Agg backend.
-
-    Raises:
-        ImportError: matplotlib is missing (it says which extra to install).
-    """
-    try:
-        import matplotlib
-    except ImportError as err:  # plotting is an optional extra
-        raise ImportError("figures need matplotlib: pip install 'kequireg[plotting]'") from err
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: Path) -> Path:
-    """Write ``fig`` as a PNG at ``path`` atomically, then close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    pyplot().close(fig)
-    return path
+from kequireg.plotting import pyplot, save_figure
 
 
 def qc_figure(rows: list[dict], path: Path) -> Path | None:

@@ -20,29 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from kequireg.experiments.aggregate import BRIDGING_METRICS, LABELS, run_means
-from kequireg.io import atomic_path
+from kequireg.plotting import pyplot, save_figure
 
 METHOD_COLOURS = {"baseline": "#4c72b0", "equireg": "#dd8452"}
 CLASS_COLOURS = np.array([[0, 0, 0, 0], [0.85, 0.1, 0.1, 0.75], [0.1, 0.75, 0.2, 0.55], [1.0, 0.85, 0.0, 0.8]])
-
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as err:  # plotting is an optional extra
-        raise ImportError("figures need matplotlib: pip install 'kequireg[plotting]'") from err
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    """Write ``fig`` as a PNG at ``path`` atomically, then close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
-    return path
 
 
 def _fraction_axis(ax, fractions):
@@ -55,7 +36,7 @@ def _fraction_axis(ax, fractions):
 
 def dice_scatter(rows: list[dict], out_dir: Path) -> list[Path]:
     """Per-model mean Dice per region, one panel per region, colour = label seed; one file per method."""
-    plt = _pyplot()
+    plt = pyplot()
     runs = run_means(rows)
     fractions = sorted({r["fraction"] for r in runs})
     seeds = sorted({int(r["label_seed"]) for r in runs})
@@ -76,13 +57,13 @@ def dice_scatter(rows: list[dict], out_dir: Path) -> list[Path]:
         axes[0].set_ylabel("mean Dice over held-out patients")
         axes[-1].legend(fontsize=8, loc="lower right")
         fig.suptitle(f"{method}: one point per trained model", y=1.03)
-        paths.append(_save(fig, out_dir / f"dice_scatter_{method}.png"))
+        paths.append(save_figure(fig, out_dir / f"dice_scatter_{method}.png"))
     return paths
 
 
 def dice_vs_fraction(summary: dict, out_dir: Path) -> Path:
     """Mean Dice vs labeled fraction with 95% intervals, per region, one line per method."""
-    plt = _pyplot()
+    plt = pyplot()
     cells = summary["cells"]
     fractions = sorted({c["fraction"] for c in cells})
     fig, axes = plt.subplots(1, len(BRIDGING_METRICS), figsize=(3.2 * len(BRIDGING_METRICS), 3.2), sharey=True)
@@ -99,14 +80,14 @@ def dice_vs_fraction(summary: dict, out_dir: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mean Dice (95% CI)")
     axes[-1].legend(fontsize=8, loc="lower right")
-    return _save(fig, out_dir / "dice_vs_fraction.png")
+    return save_figure(fig, out_dir / "dice_vs_fraction.png")
 
 
 def bridging_bars(summary: dict, out_dir: Path) -> Path | None:
     """Bridging coefficient per fraction (groups) and region (bars) with 95% intervals."""
     if not summary["bridging"]:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     methods = [e.get("method", "equireg") for e in summary["bridging"]]
     primary = "equireg" if "equireg" in methods else methods[0]  # the figure shows one method's coefficients
     entries = [e for e in summary["bridging"] if e.get("method", "equireg") == primary]
@@ -139,7 +120,7 @@ def bridging_bars(summary: dict, out_dir: Path) -> Path | None:
     ax.set_title(f"share of the gap to 100% labels closed by {'EquiReg' if primary == 'equireg' else primary}")
     ax.legend(handles, [LABELS[m] for m in BRIDGING_METRICS], fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     ax.text(1.0, -0.3, "hatched: gap interval includes 0; n/a: no gap", transform=ax.transAxes, ha="right", fontsize=7)
-    return _save(fig, out_dir / "bridging.png")
+    return save_figure(fig, out_dir / "bridging.png")
 
 
 def equivariance_bars(summary: dict, out_dir: Path) -> Path | None:
@@ -147,7 +128,7 @@ def equivariance_bars(summary: dict, out_dir: Path) -> Path | None:
     cells = [c for c in summary["cells"] if "equivariance_dice" in c]
     if not cells:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fractions = sorted({c["fraction"] for c in cells})
     methods = sorted({c["method"] for c in cells})
     width = 0.8 / len(methods)
@@ -171,7 +152,7 @@ def equivariance_bars(summary: dict, out_dir: Path) -> Path | None:
     lows = [c["equivariance_dice"]["ci_low"] for c in cells]
     ax.set_ylim(max(0.0, min(lows) - 0.1), 1.0)
     ax.set_title("Dice(T(f(x)), f(T(x))), strong T")
-    return _save(fig, out_dir / "equivariance.png")
+    return save_figure(fig, out_dir / "equivariance.png")
 
 
 def overlay_rgba(labels: np.ndarray) -> np.ndarray:
@@ -181,7 +162,7 @@ def overlay_rgba(labels: np.ndarray) -> np.ndarray:
 
 def overlays(image_slices: np.ndarray, panels: dict[str, np.ndarray], case_id: str, out_dir: Path, channel: int = 0) -> Path:
     """Rows = slices; columns = the panels (e.g. ground truth, baseline, EquiReg) over one channel."""
-    plt = _pyplot()
+    plt = pyplot()
     n_rows, n_cols = len(image_slices), len(panels)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.4 * n_cols, 2.4 * n_rows), squeeze=False)
     for r in range(n_rows):
@@ -194,7 +175,7 @@ def overlays(image_slices: np.ndarray, panels: dict[str, np.ndarray], case_id: s
             if r == 0:
                 ax.set_title(title, fontsize=9)
     fig.suptitle(f"{case_id}: red necrosis/non-enhancing, green edema, yellow enhancing", fontsize=9)
-    return _save(fig, out_dir / f"overlays_{case_id}.png")
+    return save_figure(fig, out_dir / f"overlays_{case_id}.png")
 
 
 def tumour_slices(labels: np.ndarray, count: int = 3) -> np.ndarray:
@@ -212,7 +193,7 @@ def tumour_slices(labels: np.ndarray, count: int = 3) -> np.ndarray:
 def uncertainty_maps(image_slices: np.ndarray, labels: np.ndarray, maps: dict[str, np.ndarray], case_id: str,
                      out_dir: Path, channel: int = 0) -> Path:
     """Rows = slices; columns = the image with the predicted labels, then each map (e.g. entropy)."""
-    plt = _pyplot()
+    plt = pyplot()
     n_rows, n_cols = len(image_slices), 1 + len(maps)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.4 * n_cols, 2.4 * n_rows), squeeze=False)
     for r in range(n_rows):
@@ -229,4 +210,4 @@ def uncertainty_maps(image_slices: np.ndarray, labels: np.ndarray, maps: dict[st
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle(f"{case_id}: test-time augmentation uncertainty (nats)", fontsize=9)
-    return _save(fig, out_dir / f"uncertainty_maps_{case_id}.png")
+    return save_figure(fig, out_dir / f"uncertainty_maps_{case_id}.png")

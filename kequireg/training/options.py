@@ -24,9 +24,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from kequireg import settings
 from kequireg.options import check_options, coerce_floats, option
+
+if TYPE_CHECKING:  # annotations only: the policies are built where the batches are
+    import augment
 
 FROM_METHOD = "from --method."
 _THESIS = settings.METHOD_PRESETS["equireg"]

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from kequireg.models import TIRAMISU_PRESETS, build_model, build_tiramisu, resolve_config
+from kequireg.models import build_model, build_tiramisu, resolve_config
 
 pytestmark = pytest.mark.backend
 

@@ -115,7 +115,7 @@ def test_real_tiny_preset_trains():
     import keras
 
     from kequireg.models import build_model
-    from kequireg.training import EquiRegModel, StepOptions
+    from kequireg.training import EquiRegModel
 
     batch = equireg_batch(n_labeled=2, n_unlabeled=2, shape=(32, 32, 4), seed=8)
     batch["labels"] = batch["labeled"].argmax(-1).astype("int32")
@@ -173,7 +173,7 @@ def test_bad_batches_and_arguments_are_named():
 def test_save_load_predicts_identically(tmp_path):
     import keras
 
-    from kequireg.training import EquiRegModel, StepOptions
+    from kequireg.training import EquiRegModel
 
     batch = equireg_batch(seed=7)
     model = _model(conv_net(batchnorm=True, dropout=0.2), lambda_=0.3, mask="valid", rampup_steps=10, lr=0.01)
@@ -250,7 +250,7 @@ def test_jit_compiled_train_step_matches_the_plain_one():
 def _compiled_model(network, jit_compile):
     import keras
 
-    from kequireg.training import EquiRegModel, StepOptions
+    from kequireg.training import EquiRegModel
 
     model = EquiRegModel(network)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit_compile)
