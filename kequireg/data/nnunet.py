@@ -48,7 +48,7 @@ import re
 from pathlib import Path
 
 from kequireg.data.case_files import CaseFiles
-from kequireg.vocabulary import MODALITIES
+from kequireg.vocabulary import MODALITIES, REGIONS
 
 DATASET_JSON = "dataset.json"
 IMAGE_FOLDERS: tuple[str, ...] = ("imagesTr", "imagesTs")
@@ -239,7 +239,7 @@ def _labels(path: Path, meta: dict) -> tuple[dict, tuple[tuple[int, int], ...]]:
                               "each of background, necrosis, edema, enhancing needs one value")
         by_class[internal] = value
     if set(regions) and len(by_class) <= 1:  # region-based: background + WT/TC/ET
-        if set(regions) != {"WT", "TC", "ET"}:
+        if set(regions) != set(REGIONS):
             raise _fail(path, f"region-based labels need whole tumour, tumour core and enhancing tumour; found {sorted(regions)}")
         wt, tc, et = regions["WT"], regions["TC"], regions["ET"]
         if not (et < tc < wt) or len(et) != 1 or len(tc - et) != 1 or len(wt - tc) != 1:
