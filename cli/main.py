@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("cli.train", "train", "Train a baseline or EquiReg model on a slice store."),
     "predict": ("cli.predict", "predict", "Segment BraTS-layout cases into BraTS-format NIfTI labels."),
     "evaluate": ("cli.evaluate", "evaluate", "3D Dice / HD95 of a run or of two NIfTI folders."),
+    "suggest": ("cli.suggest", "suggest", "Rank unlabeled cases for annotation by a run's QC score (active learning)."),
     "export": ("cli.export", "export", "Export a run's network as a SavedModel or ONNX file of softmax probabilities."),
     "experiment": ("cli.experiment", "experiment", "Run the thesis's study grid with bootstrap statistics."),
     "report": ("cli.report", "report", "Draw the thesis's figures for an experiment folder."),

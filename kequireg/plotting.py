@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from kequireg.io import atomic_path
+
+# RGBA of the internal classes over an image: 1 necrosis red, 2 edema green, 3 enhancing yellow.
+CLASS_COLOURS = np.array([[0, 0, 0, 0], [0.85, 0.1, 0.1, 0.75], [0.1, 0.75, 0.2, 0.55], [1.0, 0.85, 0.0, 0.8]])
 
 
 def pyplot():
@@ -31,3 +36,8 @@ def save_figure(fig, path: Path) -> Path:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
     pyplot().close(fig)
     return path
+
+
+def overlay_rgba(labels: np.ndarray) -> np.ndarray:
+    """RGBA colours of internal labels (``CLASS_COLOURS``): 1 necrosis red, 2 edema green, 3 enhancing yellow."""
+    return CLASS_COLOURS[np.asarray(labels, dtype=np.intp)]

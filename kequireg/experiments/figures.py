@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from kequireg.experiments.aggregate import BRIDGING_METRICS, LABELS, run_means
-from kequireg.plotting import pyplot, save_figure
+from kequireg.plotting import overlay_rgba, pyplot, save_figure
 
 METHOD_COLOURS = {"baseline": "#4c72b0", "equireg": "#dd8452"}
-CLASS_COLOURS = np.array([[0, 0, 0, 0], [0.85, 0.1, 0.1, 0.75], [0.1, 0.75, 0.2, 0.55], [1.0, 0.85, 0.0, 0.8]])
 
 
 def _fraction_axis(ax, fractions):
@@ -153,11 +152,6 @@ def equivariance_bars(summary: dict, out_dir: Path) -> Path | None:
     ax.set_ylim(max(0.0, min(lows) - 0.1), 1.0)
     ax.set_title("Dice(T(f(x)), f(T(x))), strong T")
     return save_figure(fig, out_dir / "equivariance.png")
-
-
-def overlay_rgba(labels: np.ndarray) -> np.ndarray:
-    """RGBA colours of internal labels: 1 necrosis red, 2 edema green, 3 enhancing yellow."""
-    return CLASS_COLOURS[np.asarray(labels, dtype=np.intp)]
 
 
 def overlays(image_slices: np.ndarray, panels: dict[str, np.ndarray], case_id: str, out_dir: Path, channel: int = 0) -> Path:
