@@ -33,7 +33,8 @@ from kequireg.training.config import TrainConfig
               "store has no test patients]")
 @click_options(TrainConfig, names=("seed",), overrides={"seed": {"help": "Base training seed (each repeat adds 1000)."}})
 @click_options(InferenceOptions, names=("batch_size",))
-@click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end (needs matplotlib).")
+@click.option("--figures/--no-figures", default=None, help="Draw the figures at the end (needs matplotlib). "
+              "[default: on; --status and later calls: as chosen when the grid was started]")
 @click.option("--budget", type=click.Choice(defaults.BUDGETS), default=None,
               help="How long each method trains: the same steps, the same labeled slices seen, or each run to "
               "early stopping (docs/scaling.md). [default: converge on real data, steps on the demo data]")

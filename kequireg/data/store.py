@@ -108,7 +108,9 @@ class CaseRecord(GeometryFields):
 class SliceStore:
     """Read access to a slice store written by :func:`kequireg.data.store_writer.write_store`.
 
-    Thread-safe for reads in the sense h5py gives (its global lock serialises calls).
+    Thread-safe for reads in the sense h5py gives (its global lock serialises calls). Opened
+    without HDF5's file locking (``locking=False``), so any number of processes on any node read it
+    at once, on file systems without ``flock`` too.
 
     Example:
         >>> with SliceStore("brats.h5") as store:                          # doctest: +SKIP
@@ -126,7 +128,9 @@ class SliceStore:
                 "`kequireg preprocess IN_DIR STORE.h5`."
             )
         try:
-            self._file = h5py.File(self.path, "r")
+            # No HDF5 file lock: the store is only read once written (written atomically, then renamed),
+            # and the lock fails on shared file systems without flock (NFS, Lustre) where SLURM tasks read it.
+            self._file = h5py.File(self.path, "r", locking=False)
         except OSError as err:
             raise ValueError(f"{str(self.path)!r} is not a readable HDF5 file ({err}); re-create it with `kequireg preprocess`.") from err
         attrs = self._file.attrs

@@ -9,7 +9,8 @@ for the owner), job id, log file, time. A claim may be taken over when it is **s
 - its host is this host and its process is gone;
 - its job id is this process's job id: a requeued SLURM task (same ``<array job>_<task>``) or a
   restarted local job retakes its own claim;
-- its job is a SLURM job that ``sacct`` reports finished, wherever it ran.
+- its job is a SLURM job that has ended, wherever it ran (``SlurmJobs``: ``squeue``, then
+  ``sacct`` where accounting is on).
 
 Take-overs are serialised by an ``flock`` on ``RUN_DIR/claim.lock`` and re-check the claim under
 the lock, so two workers that both find a stale claim never both take it. Every claim taken
@@ -117,18 +118,86 @@ class Owner:
         return f"{self.label + ' ' if self.label else ''}{where}, since {when}"
 
 
-def slurm_job_finished(job_id: str) -> bool | None:
-    """Whether SLURM reports ``job_id`` finished (``sacct``); None when that cannot be told."""
-    if shutil.which("sacct") is None:
-        return None
+def parse_squeue(text: str) -> dict[str, str]:
+    """{job id: state} from ``squeue -h -r --states=all -o %i|%T`` (one line per array task).
+
+    Example:
+        >>> parse_squeue("12_0|RUNNING\\n12_1|PENDING\\n13|COMPLETED\\n")
+        {'12_0': 'RUNNING', '12_1': 'PENDING', '13': 'COMPLETED'}
+    """
+    rows = (line.split("|") for line in text.splitlines() if "|" in line)
+    return {job.strip(): state.strip() for job, state, *_ in rows}
+
+
+def parse_sacct(text: str) -> dict[str, str]:
+    """{job id: state} from ``sacct -X -n -P -o JobID,State``; ``CANCELLED by 0`` is ``CANCELLED``.
+
+    sacct adds who cancelled a job to its state, so the state is the first word of the State
+    column (not of the line). A requeued job has one row per attempt: the last row wins.
+
+    Example:
+        >>> parse_sacct("12_0|CANCELLED by 0\\n12_1|COMPLETED\\n")
+        {'12_0': 'CANCELLED', '12_1': 'COMPLETED'}
+    """
+    rows = (line.split("|") for line in text.splitlines() if "|" in line)
+    return {job.strip(): state.split()[0] for job, state, *_ in rows if state.split()}
+
+
+class SlurmJobs:
+    """Whether SLURM jobs have ended, asked once per object (one ``squeue`` for all jobs).
+
+    A job is **running** (not ended) while ``squeue`` lists it in a state other than a final one
+    (``SLURM_FINISHED``); a requeued job is PENDING again. A job ``squeue`` no longer lists
+    (purged after ``MinJobAge``, or a pending array task cancelled alone, which leaves no record
+    at all) has ended: ``sacct`` names its final state where accounting is on, and where it is
+    off (``sacct``: accounting storage is disabled) or has no row, the job is ended all the same,
+    since the controller no longer holds it. When ``squeue`` cannot reach the controller (or is
+    not installed) nothing can be told: None.
+
+    Args:
+        run: callable(argv) -> (returncode, stdout, stderr). Defaults to running the command.
+    """
+
+    def __init__(self, run=None):
+        self._run = run or _run_command
+        self._queue: dict[str, str] | None = None
+        self._queue_ok = False
+
+    def state(self, job_id: str) -> str | None:
+        """The job's state (``RUNNING``, ``PENDING``, ``CANCELLED``, ...), ``"GONE"`` when SLURM no
+        longer knows it, None when SLURM cannot be asked."""
+        if self._queue is None:
+            code, out, _ = self._run(["squeue", "-h", "-r", "--states=all", "-o", "%i|%T"])
+            self._queue_ok = code == 0
+            self._queue = parse_squeue(out) if self._queue_ok else {}
+        job_id = str(job_id)
+        if job_id in self._queue:
+            return self._queue[job_id]
+        code, out, _ = self._run(["sacct", "-j", job_id, "-X", "-n", "-P", "-o", "JobID,State"])
+        accounted = parse_sacct(out) if code == 0 else {}
+        if job_id in accounted:
+            return accounted[job_id]
+        return "GONE" if self._queue_ok else None
+
+    def finished(self, job_id: str) -> bool | None:
+        """Whether the job has ended; None when that cannot be told (see the class docstring)."""
+        state = self.state(job_id)
+        return None if state is None else state == "GONE" or state.startswith(SLURM_FINISHED)
+
+
+def _run_command(argv: list[str]) -> tuple[int, str, str]:
+    if shutil.which(argv[0]) is None:
+        return 127, "", f"{argv[0]}: not installed"
     try:
-        out = subprocess.run(["sacct", "-j", job_id, "-X", "-n", "-P", "-o", "State"], capture_output=True,
-                             text=True, timeout=30, check=True).stdout.split()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if not out:
-        return None
-    return out[-1].split()[0].startswith(SLURM_FINISHED)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as err:
+        return 1, "", str(err)
+    return done.returncode, done.stdout, done.stderr
+
+
+def slurm_job_finished(job_id: str) -> bool | None:
+    """Whether SLURM reports ``job_id`` ended (``SlurmJobs.finished``); None when that cannot be told."""
+    return SlurmJobs().finished(job_id)
 
 
 def _alive(pid: int, start: str | None) -> bool:

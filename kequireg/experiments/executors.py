@@ -61,7 +61,8 @@ class ExecutorOptions:
         parallel: int or None. ``local``: workers at once; None = one per visible GPU, else 2.
         threads_per_run: int or None. CPU threads of each run (OpenMP, TensorFlow, torch, XLA,
             Numba). None: all of them for ``sequential``; cores / ``parallel`` for ``local``;
-            ``$SLURM_CPUS_PER_TASK`` (if set) for ``slurm``.
+            the CPUs SLURM granted each task for ``slurm`` (``$SLURM_CPUS_PER_TASK``, else
+            ``$SLURM_CPUS_ON_NODE``).
         gpus_per_run: int. ``slurm``: GPUs of each task (``--gpus-per-node``). Defaults to 1.
         slurm_partition: str or None. ``--partition``.
         slurm_time: str. Time limit of each task: minutes, ``H:MM:SS`` or ``D-HH:MM:SS``. A run
@@ -80,7 +81,7 @@ class ExecutorOptions:
     parallel: int | None = option(None, "local: runs at once, one GPU each. [default: one per visible GPU, else 2]",
                                   kind=int, low=1)
     threads_per_run: int | None = option(None, "CPU threads of each run. [default: all (sequential), cores / "
-                                         "--parallel (local), $SLURM_CPUS_PER_TASK (slurm)]", kind=int, low=1)
+                                         "--parallel (local), the CPUs SLURM grants (slurm)]", kind=int, low=1)
     gpus_per_run: int = option(1, "slurm: GPUs of each task.", low=0)
     slurm_partition: str | None = option(None, "slurm: partition of the tasks.", kind=str)
     slurm_time: str = option(DEFAULT_SLURM_TIME, "slurm: time limit of each task (minutes, H:MM:SS or D-HH:MM:SS); "

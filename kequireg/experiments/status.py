@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from kequireg.experiments import claims
 from kequireg.experiments.experiment_settings import ExperimentSettings
@@ -15,6 +16,13 @@ from kequireg.experiments.plan import RunSpec, eval_csv, plan_grid, run_folder
 from kequireg.training.run_dir import RunDir
 
 RUN_STATUSES = ("done", "running", "failed", "queued", "pending")
+# submitit's folder of the slurm executor's jobs (``executors.submit_slurm``), under the experiment folder
+SLURM_JOBS = Path("jobs", "slurm")
+
+
+def slurm_task_log(experiment_dir: str | os.PathLike, job_id: str) -> Path:
+    """The log a SLURM task writes its errors and progress to: submitit's ``<job>_0_log.err``."""
+    return Path(experiment_dir) / SLURM_JOBS / f"{job_id}_0_log.err"
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,7 @@ class RunState:
 
 
 def run_states(experiment_dir: str | os.PathLike, settings: ExperimentSettings, queued: dict | None = None,
-               job_finished=claims.slurm_job_finished) -> list[RunState]:
+               job_finished=None) -> list[RunState]:
     """The state of every run of the grid, in ``plan_grid`` order.
 
     Args:
@@ -42,10 +50,13 @@ def run_states(experiment_dir: str | os.PathLike, settings: ExperimentSettings, 
         settings: its ExperimentSettings (split resolved).
         queued: {run name: SLURM job id} of submitted tasks; a pending run with a job that has not
             finished is ``"queued"``.
-        job_finished: callable(job_id) -> bool | None (``claims.slurm_job_finished``).
+        job_finished: callable(job_id) -> bool | None. Defaults to one ``claims.SlurmJobs`` for
+            the call (one ``squeue``). A submitted run whose job ended before it claimed the run
+            is pending (the next submission retries it), with the task's log when it started.
     """
     me = claims.Owner.current()
     queued = queued or {}
+    job_finished = job_finished or claims.SlurmJobs().finished
     states = []
     for spec in plan_grid(settings):
         run = RunDir(run_folder(experiment_dir, spec))
@@ -61,12 +72,24 @@ def run_states(experiment_dir: str | os.PathLike, settings: ExperimentSettings, 
             state = RunState(spec, "queued", f"SLURM job {queued[spec.name]}")
         elif holder is not None:
             state = RunState(spec, "pending", f"interrupted ({holder.describe()}); resumes from its checkpoint")
+        elif spec.name in queued and not claims.attempts(run.path):
+            state = _ended_before_start(experiment_dir, spec, queued[spec.name])
         elif run.is_trained():
             state = RunState(spec, "pending", "trained; to be evaluated")
         else:
             state = RunState(spec, "pending", "resumes from its checkpoint" if run.holds_run() else "not started")
         states.append(state)
     return states
+
+
+def _ended_before_start(experiment_dir, spec: RunSpec, job_id: str) -> RunState:
+    """A submitted run whose SLURM task ended without ever claiming it: cancelled, or died first."""
+    log = slurm_task_log(experiment_dir, job_id)
+    if log.is_file():
+        return RunState(spec, "pending", f"SLURM job {job_id} failed before starting the run (see its log); "
+                        "the next submission retries it", str(log))
+    return RunState(spec, "pending", f"SLURM job {job_id} ended without starting (cancelled?); the next "
+                    "submission retries it")
 
 
 def clear_failures(experiment_dir: str | os.PathLike, settings: ExperimentSettings) -> list[str]:

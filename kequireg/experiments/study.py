@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 from kequireg.data.dataset import open_dataset
 from kequireg.experiments import executors
@@ -26,6 +27,7 @@ from kequireg.experiments.report import make_report
 from kequireg.experiments.status import clear_failures, describe_states, run_states
 from kequireg.experiments.worker import run_experiment
 from kequireg.experiments.worker_env import pin_worker
+from kequireg.io import atomic_write_json, read_json
 
 
 @dataclasses.dataclass
@@ -47,8 +49,22 @@ class StudyResult:
         return [s for s in self.states if s.status == "failed"]
 
 
+REPORT_OPTIONS = "report_options.json"  # {"figures": bool}: the choice made when the runs were started
+
+
+def figures_choice(experiment_dir: str | os.PathLike, figures: bool | None, status_only: bool) -> bool:
+    """Whether to draw the figures: ``figures`` when given (and recorded unless ``status_only``), else
+    the choice recorded when the grid was started or submitted, else True."""
+    path = Path(experiment_dir) / REPORT_OPTIONS
+    if figures is None:
+        return bool(read_json(path, "report options").get("figures", True)) if path.is_file() else True
+    if not status_only:
+        atomic_write_json(path, {"figures": bool(figures)})
+    return bool(figures)
+
+
 def run_study(experiment_dir: str | os.PathLike, settings, *, executor=None, status_only: bool = False,
-              batch_size: int = 16, figures: bool = True, progress: bool = True, log=print,
+              batch_size: int = 16, figures: bool | None = None, progress: bool = True, log=print,
               dataset=None) -> StudyResult:
     """Run every pending run of ``settings`` into ``experiment_dir`` on ``executor``; aggregate once all are done.
 
@@ -58,7 +74,8 @@ def run_study(experiment_dir: str | os.PathLike, settings, *, executor=None, sta
         executor: ``executors.ExecutorOptions``; None = sequential in this process.
         status_only: bool. Train and submit nothing: report the runs, aggregate if all are done.
         batch_size: int. Slices per forward pass in evaluation. Defaults to 16.
-        figures: bool. Draw the figures and ``report.md`` (needs matplotlib). Defaults to True.
+        figures: bool or None. Draw the figures and ``report.md`` (needs matplotlib). None: as
+            chosen when the grid was started or submitted (``report_options.json``), else True.
         progress: bool. Progress on stderr. Defaults to True.
         log: status-line callback.
         dataset: an open Dataset of ``settings.data``; None = open it here for the whole study.
@@ -75,6 +92,7 @@ def run_study(experiment_dir: str | os.PathLike, settings, *, executor=None, sta
         dataset = open_dataset(settings.data, progress=progress)
     try:
         settings = load_or_save_settings(experiment_dir, settings.resolve(dataset))
+        figures = figures_choice(experiment_dir, figures, status_only)
         log(f"experiment {experiment_dir}: {len(plan_grid(settings))} runs")
         if not status_only:
             if executor.retry_failed and (names := clear_failures(experiment_dir, settings)):

@@ -7,19 +7,20 @@ device and threads before keras loads (``worker_env.pin_worker``), then is one
 
 On a timeout or preemption submitit calls ``checkpoint``, which resubmits the same callable with
 the same arguments; the requeued job keeps its job id, so it retakes its own claims and
-``train(resume=True)`` continues each run from its last checkpoint.
+``train(resume=True)`` continues each run from its last checkpoint. A SLURM task that fails
+before it could claim its run (the store moved away, say) records the error in the run's
+``failed.json`` with its log, so ``--status`` names the cause instead of "not started".
 """
 
 from __future__ import annotations
-
-import os
 
 import submitit
 
 from kequireg.experiments import claims
 from kequireg.experiments.experiment_settings import load_settings
+from kequireg.experiments.plan import plan_grid, run_folder
 from kequireg.experiments.status import run_states
-from kequireg.experiments.worker_env import job_log, pin_worker, worker_log
+from kequireg.experiments.worker_env import granted_cpus, job_log, pin_worker, worker_log
 
 
 class LocalWorker(submitit.helpers.Checkpointable):
@@ -58,7 +59,7 @@ class RunTask(submitit.helpers.Checkpointable):
     Args:
         experiment_dir: str. The experiment folder, on a file system the nodes share.
         backend: str or None. ``KERAS_BACKEND`` of the task.
-        threads: int or None. CPU threads; None = ``$SLURM_CPUS_PER_TASK`` when set.
+        threads: int or None. CPU threads; None = the CPUs SLURM granted (``worker_env.granted_cpus``).
         batch_size: int. Evaluation batch. progress: bool. Keras progress in the log.
     """
 
@@ -68,13 +69,29 @@ class RunTask(submitit.helpers.Checkpointable):
         self.batch_size, self.progress = batch_size, progress
 
     def __call__(self, name: str) -> str:
-        threads = self.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", 0) or 0) or None
+        threads = self.threads or granted_cpus()
         pin_worker(None, threads, self.backend)
         # lazy: import time: keras loads with the worker module, after pin_worker set the threads
         from kequireg.experiments.worker import run_experiment
 
         settings = load_settings(self.experiment_dir)
         owner = claims.Owner.current(label="SLURM task", log=job_log())
-        run_experiment(self.experiment_dir, settings, batch_size=self.batch_size, progress=self.progress,
-                       log=worker_log(f"task {name}"), owner=owner, names=(name,))
+        try:
+            run_experiment(self.experiment_dir, settings, batch_size=self.batch_size, progress=self.progress,
+                           log=worker_log(f"task {name}"), owner=owner, names=(name,))
+        except Exception as err:  # before the run was claimed (errors in training are recorded by the worker)
+            _record_early_failure(self.experiment_dir, settings, name, owner, err)
+            raise
         return next(s.status for s in run_states(self.experiment_dir, settings) if s.spec.name == name)
+
+
+def _record_early_failure(experiment_dir: str, settings, name: str, owner: claims.Owner, error: Exception) -> None:
+    """``failed.json`` for run ``name`` unless a live worker holds it or a failure is recorded already."""
+    spec = next((s for s in plan_grid(settings) if s.name == name), None)
+    if spec is None:
+        return
+    path = run_folder(experiment_dir, spec)
+    holder = claims.read_claim(path)
+    if claims.read_failure(path) is None and (holder is None or claims.is_stale(holder, owner)):
+        path.mkdir(parents=True, exist_ok=True)
+        claims.record_failure(path, owner, error)

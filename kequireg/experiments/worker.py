@@ -13,7 +13,9 @@ One Dataset is opened for the whole grid. Aggregation (tables, bridging) is
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -24,19 +26,60 @@ from kequireg.experiments import claims
 from kequireg.experiments.experiment_settings import ExperimentSettings, load_or_save_settings
 from kequireg.experiments.plan import RunSpec, eval_csv, plan_grid, run_folder, train_config
 from kequireg.inference.options import InferenceOptions
+from kequireg.io import atomic_write_json, read_json
 from kequireg.training.run import train
 from kequireg.training.run_dir import RunDir
 
 
+ATTEMPT_SECONDS = "attempt_seconds.json"  # in the run folder: {"seconds": [one number per training attempt]}
+CLOCK_PERIOD_S = 10.0
+
+
+@contextlib.contextmanager
+def attempt_clock(run: RunDir, period_s: float = CLOCK_PERIOD_S):
+    """Time this training attempt into ``RUN_DIR/attempt_seconds.json`` next to the earlier attempts'.
+
+    The file is rewritten every ``period_s`` seconds from a background thread and once at the
+    end, so an attempt killed outright (a requeue, a preemption, ``kill -9``) still counts, short
+    of at most ``period_s``. Yields a callable returning the seconds of every attempt so far.
+    """
+    path = run.path / ATTEMPT_SECONDS
+    earlier = list(read_json(path, "attempt times")["seconds"]) if path.is_file() else []
+    start, stop = time.time(), threading.Event()
+
+    def save():
+        atomic_write_json(path, {"seconds": earlier + [round(time.time() - start, 1)]})
+
+    def beat():
+        while not stop.wait(period_s):
+            save()
+
+    thread = threading.Thread(target=beat, name="kequireg-attempt-clock", daemon=True)
+    thread.start()
+    try:
+        yield lambda: [*earlier, round(time.time() - start, 1)]
+    finally:
+        stop.set()
+        thread.join()
+        save()
+
+
 def train_run(settings: ExperimentSettings, spec: RunSpec, experiment_dir: str | os.PathLike, dataset=None,
               progress: bool = True) -> None:
-    """Train one grid cell, resuming it if an earlier attempt left a run behind; then mark it trained."""
+    """Train one grid cell, resuming it if an earlier attempt left a run behind; then mark it trained.
+
+    ``trained.json``'s ``seconds`` counts every attempt's training time (``attempt_clock``),
+    ``attempts`` how many there were.
+    """
     run = RunDir(run_folder(experiment_dir, spec))
     config = train_config(settings, spec, experiment_dir)
-    start = time.time()
-    result = train(config, resume=run.config_path.is_file(), progress=progress, dataset=dataset)
+    run.path.mkdir(parents=True, exist_ok=True)
+    with attempt_clock(run) as seconds:
+        result = train(config, resume=run.config_path.is_file(), progress=progress, dataset=dataset)
+        attempts = seconds()
     run.mark_trained({"steps": result.steps, "stopped_early": result.stopped_early,
-                      "seconds": round(time.time() - start, 1), "best_model": str(result.best_model_path)})
+                      "seconds": round(sum(attempts), 1), "attempts": len(attempts),
+                      "best_model": str(result.best_model_path)})
 
 
 def run_experiment(

@@ -36,6 +36,16 @@ def cpu_count() -> int:
     return os.cpu_count() or 1
 
 
+def granted_cpus() -> int | None:
+    """CPUs SLURM granted this job: ``$SLURM_CPUS_PER_TASK`` (``--cpus-per-task``), else, in a job,
+    ``$SLURM_CPUS_ON_NODE``; None outside SLURM."""
+    env = os.environ
+    value = env.get("SLURM_CPUS_PER_TASK") or (env.get("SLURM_JOB_ID") and env.get("SLURM_CPUS_ON_NODE"))
+    with contextlib.suppress(TypeError, ValueError):
+        return int(value) or None
+    return None
+
+
 def thread_environment(threads: int, xla_flags: str | None = None) -> dict[str, str]:
     """Environment variables that cap the CPU threads of one run (read when the libraries load)."""
     n = str(int(threads))
@@ -80,13 +90,16 @@ def pin_worker(gpu: str | None = None, threads: int | None = None, backend: str 
 
 
 def job_log() -> str | None:
-    """The log file of the submitit job this process runs in (None outside one)."""
+    """The log file of the submitit job this process runs in (None outside one): the one that
+    holds its errors and progress, ``*_log.err`` (SLURM tasks), or ``*_log.out`` when stderr goes
+    there too (local workers)."""
     if not os.environ.get("SUBMITIT_FOLDER"):
         return None
     with contextlib.suppress(Exception):
         import submitit
 
-        return str(submitit.JobEnvironment().paths.stdout)
+        paths = submitit.JobEnvironment().paths
+        return str(paths.stderr if paths.stderr.is_file() else paths.stdout)
     return None
 
 

@@ -71,7 +71,17 @@ def describe_device() -> str:
         gpus = []
     if gpus:
         return f"{backend} on GPU ({', '.join(gpus)})"
-    return f"{backend} on CPU ({os.cpu_count()} cores)"
+    return f"{backend} on CPU ({describe_cpus()})"
+
+
+def describe_cpus() -> str:
+    """``"2 cores"``; in a SLURM job the CPUs it was granted (``--cpus-per-task``, else the CPUs on
+    its node), not the machine's; then the thread cap when one is set (``OMP_NUM_THREADS``)."""
+    env = os.environ
+    granted = env.get("SLURM_CPUS_PER_TASK") or (env.get("SLURM_JOB_ID") and env.get("SLURM_CPUS_ON_NODE"))
+    text = (f"{granted} CPU(s) granted by SLURM of the node's {os.cpu_count()}" if granted
+            else f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores")
+    return text + (f", {env['OMP_NUM_THREADS']} thread(s)" if env.get("OMP_NUM_THREADS") else "")
 
 
 def default_run_dir(config: TrainConfig, root: str | os.PathLike = "runs") -> Path:

@@ -19,7 +19,9 @@ Every file is written atomically (``kequireg.io``). An epoch is committed in thi
 knows the pending epoch and deletes the pending file when it does not, so a kill at any point
 leaves ``best.keras`` and ``checkpoint.npz`` consistent. Setting the environment variable
 ``KEQUIREG_KILL_AT`` to one of ``FAULT_POINTS`` (optionally ``POINT@EPOCH``; ``batch@E.B`` is
-training batch B of epoch E) kills the process with SIGKILL there (fault injection for tests).
+training batch B of epoch E) kills the process with SIGKILL there (fault injection for tests);
+``KEQUIREG_PAUSE_AT`` (same values) makes it sleep there for ``$KEQUIREG_PAUSE_S`` seconds
+(default 300), so a test can act on a run caught mid-way (requeue it, ask its status).
 
 Example:
     >>> run = RunDir("runs/equireg-0.1-s0")                          # doctest: +SKIP
@@ -32,6 +34,7 @@ import io
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +46,13 @@ FAULT_POINTS = ("after-pending-best", "after-checkpoint", "after-best", "batch")
 
 
 def fault(point: str, where: int | str | None = None) -> None:
-    """Kill this process with SIGKILL if ``$KEQUIREG_KILL_AT`` names ``point`` (or ``point@where``)."""
-    wanted = os.environ.get("KEQUIREG_KILL_AT")
-    if wanted and wanted in (point, f"{point}@{where}"):
+    """Kill this process with SIGKILL if ``$KEQUIREG_KILL_AT`` names ``point`` (or ``point@where``);
+    sleep ``$KEQUIREG_PAUSE_S`` seconds (default 300) if ``$KEQUIREG_PAUSE_AT`` names it."""
+    names = (point, f"{point}@{where}")
+    if os.environ.get("KEQUIREG_KILL_AT") in names:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("KEQUIREG_PAUSE_AT") in names:
+        time.sleep(float(os.environ.get("KEQUIREG_PAUSE_S", 300)))
 
 
 class RunDir:

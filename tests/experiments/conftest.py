@@ -25,3 +25,20 @@ def _write_fake_results(tmp_path, settings, score):
 def write_fake_results():
     """Per-patient CSVs as evaluation writes them, with Dice values given by score(spec, patient)."""
     return _write_fake_results
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A one-node SLURM on localhost (munged, slurmctld, slurmd; ``slurm_cluster.LocalSlurm``) for the
+    session, stopped by PID at its end; skipped with the reason where it cannot start (not root,
+    ``slurm-wlm`` / ``munge`` not installed)."""
+    from slurm_cluster import LocalSlurm, unavailable
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm")).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
