@@ -8,7 +8,7 @@ import click
 
 from cli.dataclass_options import click_options
 from cli.executor_options import executor_options
-from cli.options import backend_option, float_list, int_list, method_list, progress_option
+from cli.options import backend_option, float_list, fold_list, int_list, method_list, progress_option
 from kequireg import settings as defaults
 from kequireg.inference.options import InferenceOptions
 from kequireg.training.config import TrainConfig
@@ -27,6 +27,10 @@ from kequireg.training.config import TrainConfig
 @click.option("--repeats", type=click.IntRange(min=1), default=defaults.THESIS_REPEATS, show_default=True,
               help="Training repeats per cell.")
 @click.option("--equireg-full/--no-equireg-full", default=True, show_default=True, help="Also run EquiReg at 100% labels.")
+@click.option("--folds", is_flag=False, flag_value="all", default=None, callback=fold_list, metavar="all|0,1,...",
+              help="Cross-validation: run every cell once per fold of the store's splits (`kequireg splits STORE "
+              "--folds K`); `--folds` alone = all folds. Folds change the training and early-stopping patients; "
+              "every run is still evaluated on the test patients. [default: no folds]")
 @click_options(TrainConfig, names=("model", "steps_per_epoch", "patience", "max_steps", "lambda_", "teacher_mode"))
 @click.option("--split", type=click.Choice(defaults.EVAL_SPLITS), default=None,
               help="Held-out patients every run is evaluated on. [default: test; val, with a warning, when the "
@@ -44,7 +48,7 @@ from kequireg.training.config import TrainConfig
 @backend_option
 @progress_option
 def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, equireg_full, split, batch_size, figures,
-               budget, status_only, executor, backend, progress, **training):
+               budget, status_only, executor, backend, progress, folds, **training):
     """Train and evaluate the grid methods x fractions x label seeds x repeats into EXPERIMENT_DIR.
 
     Defaults are the thesis's study (baseline and EquiReg at 1/5/10/100% labels, 3 label seeds,
@@ -61,6 +65,7 @@ def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, e
       kequireg experiment study/ --data brats.h5
       kequireg experiment quick/ --fractions 0.1,1.0 --label-seeds 0 --repeats 1 --model tiny
       kequireg experiment study/ --data brats.h5 --executor local --parallel 4
+      kequireg experiment cv/ --data brats.h5 --folds --fractions 0.1 --repeats 1
       kequireg experiment study/ --data brats.h5 --executor slurm --slurm-partition gpu --slurm-time 12:00:00
     """
     from kequireg.experiments.aggregate import markdown_tables
@@ -75,6 +80,7 @@ def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, e
                 template=TrainConfig(data=str(data) if data else None, **training),
                 methods=methods, fractions=fractions,
                 label_seeds=label_seeds, repeats=repeats, equireg_full=equireg_full, split=split, budget=budget,
+                folds=folds,
             )
         study = run_study(experiment_dir, settings, executor=executor, status_only=status_only, batch_size=batch_size,
                           figures=figures, progress=progress, log=lambda line: click.echo(line, err=True))

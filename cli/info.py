@@ -28,6 +28,8 @@ def info(store: str, as_json: bool) -> None:
     if s:
         click.echo(f"splits       train {s['train']}, val {s['val']}, test {s['test']}, unlabeled-only {s['unlabeled']} "
                    f"(seed {s['seed']}; {s['file']})")
+        if s.get("folds"):
+            click.echo(f"folds        {len(s['folds'])} cross-validation folds of {', '.join(map(str, s['folds']))} patients")
     else:
         click.echo("splits       none (rerun `kequireg preprocess` to write them)")
     for key, value in sorted(data["params"].items()):

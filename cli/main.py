@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "synth": ("cli.synth", "synth", "Write a synthetic BraTS-like dataset (NIfTI, BraTS layout)."),
     "preprocess": ("cli.preprocess", "preprocess", "BraTS folders -> N4 + hist-eq -> HDF5 slice store + splits."),
     "info": ("cli.info", "info", "Describe an HDF5 slice store: cases, slices, splits, parameters."),
+    "splits": ("cli.splits", "splits", "Add cross-validation folds to a store's splits file."),
     "train": ("cli.train", "train", "Train a baseline or EquiReg model on a slice store."),
     "predict": ("cli.predict", "predict", "Segment BraTS-layout cases into BraTS-format NIfTI labels."),
     "evaluate": ("cli.evaluate", "evaluate", "3D Dice / HD95 of a run or of two NIfTI folders."),

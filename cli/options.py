@@ -118,3 +118,16 @@ class _Devices(click.ParamType):
 
 
 DEVICES = _Devices()
+
+
+def fold_list(ctx, param, value):
+    """A click callback parsing ``--folds`` (``"all"`` or ``"0,1,2"``) into ``"all"``, a tuple of ints, or None."""
+    if value is None or value == "all":
+        return value
+    try:
+        out = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        out = ()
+    if not out or any(f < 0 for f in out) or len(set(out)) != len(out):
+        raise click.BadParameter(f"expected 'all' or distinct fold indices like 0,1,2. Received: {value!r}")
+    return out

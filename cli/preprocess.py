@@ -48,13 +48,17 @@ def click_progress(total: int, label: str, enabled: bool):
               help="The thesis's split: 80/20 train/val, no test patients (268 training patients of BraTS 2019's "
               "335). Scores then come from the early-stopping patients.")
 @seed_option(0, "Split seed.")
+@click.option("--folds", type=click.IntRange(min=2), default=None,
+              help="Also store K patient-level cross-validation folds over the non-test labeled patients in the "
+              "splits file (seeded by --seed; `kequireg train --fold F`, `kequireg experiment --folds`). An existing "
+              "store gets them with `kequireg splits STORE --folds K`. [default: none]")
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True,
               help="Image storage type.")
 @click.option("--keep-parts", is_flag=True, default=False,
               help="Keep STORE.parts/ (per-case results) after a complete run.")
 @progress_option
 def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, val, test, thesis_split, seed, dtype,
-               keep_parts, progress) -> None:
+               keep_parts, progress, folds) -> None:
     """Preprocess the BraTS case folders under IN_DIR (or the nnU-Net raw dataset IN_DIR) into STORE (.h5).
 
     Per case and modality: N4 bias correction inside the brain mask, histogram equalization over
@@ -91,7 +95,7 @@ def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, v
     with click_progress(total, "preprocess", progress) as update:
         try:
             report = preprocess_dataset(in_dir, store, params=params, workers=workers, val=val, test=test, seed=seed,
-                                        keep_parts=keep_parts, progress=update,
+                                        folds=folds, keep_parts=keep_parts, progress=update,
                                         log=lambda m: click.echo(f"\n{m}" if progress else m, err=True))
         except (FileNotFoundError, ValueError) as err:
             raise click.ClickException(str(err)) from err

@@ -16,13 +16,14 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kequireg import settings
-from kequireg.data.splits import labeled_subset, load_splits, splits_path
+from kequireg.data.splits import fold_splits, labeled_subset, load_splits, splits_path
 from kequireg.data.store import SliceStore
 
 
@@ -77,6 +78,39 @@ class Dataset:
     def labeled_ids(self, fraction: float, label_seed: int) -> list[str]:
         """The labeled training patients of ``(fraction, label_seed)`` (``labeled_subset``)."""
         return labeled_subset(self.splits["train"], fraction, label_seed)
+
+    @property
+    def folds(self) -> list[list[str]]:
+        """The cross-validation folds of the splits file (``[]`` when it has none)."""
+        return [list(f) for f in self.splits.get("folds") or []]
+
+    @property
+    def fold(self) -> int | None:
+        """The fold this view trains on (``for_fold``), or None for the plain split."""
+        return self.splits.get("fold")
+
+    def for_fold(self, fold: int | None) -> Dataset:
+        """This dataset seen through cross-validation fold ``fold``; None = this dataset itself.
+
+        The view's ``train_ids`` are the other folds' patients, ``val_ids`` fold ``fold``'s,
+        ``labeled_ids`` are drawn inside its ``train_ids`` and ``unlabeled_ids`` are its
+        ``train_ids`` plus the unlabeled cases; the test patients are unchanged
+        (``kequireg.data.splits.fold_splits``). It shares the open store: close the dataset it
+        came from, not the view.
+
+        Example:
+            >>> with open_dataset("brats.h5") as ds:                              # doctest: +SKIP
+            ...     view = ds.for_fold(0)
+            ...     set(view.val_ids) == set(ds.folds[0]), view.test_ids == ds.test_ids
+            (True, True)
+
+        Raises:
+            ValueError: the splits file has no folds (naming the command that adds them), or
+                ``fold`` is out of range.
+        """
+        if fold is None:
+            return self
+        return dataclasses.replace(self, splits=fold_splits(self.splits, fold, f"splits file {str(splits_path(self.path))!r}"))
 
     def eval_split(self, split: str | None = None, log=None) -> str:
         """The held-out split to evaluate on: ``split`` if given, else test, else (loudly) val.
@@ -169,6 +203,8 @@ def describe_store(path: str | os.PathLike) -> dict:
         splits = load_splits(split_file)
         info["splits"] = {"file": str(split_file), "seed": splits["seed"],
                           **{k: len(splits[k]) for k in ("train", "val", "test", "unlabeled")}}
+        if splits.get("folds"):
+            info["splits"]["folds"] = [len(f) for f in splits["folds"]]
     else:
         info["splits"] = None
     return info

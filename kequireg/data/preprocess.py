@@ -30,7 +30,7 @@ from kequireg.data.discovery import discover
 from kequireg.data.nnunet import NnunetDataset
 from kequireg.data.params import PreprocessParams
 from kequireg.data.parts import part_is_current, part_summaries, parts_dir, read_part, remove_parts, write_part
-from kequireg.data.splits import make_splits, save_splits, splits_path
+from kequireg.data.splits import make_folds, make_splits, save_splits, splits_path
 from kequireg.data.store import PreprocessedCase
 from kequireg.data.store_writer import write_store
 from kequireg.settings import DEFAULT_TEST_SHARE, DEFAULT_VAL_SHARE
@@ -163,6 +163,7 @@ def preprocess_dataset(
     val: float = DEFAULT_VAL_SHARE,
     test: float = DEFAULT_TEST_SHARE,
     seed: int = 0,
+    folds: int | None = None,
     keep_parts: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
     log: Callable[[str], None] | None = None,
@@ -178,6 +179,9 @@ def preprocess_dataset(
         workers: processes. Defaults to all cores (``os.cpu_count()``); 1 runs in this process.
         val, test: split shares of the labeled patients (see :func:`kequireg.data.splits.make_splits`).
         seed: split seed.
+        folds: int or None. Also store this many cross-validation folds over the non-test labeled
+            patients in the splits file (``kequireg.data.splits.make_folds``). When there are too
+            few patients for them the splits are written without folds, with a warning.
         keep_parts: keep the parts folder after a complete run (else it is removed when no case
             failed; with failures it is kept so a rerun only retries the failed cases).
         progress: callback ``(done, total, case_id)`` after each case.
@@ -211,6 +215,12 @@ def preprocess_dataset(
         log(f"warning: {w}")
     try:
         splits = make_splits([c.case_id for c in good], labeled_ids, val=val, test=test, seed=seed)
+        if folds is not None:
+            try:
+                splits["folds"] = make_folds(splits, folds)
+            except ValueError as err:
+                warnings.append(f"no folds written: {err}")
+                log(f"warning: no folds written: {err}")
         split_file = save_splits(splits_path(store_path), splits)
     except ValueError as err:
         split_file = None

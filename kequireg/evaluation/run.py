@@ -27,8 +27,9 @@ def evaluate_run(run: RunDir | str | os.PathLike, dataset=None, *, scoring: Scor
         dataset: the open ``Dataset`` to score on. None = the run's own data
             (``open_dataset(run.load_config().data)``), opened here and closed afterwards.
         scoring: ``ScoringOptions``: the split (None = ``dataset.eval_split()``: test, or, with a
-            warning on stderr, val when the store has no test patients), HD95, the equivariance
-            Dice and its seed. Defaults to ``ScoringOptions()``.
+            warning on stderr, val when the store has no test patients; for a cross-validation
+            run, val is its fold's validation patients), HD95, the equivariance Dice and its
+            seed. Defaults to ``ScoringOptions()``.
         options: ``InferenceOptions`` (batch size, test-time augmentation, uncertainty,
             post-processing); None = plain prediction. With uncertainty the summary gets a ``"qc"``
             entry (``kequireg.evaluation.qc.qc_analysis``: each QC score's Spearman correlation
@@ -57,6 +58,8 @@ def evaluate_run(run: RunDir | str | os.PathLike, dataset=None, *, scoring: Scor
     try:
         network = run.load_network()
         split = dataset.eval_split(scoring.split)
+        if split == "val":  # a cross-validation run's validation patients are its fold's
+            dataset = dataset.for_fold(run.load_config().fold)
         on_case = None
         if export_dir is not None:
             on_case = lambda record, predicted, probs: export_case(predicted, record, export_dir)  # noqa: E731

@@ -34,7 +34,11 @@ LABELS = {**{f"dice_{r.lower()}": r for r in REGIONS}, "dice": "collective",
 
 
 def collect(experiment_dir: str | os.PathLike, settings: ExperimentSettings | None = None) -> list[dict]:
-    """Every finished run's per-patient rows, tagged with method, fraction, label_seed, repeat, run."""
+    """Every finished run's per-patient rows, tagged with method, fraction, label_seed, repeat, run.
+
+    Runs of cross-validation folds are also tagged with ``fold``; a cell's folds count as its
+    repeats do (more runs of the same cell, scored on the same test patients).
+    """
     experiment_dir = Path(experiment_dir)
     if settings is None:
         settings = load_settings(experiment_dir)
@@ -44,8 +48,11 @@ def collect(experiment_dir: str | os.PathLike, settings: ExperimentSettings | No
         if not path.is_file():
             continue
         for row in read_csv_rows(path):
-            rows.append({"method": spec.method, "fraction": spec.fraction, "label_seed": spec.label_seed,
-                         "repeat": spec.repeat, "run": spec.name, **row})
+            tags = {"method": spec.method, "fraction": spec.fraction, "label_seed": spec.label_seed,
+                    "repeat": spec.repeat, "run": spec.name}
+            if spec.fold is not None:
+                tags["fold"] = spec.fold
+            rows.append({**tags, **row})
     return rows
 
 
@@ -208,7 +215,7 @@ def run_means(rows: list[dict]) -> list[dict]:
     out = []
     for run in sorted({r["run"] for r in rows}):
         mine = [r for r in rows if r["run"] == run]
-        entry = {k: mine[0][k] for k in ("run", "method", "fraction", "label_seed", "repeat")}
+        entry = {k: mine[0][k] for k in ("run", "method", "fraction", "label_seed", "repeat", "fold") if k in mine[0]}
         entry["patients"] = len(mine)
         for m in SUMMARY_METRICS:
             values = np.array([float(r[m]) for r in mine if m in r], dtype=float)

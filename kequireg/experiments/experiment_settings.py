@@ -20,7 +20,7 @@ from kequireg.io import atomic_write_json, read_json
 from kequireg.training.config import TrainConfig
 
 # Set per grid cell; a template's values of these are ignored.
-PER_RUN_FIELDS = ("method", "fraction", "label_seed", "seed", "run_dir")
+PER_RUN_FIELDS = ("method", "fraction", "label_seed", "seed", "run_dir", "fold")
 EXPERIMENT_FILE = "experiment.json"
 
 
@@ -45,6 +45,11 @@ class ExperimentSettings:
         budget: str or None. How long each method trains (``kequireg.experiments.budgets``):
             ``"steps"``, ``"labeled-exposure"`` or ``"converge"``. None = ``converge`` on real data
             (as the thesis), ``steps`` on the demo data; decided by ``resolve`` and saved resolved.
+        folds: cross-validation folds to run every grid cell on (``TrainConfig.fold``): a tuple
+            of fold indices, ``"all"`` (every fold of the store, decided by ``resolve``), or None
+            (no cross-validation: the store's train/val split). Folds change the training and
+            early-stopping patients only; every run is evaluated on the held-out test patients,
+            so folds need a store with test patients. Defaults to None.
         demo: bool or None. The runs train on the embedded demo data (``Dataset.is_demo``), so the
             demo's defaults fill unset fields. None = not decided yet (``resolve`` decides it).
             Not saved: experiment.json names the data (``template.data``).
@@ -60,6 +65,7 @@ class ExperimentSettings:
     equivariance_seed: int = 0
     budget: str | None = None
     demo: bool | None = field(default=None, compare=False)
+    folds: tuple[int, ...] | str | None = None
 
     def __post_init__(self):
         if not isinstance(self.template, TrainConfig):
@@ -79,6 +85,7 @@ class ExperimentSettings:
         if self.split is not None and self.split not in defaults.EVAL_SPLITS:
             raise ValueError(f"split must be one of {defaults.EVAL_SPLITS} or None. Received: split={self.split!r}")
         self.template.validate()
+        self.folds = _checked_folds(self.folds)
         if self.budget is not None:
             check_budget(self.budget, self.template)
 
@@ -92,8 +99,16 @@ class ExperimentSettings:
 
         The split is ``Dataset.eval_split`` (test, else loudly val); ``demo`` is
         ``Dataset.is_demo``; an unset budget becomes ``converge`` on real data, ``steps`` on the demo.
+        With ``folds``, ``"all"`` becomes every fold of the store and the split is test.
+
+        Raises:
+            ValueError: with ``folds``: the store has no test patients or no folds, or a fold is
+                out of range (each naming the fix).
         """
-        return self.resolved(demo=dataset.is_demo, split=dataset.eval_split(self.split))
+        if self.folds is None:
+            return self.resolved(demo=dataset.is_demo, split=dataset.eval_split(self.split))
+        folds = _resolve_folds(self.folds, dataset, self.split)
+        return dataclasses.replace(self.resolved(demo=dataset.is_demo, split=defaults.DEFAULT_EVAL_SPLIT), folds=folds)
 
     def resolved(self, demo: bool, split: str | None = None) -> ExperimentSettings:
         """A copy with ``demo`` decided, ``split`` set (when given) and the budget rule filled.
@@ -109,8 +124,8 @@ class ExperimentSettings:
 
     def require_resolved(self) -> None:
         """Raise a ``ValueError`` unless ``resolve`` decided the data and the budget rule."""
-        if self.demo is None or self.budget is None:
-            raise ValueError("the experiment settings are not resolved (demo data and budget rule undecided): "
+        if self.demo is None or self.budget is None or self.folds == "all":
+            raise ValueError("the experiment settings are not resolved (demo data, budget rule or folds undecided): "
                              "call settings.resolve(dataset) with the open Dataset first")
 
     def describe_budget(self) -> str:
@@ -122,7 +137,8 @@ class ExperimentSettings:
         template = {k: v for k, v in self.template.to_dict().items() if k not in PER_RUN_FIELDS or k == "seed"}
         return {"template": template, "methods": list(self.methods), "fractions": list(self.fractions),
                 "label_seeds": list(self.label_seeds), "repeats": self.repeats, "equireg_full": self.equireg_full,
-                "split": self.split, "equivariance_seed": self.equivariance_seed, "budget": self.budget}
+                "split": self.split, "equivariance_seed": self.equivariance_seed, "budget": self.budget,
+                "folds": self.folds if self.folds in (None, "all") else list(self.folds)}
 
     @classmethod
     def from_json(cls, payload: dict) -> ExperimentSettings:
@@ -140,6 +156,35 @@ class ExperimentSettings:
         # The saved settings were resolved on open_dataset(template.data): the demo data exactly when
         # data is None. experiment.json keeps that, not the decision (its format predates it).
         return dataclasses.replace(settings, demo=settings.data is None)
+
+
+def _checked_folds(folds) -> tuple[int, ...] | str | None:
+    """``folds`` as None, ``"all"`` or a tuple of distinct fold indices >= 0."""
+    if folds is None or folds == "all":
+        return folds
+    try:
+        out = tuple(int(f) for f in folds)
+    except (TypeError, ValueError):
+        out = ()
+    if isinstance(folds, str) or not out or len(set(out)) != len(out) or any(f < 0 for f in out):
+        raise ValueError(f"folds must be None, 'all' or distinct fold indices >= 0 like (0, 1, 2). Received: folds={folds!r}")
+    return out
+
+
+def _resolve_folds(folds, dataset, split: str | None) -> tuple[int, ...]:
+    """The fold indices of ``folds`` on the open ``dataset`` (``"all"`` = every stored fold).
+
+    Raises:
+        ValueError: the store has no test patients or no folds, or a fold is out of range.
+    """
+    if split == "val" or not dataset.test_ids:
+        raise ValueError(f"cross-validation (folds={folds!r}) evaluates every run on held-out test patients, and the "
+                         f"folds cover the validation patients; {str(dataset.path)!r} has no test share or split='val' "
+                         "was asked for. Re-run `kequireg preprocess` with --test 0.2, or drop --folds.")
+    chosen = tuple(range(len(dataset.folds))) if folds == "all" else folds
+    for fold in chosen or (0,):
+        dataset.for_fold(fold)  # the errors: no folds in the store (and how to add them), a fold out of range
+    return chosen
 
 
 def load_settings(experiment_dir: str | os.PathLike) -> ExperimentSettings:

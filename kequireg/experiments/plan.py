@@ -9,6 +9,10 @@ rule's ``max_steps`` / ``patience``; every other training setting comes from the
 
 At a labeled fraction of 1.0 every label seed selects the same patients, so only the first
 label seed is run there (its repeats still differ by training seed).
+
+With cross-validation folds (``ExperimentSettings.folds``) every cell runs once per fold
+(``RunSpec.fold``, ``TrainConfig.fold``; run names gain ``-k<fold>``); without them the names
+and runs are those of earlier versions.
 """
 
 from __future__ import annotations
@@ -28,16 +32,18 @@ from kequireg.training.run_dir import RunDir
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One cell of the grid."""
+    """One cell of the grid (and, with cross-validation, one fold: its train/val patients)."""
 
     method: str
     fraction: float
     label_seed: int
     repeat: int
+    fold: int | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.method}-f{self.fraction:g}-l{self.label_seed}-r{self.repeat}"
+        suffix = "" if self.fold is None else f"-k{self.fold}"
+        return f"{self.method}-f{self.fraction:g}-l{self.label_seed}-r{self.repeat}{suffix}"
 
     def training_seed(self, base_seed: int = 0) -> int:
         """Seed of weights and batches: differs per repeat, shared by the methods of one cell."""
@@ -45,21 +51,30 @@ class RunSpec:
 
 
 def plan_grid(settings: ExperimentSettings) -> list[RunSpec]:
-    """The runs of an experiment in execution order (small fractions first, seeds, repeats, methods).
+    """The runs of an experiment in execution order (small fractions first, seeds, repeats, folds, methods).
 
     Example:
         >>> len(plan_grid(ExperimentSettings()))  # 2 methods x (3 fractions x 3 seeds + 1) x 3 repeats
         60
+        >>> len(plan_grid(ExperimentSettings(folds=(0, 1, 2))))   # ... x 3 folds
+        180
+
+    Raises:
+        ValueError: ``folds="all"`` not yet resolved against the store (``ExperimentSettings.resolve``).
     """
+    if settings.folds == "all":
+        raise ValueError("the experiment settings are not resolved: folds='all' is decided against the store; "
+                         "call settings.resolve(dataset) first")
     specs = []
     for fraction in sorted(set(settings.fractions)):
         seeds = settings.label_seeds[:1] if fraction >= 1.0 else settings.label_seeds
         for label_seed in seeds:
             for repeat in range(settings.repeats):
-                for method in settings.methods:
-                    if method != "baseline" and fraction >= 1.0 and not settings.equireg_full:
-                        continue
-                    specs.append(RunSpec(method, fraction, label_seed, repeat))
+                for fold in settings.folds or (None,):
+                    for method in settings.methods:
+                        if method != "baseline" and fraction >= 1.0 and not settings.equireg_full:
+                            continue
+                        specs.append(RunSpec(method, fraction, label_seed, repeat, fold))
     return specs
 
 
@@ -74,7 +89,7 @@ def eval_csv(experiment_dir: str | os.PathLike, spec: RunSpec, split: str) -> Pa
 
 
 def train_config(settings: ExperimentSettings, spec: RunSpec, experiment_dir: str | os.PathLike) -> TrainConfig:
-    """The TrainConfig of one grid cell: the template with the cell's method, fraction, seeds and run folder.
+    """The TrainConfig of one grid cell: the template with the cell's method, fraction, seeds, fold and run folder.
 
     The settings' budget rule sets the cell's ``max_steps`` (and, for ``converge``, ``patience``).
 
@@ -90,7 +105,7 @@ def train_config(settings: ExperimentSettings, spec: RunSpec, experiment_dir: st
     template = settings.template
     return dataclasses.replace(
         template, method=spec.method, fraction=spec.fraction, label_seed=spec.label_seed,
-        seed=spec.training_seed(template.seed), run_dir=str(run_folder(experiment_dir, spec)),
+        seed=spec.training_seed(template.seed), run_dir=str(run_folder(experiment_dir, spec)), fold=spec.fold,
         # a template's unlabeled batch is the semi-supervised methods'; the baseline is supervised only
         unlabeled_batch=(0 if spec.method in defaults.SUPERVISED_METHODS and template.unlabeled_batch
                          else template.unlabeled_batch),

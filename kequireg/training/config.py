@@ -54,6 +54,9 @@ class TrainConfig:
         fraction: float in (0, 1]. Share of training patients whose labels are used.
         seed: int. Run seed: weights, augmentation, batch sampling.
         label_seed: int. Seed of the labeled-patient subset (``labeled_subset``).
+        fold: int or None. Cross-validation fold: train on the store's other folds and validate
+            (early stopping) on this one (``Dataset.for_fold``; the store needs folds, see
+            ``kequireg splits``). None = the store's plain train/val split.
         model: str or None. ``kequireg.models`` preset; None = ``fc-densenet103`` on real data,
             ``tiny`` on the demo data.
         lambda_, rampup_steps, rampup, mask, temperature, confidence, teacher_mode, teacher, ema_decay,
@@ -97,6 +100,9 @@ class TrainConfig:
                              low_open=True, flags=("--labeled",))
     seed: int = option(0, "Run seed (weights, augmentation, batches).")
     label_seed: int = option(0, "Seed of the labeled-patient subset.")
+    fold: int | None = option(None, "Cross-validation fold: validate on this fold of the store's splits, train on the "
+                              "others (add folds with `kequireg splits STORE --folds K`).", kind=int, low=0,
+                              default_text="none (the store's train/val split).")
     model: str | None = option(None, "Model preset.", choices=settings.MODEL_PRESETS,
                                default_text=f"{settings.THESIS_MODEL}, or {settings.DEMO_MODEL} on the demo data.")
     include_options(locals(), StepOptions, nullable=METHOD_PARTS)

@@ -189,7 +189,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, data
         progress: bool. Keras progress on stderr: a live bar on a terminal, one line per
             epoch otherwise (logs stay small). Defaults to True.
         dataset: an open ``Dataset`` of ``config.data`` (``kequireg.data.dataset.open_dataset``),
-            to share one open store between runs; None = open (and close) it here.
+            to share one open store between runs; None = open (and close) it here. With
+            ``config.fold`` the run trains on that fold's view (``Dataset.for_fold``).
 
     Returns:
         TrainResult(run_dir, best_model_path, history, stopped_early, steps).
@@ -209,7 +210,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, data
     if owned:
         dataset = open_dataset(config.data, progress=progress)
     try:
-        return _train(config, dataset, resume, progress)
+        return _train(config, dataset.for_fold(config.fold), resume, progress)
     finally:
         if owned:
             dataset.close()
@@ -235,7 +236,8 @@ def _train(config: TrainConfig, dataset, resume: bool, progress: bool) -> TrainR
     if dataset.is_demo:
         _say(f"no --data: demo data set {str(dataset.path)!r}, model preset {config.model!r}, "
              f"{config.steps_per_epoch} steps/epoch, patience {config.patience}, max {config.max_steps} steps")
-    _say(f"{config.method}: {len(labeled_ids)} labeled of {len(dataset.train_ids)} training patients, "
+    _say(f"{config.method}{'' if dataset.fold is None else f' (fold {dataset.fold} of {len(dataset.folds)})'}: "
+         f"{len(labeled_ids)} labeled of {len(dataset.train_ids)} training patients, "
          f"unlabeled pool {len(unlabeled_ids)}, batch {config.labeled_batch}+{config.unlabeled_batch}, run dir {run.path}")
 
     with plan.scope():

@@ -92,7 +92,7 @@ def test_model_configs_saved_before_step_options_still_load():
 
 
 def test_every_config_field_round_trips_through_config_json(tmp_path):
-    values = dict(data="a.h5", method="fixmatch", fraction=0.05, seed=3, label_seed=2, model="fc-densenet56",
+    values = dict(data="a.h5", method="fixmatch", fraction=0.05, seed=3, label_seed=2, fold=1, model="fc-densenet56",
                   mix="cutmix", mix_prob=0.25, jit_compile="off", steps_per_epoch=10, patience=3, max_steps=40,
                   labeled_batch=3, unlabeled_batch=5, optimizer="adamw", learning_rate=0.01, weight_decay=0.1,
                   lr_schedule="cosine", warmup_steps=4, precision="mixed_bfloat16", val_slices=8, val_batch=4,
