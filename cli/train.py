@@ -19,6 +19,7 @@ from kequireg.training.config import TrainConfig
 _OVERRIDES = {
     "data": {"type": click.Path(exists=True, dir_okay=False)},
     "devices": {"type": DEVICES},
+    "init_from": {"type": click.Path(exists=True)},
     "run_dir": {"type": click.Path(file_okay=False)},
 }
 

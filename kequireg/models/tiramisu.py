@@ -19,6 +19,32 @@ from keras import layers
 from kequireg.models._host_init import host_initialization, track
 from kequireg.models.blocks import apply_dense_block, apply_transition_down, apply_transition_up
 
+# The encoder of a Tiramisu, by layer name (see build_tiramisu): the stem convolution, the down
+# path's dense blocks (``down{i}_*``) and transitions down (``td{i}_*``), and the bottleneck.
+# The decoder is the rest: transitions up (``tu{i}_*``), up blocks (``up{i}_*``), classifier.
+
+
+def is_encoder_layer(name: str) -> bool:
+    """Whether a Tiramisu layer (by its name) belongs to the encoder: stem, down path or bottleneck.
+
+    Args:
+        name: str. A layer name given by ``build_tiramisu``.
+
+    Returns:
+        bool. True for ``stem_conv``, ``down{i}_*``, ``td{i}_*`` and ``bottleneck*`` layers.
+
+    Example:
+        >>> is_encoder_layer("down2_layer1_conv"), is_encoder_layer("bottleneck_new_maps"), is_encoder_layer("up1_concat")
+        (True, True, False)
+    """
+    if name == "stem_conv" or name.startswith("bottleneck"):
+        return True
+    for prefix in ("down", "td"):
+        rest = name[len(prefix):]
+        if name.startswith(prefix) and rest[:1].isdigit():
+            return True
+    return False
+
 
 def _check_positive_int(value, argument: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

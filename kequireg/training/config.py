@@ -59,6 +59,14 @@ class TrainConfig:
             ``kequireg splits``). None = the store's plain train/val split.
         model: str or None. ``kequireg.models`` preset; None = ``fc-densenet103`` on real data,
             ``tiny`` on the demo data.
+        init_from: str or None. Fine-tuning: a run folder (its best.keras) or a ``.keras`` file whose
+            weights the network starts from, matched by layer name and weight shapes
+            (``kequireg.training.init_weights``). Used when a run starts, never on resume (the
+            checkpoint wins). None = fresh weights.
+        init_partial: bool. With ``init_from``: layers without a same-named, same-shaped source
+            layer keep their fresh weights (listed in the log) instead of being an error.
+        freeze_encoder: bool. With ``init_from``: the encoder (stem, down path, bottleneck;
+            ``kequireg.models.tiramisu.is_encoder_layer``) is not trainable.
         lambda_, rampup_steps, rampup, mask, temperature, confidence, teacher_mode, teacher, ema_decay,
             eval_weights, consistency, sup_loss: the training step's options, declared once in
             ``StepOptions`` (``kequireg.training.options``) and copied here flat, so config.json and
@@ -105,6 +113,13 @@ class TrainConfig:
                               default_text="none (the store's train/val split).")
     model: str | None = option(None, "Model preset.", choices=settings.MODEL_PRESETS,
                                default_text=f"{settings.THESIS_MODEL}, or {settings.DEMO_MODEL} on the demo data.")
+    init_from: str | None = option(None, "Fine-tune: start the network from a run folder's best.keras or a .keras file, "
+                                   "layer by layer (same name and weight shapes).", kind=str,
+                                   default_text="fresh weights (--seed).")
+    init_partial: bool = option(False, "With --init-from: layers with no same-named, same-shaped source layer (e.g. a "
+                                "classifier for another class count) keep their fresh weights instead of failing.")
+    freeze_encoder: bool = option(False, "With --init-from: train the decoder only (stem, down path and bottleneck "
+                                  "frozen, their BatchNorms on moving statistics).")
     include_options(locals(), StepOptions, nullable=METHOD_PARTS)
     mix: str | None = option(None, "CutMix the strong views (teacher targets and masks with the same boxes).",
                              choices=MIX_MODES, default_text=FROM_METHOD)
@@ -211,6 +226,9 @@ class TrainConfig:
             fail("devices", "a positive integer or 'all'")
         if self.max_steps is not None and self.warmup_steps >= self.max_steps and self.warmup_steps:
             fail("warmup_steps", f"< max_steps ({self.max_steps})")
+        for name in ("init_partial", "freeze_encoder"):
+            if getattr(self, name) and not self.init_from:
+                fail(name, "False without init_from (it applies to the loaded weights); pass --init-from RUN|FILE.keras")
 
     def use_jit(self, backend: str) -> bool:
         """Whether the train/validation steps are XLA-compiled on ``backend`` (``jit_compile`` resolved)."""

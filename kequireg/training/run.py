@@ -30,6 +30,7 @@ from kequireg.models import build_model, torch_fast
 from kequireg.training.config import TrainConfig
 from kequireg.training.distribute import plan_devices
 from kequireg.training.equireg_model import EquiRegModel
+from kequireg.training.init_weights import check_source, freeze_encoder, initialize_from, read_source
 from kequireg.training.optim import build_optimizer
 from kequireg.training.pipeline import EquiRegBatches, ValidationBatches
 from kequireg.training.run_dir import RunDir, fault
@@ -153,9 +154,13 @@ class RunKeeper(keras.callbacks.Callback):
 # ---- the run -----------------------------------------------------------------------------------
 
 
-def build_training_model(config: TrainConfig, image_shape):
+def build_training_model(config: TrainConfig, image_shape, source=None):
     """The compiled ``EquiRegModel`` of a config: network preset under ``config.precision``, its method
     parts (``TrainConfig.fill_method``) and optimizer (``kequireg.training.optim.build_optimizer``).
+
+    Fine-tuning: ``source`` (``init_weights.SourceWeights``, or None for fresh weights) is loaded
+    into the network by layer name and shapes (``config.init_partial``), before the EMA teacher
+    copies it; ``config.freeze_encoder`` freezes the encoder before the optimizer is built.
 
     Under ``mixed_bfloat16`` / ``mixed_float16`` the network computes in 16 bits with float32
     variables, its classifier stays float32 (float32 logits), and the EquiReg loss is computed
@@ -170,6 +175,10 @@ def build_training_model(config: TrainConfig, image_shape):
         network = build_model(config.model, input_shape=tuple(image_shape), num_classes=4)
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
+    if source is not None:
+        _say(initialize_from(network, source, config.init_partial).describe())
+    if config.freeze_encoder:
+        _say(f"frozen encoder: {len(freeze_encoder(network))} layers (stem, down path, bottleneck)")
     model = EquiRegModel(network, config.step_options())
     optimizer = build_optimizer(config)
     if config.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
@@ -221,6 +230,7 @@ def _train(config: TrainConfig, dataset, resume: bool, progress: bool) -> TrainR
         config = config.resolve(demo=dataset.is_demo)
     plan = plan_devices(config)  # before any JAX computation (multi-host initialisation)
     run = RunDir(config.run_dir or default_run_dir(config))
+    source = _init_source(config, run, resume, dataset.image_shape)
     if not resume and plan.is_writer:
         if run.holds_run():
             raise ValueError(
@@ -241,7 +251,7 @@ def _train(config: TrainConfig, dataset, resume: bool, progress: bool) -> TrainR
          f"unlabeled pool {len(unlabeled_ids)}, batch {config.labeled_batch}+{config.unlabeled_batch}, run dir {run.path}")
 
     with plan.scope():
-        model = build_training_model(config, dataset.image_shape)
+        model = build_training_model(config, dataset.image_shape, source)
         torch_fast.accelerate(model.network, tune_allocator=True)
         state = None
         if resume:
@@ -272,6 +282,16 @@ def _train(config: TrainConfig, dataset, resume: bool, progress: bool) -> TrainR
     _say(f"done after {steps} steps; best val CE {keeper.best:.4f} at epoch {keeper.best_epoch}"
          + (" (early stop)" if keeper.stopped else ""))
     return TrainResult(run.path, run.best_path, keeper.rows, keeper.stopped, steps)
+
+
+def _init_source(config: TrainConfig, run: RunDir, resume: bool, image_shape):
+    """The weights a run starts from (``--init-from``), checked against its network before the run dir
+    is written; None for fresh weights or when a resume has a checkpoint (the checkpoint wins)."""
+    if not config.init_from or (resume and run.checkpoint_path.is_file()):
+        return None
+    source = read_source(config.init_from)
+    check_source(config, image_shape, source)
+    return source
 
 
 def load_run(run_dir: str | os.PathLike):
