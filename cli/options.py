@@ -118,3 +118,10 @@ class _Devices(click.ParamType):
 
 
 DEVICES = _Devices()
+
+
+def given_options(ctx: click.Context, values: dict) -> dict:
+    """The entries of ``values`` whose options were given on the command line or by an environment variable
+    (what overrides a config file), not left at their defaults."""
+    given = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+    return {name: value for name, value in values.items() if ctx.get_parameter_source(name) in given}
