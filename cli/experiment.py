@@ -8,7 +8,7 @@ import click
 
 from cli.dataclass_options import click_options
 from cli.executor_options import executor_options
-from cli.options import backend_option, float_list, fold_list, int_list, method_list, progress_option
+from cli.options import backend_option, float_list, fold_list, given_options, int_list, method_list, progress_option
 from kequireg import settings as defaults
 from kequireg.inference.options import InferenceOptions
 from kequireg.training.config import TrainConfig
@@ -16,6 +16,10 @@ from kequireg.training.config import TrainConfig
 
 @click.command()
 @click.argument("experiment_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A study TOML file: a [training] table (any `kequireg train` option, the template of every run) "
+              "and a [grid] table (methods, fractions, label_seeds, repeats, equireg_full, split, budget); options "
+              "given on the command line override it (docs/scaling.md, Study files).")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Slice store (.h5). [default: the embedded demo dataset]")
 @click.option("--methods", default="baseline,equireg", show_default=True, callback=method_list,
@@ -47,8 +51,9 @@ from kequireg.training.config import TrainConfig
 @executor_options
 @backend_option
 @progress_option
-def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, equireg_full, split, batch_size, figures,
-               budget, status_only, executor, backend, progress, folds, **training):
+@click.pass_context
+def experiment(ctx, experiment_dir, config_file, data, methods, fractions, label_seeds, repeats, equireg_full, split,
+               batch_size, figures, budget, status_only, executor, backend, progress, folds, **training):
     """Train and evaluate the grid methods x fractions x label seeds x repeats into EXPERIMENT_DIR.
 
     Defaults are the thesis's study (baseline and EquiReg at 1/5/10/100% labels, 3 label seeds,
@@ -67,21 +72,23 @@ def experiment(experiment_dir, data, methods, fractions, label_seeds, repeats, e
       kequireg experiment study/ --data brats.h5 --executor local --parallel 4
       kequireg experiment cv/ --data brats.h5 --folds --fractions 0.1 --repeats 1
       kequireg experiment study/ --data brats.h5 --executor slurm --slurm-partition gpu --slurm-time 12:00:00
+      kequireg experiment study/ --config study.toml --repeats 1
     """
+    from kequireg.config_files import experiment_settings
     from kequireg.experiments.aggregate import markdown_tables
-    from kequireg.experiments.experiment_settings import ExperimentSettings, load_settings
+    from kequireg.experiments.experiment_settings import load_settings
     from kequireg.experiments.study import run_study
 
     try:
         if status_only:
             settings = load_settings(experiment_dir)  # FileNotFoundError: no experiment there yet
         else:
-            settings = ExperimentSettings(
-                template=TrainConfig(data=str(data) if data else None, **training),
-                methods=methods, fractions=fractions,
-                label_seeds=label_seeds, repeats=repeats, equireg_full=equireg_full, split=split, budget=budget,
-                folds=folds,
-            )
+            training = dict(training, data=str(data) if data else None)
+            grid = dict(methods=methods, fractions=fractions, label_seeds=label_seeds, repeats=repeats,
+                        equireg_full=equireg_full, split=split, budget=budget, folds=folds)
+            if config_file is not None:  # the file's values, where no option was given explicitly
+                training, grid = given_options(ctx, training), given_options(ctx, grid)
+            settings = experiment_settings(config_file, training, grid)
         study = run_study(experiment_dir, settings, executor=executor, status_only=status_only, batch_size=batch_size,
                           figures=figures, progress=progress, log=lambda line: click.echo(line, err=True))
     except (ValueError, FileNotFoundError, ImportError) as err:

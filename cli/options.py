@@ -131,3 +131,10 @@ def fold_list(ctx, param, value):
     if not out or any(f < 0 for f in out) or len(set(out)) != len(out):
         raise click.BadParameter(f"expected 'all' or distinct fold indices like 0,1,2. Received: {value!r}")
     return out
+
+
+def given_options(ctx: click.Context, values: dict) -> dict:
+    """The entries of ``values`` whose options were given on the command line or by an environment variable
+    (what overrides a config file), not left at their defaults."""
+    given = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+    return {name: value for name, value in values.items() if ctx.get_parameter_source(name) in given}
