@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cli.dataclass_options import click_options
+from cli.ensemble_options import ensemble_options, is_cell
 from cli.inference_options import inference_options
 from cli.options import backend_option, progress_option
 from kequireg.evaluation.scoring import ScoringOptions
@@ -26,10 +27,12 @@ from kequireg.evaluation.scoring import ScoringOptions
 @click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Runs only: also write each patient's prediction there as BraTS NIfTI (<case>.nii.gz).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
+@ensemble_options()
 @inference_options()
 @backend_option
 @progress_option
-def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_json, options, backend, progress):
+def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_json, ensemble, method, fraction, options,
+             backend, progress):
     """Evaluate RUN_DIR on its test (or validation) patients, or compare --gt DIR with --pred DIR.
 
     Writes one row per patient (Dice WT/TC/ET and collective, HD95 in mm, sensitivity,
@@ -38,11 +41,18 @@ def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_j
     predictions scored; --uncertainty adds per-case QC columns, their rank correlation with the
     true Dice and risk-coverage AURC (summary.json "qc") and the figure uncertainty.png.
 
+    Ensembles: --ensemble RUN2 (repeatable) scores the mean of the runs' softmax probabilities
+    (default output RUN_DIR/eval-SPLIT-ensembleN-HASH); with --method M --fraction F, RUN_DIR is
+    an experiment folder and every run of that grid cell is a member (default output
+    RUN_DIR/ensembles/M-fF/eval-SPLIT). summary.json lists the members under "ensemble".
+
     \b
     Examples:
       kequireg evaluate runs/equireg-0.1-s0
       kequireg evaluate runs/equireg-0.1-s0 --tta 8 --uncertainty --out eval-tta8
       kequireg evaluate --gt BraTS_val_with_seg/ --pred predictions/
+      kequireg evaluate runs/equireg-f0.1-l0-r0 --ensemble runs/equireg-f0.1-l1-r0 --tta 4
+      kequireg evaluate study/ --method equireg --fraction 0.1
     """
     import contextlib
     import json
@@ -54,6 +64,7 @@ def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_j
     from kequireg.evaluation.run import evaluate_run
     from kequireg.evaluation.score_folders import score_folders
     from kequireg.evaluation.summary import format_summary_table, summarize
+    from kequireg.experiments.ensembles import evaluate_cell
 
     folders = gt_dir is not None or pred_dir is not None
     if folders and run_dir is not None:
@@ -64,6 +75,9 @@ def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_j
         raise click.UsageError("give a RUN_DIR, or --gt DIR --pred DIR.")
     if folders and export_dir is not None:
         raise click.UsageError("--export writes a run's predictions; with --gt/--pred the predictions are already files.")
+    if folders and (ensemble or method is not None or fraction is not None):
+        raise click.UsageError("--ensemble, --method and --fraction score runs' predictions, not --gt/--pred files.")
+    cell = is_cell(ensemble, method, fraction)
     if folders and (options.describe() or options.uncertainty):
         raise click.UsageError("--tta, --uncertainty and --postprocess apply to a run's predictions, not to --gt/--pred files.")
     try:
@@ -75,8 +89,14 @@ def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_j
         else:
             # without --data: dataset None, the run's own data set
             with open_dataset(data, progress=progress) if data is not None else contextlib.nullcontext() as dataset:
-                rows, summary, out_dir = evaluate_run(run_dir, dataset, scoring=scoring, options=options,
-                                                      out_dir=out_dir, export_dir=export_dir, progress=progress)
+                if cell:
+                    rows, summary, out_dir = evaluate_cell(run_dir, method, fraction, dataset, scoring=scoring,
+                                                           options=options, out_dir=out_dir, export_dir=export_dir,
+                                                           progress=progress)
+                else:
+                    rows, summary, out_dir = evaluate_run(run_dir, dataset, scoring=scoring, options=options,
+                                                          out_dir=out_dir, export_dir=export_dir, progress=progress,
+                                                          ensemble=ensemble)
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {out_dir / PER_PATIENT_CSV} and {out_dir / SUMMARY_JSON}", err=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from cli.ensemble_options import ensemble_options, members
 from cli.inference_options import inference_options
 from cli.options import backend_option, progress_option
 
@@ -17,10 +18,11 @@ from cli.options import backend_option, progress_option
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Slice store whose preprocessing parameters to apply. [default: the run's store; thesis defaults for a bare .keras file]")
 @click.option("--overwrite", is_flag=True, help="Redo cases whose output file already exists (default: skip them).")
+@ensemble_options(files=True)
 @inference_options(save_probabilities=True)
 @backend_option
 @progress_option
-def predict(model_path, in_dir, out_dir, data, overwrite, options, backend, progress):
+def predict(model_path, in_dir, out_dir, data, overwrite, ensemble, method, fraction, options, backend, progress):
     """Segment every BraTS case folder under IN_DIR into OUT_DIR/<case>.nii.gz.
 
     RUN_DIR_OR_MODEL is a run folder from `kequireg train` or a .keras model file. Each case is
@@ -35,15 +37,22 @@ def predict(model_path, in_dir, out_dir, data, overwrite, options, backend, prog
     and OUT_DIR/qc.csv (one row per case); --save-probabilities adds
     OUT_DIR/probabilities/<case>.npz (float16, classes first).
 
+    Ensembles: --ensemble RUN2 (repeatable) adds members; with --method M --fraction F,
+    RUN_DIR_OR_MODEL is an experiment folder and every run of that grid cell is a member. The
+    members' softmax probabilities are averaged (after TTA on each); they must share the slice
+    window, channels, classes and (without --data) their store's preprocessing.
+
     \b
     Example:
       kequireg predict runs/equireg-0.1-s0 MICCAI_BraTS_2019_Data_Validation/ predictions/
       kequireg predict runs/equireg-0.1-s0 new_cases/ out/ --tta 8 --tta-policy strong --uncertainty
+      kequireg predict runs/a new_cases/ out/ --ensemble runs/b --ensemble runs/c --tta 4
+      kequireg predict study/ new_cases/ out/ --method equireg --fraction 0.1
     """
     from kequireg.inference.predict import predict as predict_cases
 
     try:
-        written = predict_cases(model_path, in_dir, out_dir, data=data, overwrite=overwrite, options=options,
+        written = predict_cases(members(model_path, ensemble, method, fraction), in_dir, out_dir, data=data, overwrite=overwrite, options=options,
                                 progress=progress, log=lambda line: click.echo(line, err=True))
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +22,11 @@ from kequireg.data.dataset import open_dataset
 from kequireg.data.discovery import find_cases
 from kequireg.data.preprocess import PreprocessParams, preprocess_case
 from kequireg.inference import uncertainty
+from kequireg.inference.ensemble import load_model, model_paths
 from kequireg.inference.nifti import export_case, output_filename
 from kequireg.inference.options import InferenceOptions
 from kequireg.inference.progress import progress_bar
-from kequireg.inference.runs import load_network, open_run
+from kequireg.inference.runs import open_run
 
 
 def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, options: InferenceOptions | None = None,
@@ -133,17 +134,21 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
     return [out_dir / output_filename(c.case_id, layout) for c in cases]
 
 
-def predict(model_path: str | os.PathLike, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+def predict(model_path: str | os.PathLike | Sequence[str | os.PathLike], in_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
             data: str | os.PathLike | None = None, overwrite: bool = False, options: InferenceOptions | None = None,
             progress: bool = False, log=None) -> list[Path]:
     """``kequireg predict``: segment every case folder under ``in_dir`` with a run's or a file's network.
 
     The preprocessing is the training store's: ``data``'s if given, else the run's own data set
     (``RunDir.load_config().data``; the demo data set when that is None), else, for a bare
-    ``.keras`` file, the thesis defaults.
+    ``.keras`` file, the thesis defaults. Several models are an ensemble
+    (:func:`~kequireg.inference.ensemble.load_model`): their softmax probabilities are averaged
+    (after test-time augmentation when ``options`` ask for it), and without ``data`` their
+    stores' preprocessing must agree (:func:`training_params`).
 
     Args:
-        model_path: a run folder (``RunDir``) or a ``.keras`` model file.
+        model_path: a run folder (``RunDir``) or a ``.keras`` model file, or a sequence of them
+            (an ensemble; a sequence of one is that single model).
         in_dir, out_dir, overwrite, options, progress: see :func:`predict_folder`.
         data: slice store whose preprocessing parameters to apply. Defaults to the run's own.
         log: optional callable taking a status line (the model and the preprocessing used).
@@ -153,33 +158,57 @@ def predict(model_path: str | os.PathLike, in_dir: str | os.PathLike, out_dir: s
 
     Raises:
         FileNotFoundError: no model at ``model_path``, or the store is gone.
-        ValueError: see :func:`predict_folder`.
+        ValueError: see :func:`predict_folder`; ensemble members that do not fit together.
 
     Example:
         >>> predict("runs/equireg-0.1-s0", "MICCAI_BraTS_2019_Data_Validation/", "predictions/")  # doctest: +SKIP
     """
-    model = load_network(model_path)
-    params = training_params(model_path, data, progress=progress)
+    paths = model_paths(model_path)
+    model = load_model(paths)
+    params = training_params(paths, data, progress=progress)
     if log is not None:
-        log(f"model {model_path} ({model.count_params():,} parameters); preprocessing {params or 'defaults'}")
+        what = f"model {paths[0]}" if len(paths) == 1 else f"ensemble of {len(paths)} models ({', '.join(map(str, paths))})"
+        log(f"{what} ({model.count_params():,} parameters); preprocessing {params or 'defaults'}")
     return predict_folder(model, in_dir, out_dir, params=params, overwrite=overwrite, options=options, progress=progress)
 
 
-def training_params(model_path: str | os.PathLike, data: str | os.PathLike | None = None, *,
-                    progress: bool = False) -> dict | None:
-    """The preprocessing parameters a network was trained with: its store's ``Dataset.params``.
+def training_params(model_path: str | os.PathLike | Sequence[str | os.PathLike], data: str | os.PathLike | None = None,
+                    *, progress: bool = False) -> dict | None:
+    """The preprocessing parameters a network (or an ensemble) was trained with: its store's ``Dataset.params``.
 
     Args:
-        model_path: a run folder or a ``.keras`` file.
-        data: the store to read them from. None = the run's own data set (the demo data set when
+        model_path: a run folder or a ``.keras`` file, or a sequence of them (ensemble members).
+        data: the store to read them from. None = each run's own data set (the demo data set when
             its config says None); for a bare ``.keras`` file nothing records a store: None.
 
     Returns:
-        The store's params dict, or None (= the thesis defaults).
+        The store's params dict (the first member's), or None (= the thesis defaults).
+
+    Raises:
+        ValueError: without ``data``, ensemble members whose stores were preprocessed differently
+            (naming both and the differing parameters).
     """
-    if data is None:
-        if not Path(model_path).is_dir():
-            return None
-        data = open_run(model_path).load_config().data
-    with open_dataset(data, progress=progress) as dataset:
-        return dataset.params
+    paths = model_paths(model_path)
+    if data is not None:
+        with open_dataset(data, progress=progress) as dataset:
+            return dataset.params
+    by_store: dict = {}
+    found = []
+    for path in paths:
+        store = open_run(path).load_config().data if path.is_dir() else False  # False: a bare file, no store
+        if store not in by_store:
+            if store is False:
+                by_store[store] = None
+            else:
+                with open_dataset(store, progress=progress) as dataset:
+                    by_store[store] = dataset.params
+        found.append(by_store[store])
+    first = preprocess_params(found[0])
+    for path, params in zip(paths[1:], found[1:]):
+        if preprocess_params(params) != first:
+            ours, theirs = first.to_dict(), preprocess_params(params).to_dict()
+            differ = {k: (ours.get(k), theirs.get(k)) for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)}
+            raise ValueError(
+                f"ensemble members were trained on differently preprocessed stores: {str(paths[0])!r} and {str(path)!r} "
+                f"differ in {differ}; ensemble runs of one store, or pass --data STORE to apply one store's preprocessing.")
+    return found[0]

@@ -43,7 +43,7 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 16) -> np
         batch_size: int. Slices per forward pass. Defaults to 16.
 
     Returns:
-        float32 array (S, H, W, K).
+        float32 array (S, H, W, K); for an :class:`Ensemble`, the mean of its members' probabilities.
 
     Raises:
         ValueError: if the slices do not fit the model's input shape.
@@ -51,6 +51,8 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 16) -> np
     Example:
         >>> probs = predict_probabilities(model, store.case_arrays("BraTS19_X_1")[0])  # doctest: +SKIP
     """
+    if isinstance(model, Ensemble):
+        return model.predict_probabilities(images, batch_size)
     images = _check_images(model, images)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
@@ -72,3 +74,58 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 16) -> np
 def predict_labels(model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
     """Argmax labels (internal classes) of a network on a stack of slices: uint8 (S, H, W)."""
     return predict_probabilities(model, images, batch_size).argmax(-1).astype(np.uint8)
+
+
+class Ensemble:
+    """Several networks used as one: the mean of their softmax probabilities (nnU-Net's ensembling).
+
+    Stands wherever a single network goes at inference (:func:`predict_probabilities`, the TTA
+    ``Predictor``, ``predict_cases`` / ``predict_folder``, ``score_store``): each member predicts
+    the same batches exactly as it would alone, and the probabilities are averaged in float64, so an
+    ensemble of one network, or of copies of one network, gives that network's bytes. Test-time
+    augmentation of an ensemble is the members' TTA averaged: the pull-back is affine in the
+    probabilities with the same weights for every member, so averaging before or after it agrees
+    (up to rounding). Build one from run folders with :func:`kequireg.inference.ensemble.open_ensemble`,
+    which also checks that the members fit together.
+
+    Args:
+        members: sequence of keras.Model returning logits (B, H, W, K), all with the same input
+            shape and class count.
+        names: optional sequence of str, one per member (run folders), for messages and summary.json.
+
+    Raises:
+        ValueError: no member, or ``names`` of another length.
+
+    Example:
+        >>> probs = Ensemble([net_a, net_b]).predict_probabilities(images)                # doctest: +SKIP
+    """
+
+    def __init__(self, members, names=None):
+        self.members = list(members)
+        if not self.members:
+            raise ValueError("an ensemble needs at least one network. Received: members=[]")
+        self.names = [str(n) for n in names] if names is not None else [f"member {k}" for k in range(len(self.members))]
+        if len(self.names) != len(self.members):
+            raise ValueError(f"names must name every member. Received: {len(self.names)} names for {len(self.members)} members")
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    @property
+    def input_shape(self):
+        return self.members[0].input_shape
+
+    @property
+    def output_shape(self):
+        return self.members[0].output_shape
+
+    def count_params(self) -> int:
+        return sum(int(m.count_params()) for m in self.members)
+
+    def predict_probabilities(self, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        """The mean of the members' :func:`predict_probabilities` (float32 (S, H, W, K))."""
+        total = None
+        for member in self.members:
+            probs = predict_probabilities(member, images, batch_size).astype(np.float64)
+            total = probs if total is None else total + probs
+        return (total / len(self.members)).astype(np.float32)
