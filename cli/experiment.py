@@ -33,6 +33,7 @@ from kequireg.training.config import TrainConfig
               "store has no test patients]")
 @click_options(TrainConfig, names=("seed",), overrides={"seed": {"help": "Base training seed (each repeat adds 1000)."}})
 @click_options(InferenceOptions, names=("batch_size",))
+@click_options(TrainConfig, names=("tensorboard",), overrides={"tensorboard": {"default": True}})
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Draw the figures at the end (needs matplotlib).")
 @click.option("--budget", type=click.Choice(defaults.BUDGETS), default=None,
               help="How long each method trains: the same steps, the same labeled slices seen, or each run to "

@@ -49,7 +49,7 @@ def train(backend, resume, run_dir, progress, **options):
             raise click.UsageError(str(err)) from None
     try:
         result = run_training(config, resume=resume, progress=progress)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ImportError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(str(result.run_dir))
     sys.stdout.flush()

@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from kequireg.experiments.aggregate import BRIDGING_METRICS, LABELS, run_means
-from kequireg.plotting import pyplot, save_figure
+from kequireg.plotting import CLASS_COLOURS, pyplot, save_figure
 
 METHOD_COLOURS = {"baseline": "#4c72b0", "equireg": "#dd8452"}
-CLASS_COLOURS = np.array([[0, 0, 0, 0], [0.85, 0.1, 0.1, 0.75], [0.1, 0.75, 0.2, 0.55], [1.0, 0.85, 0.0, 0.8]])
 
 
 def _fraction_axis(ax, fractions):
