@@ -115,8 +115,8 @@ def progress_table(states: list[RunState], now: float | None = None) -> list[str
         return []
     now = time.time() if now is None else now
     width = max(len(s.spec.name) for s in started)
-    lines = ["  progress (committed epochs; best = lowest validation CE):",
-             f"    {'run':<{width}}  {'status':<8} {'epoch':>5}  {'steps':<18} {'best val CE':<16} {'Dice':>6}  updated"]
+    header = f"{'run':<{width}}  {'status':<8} {'epoch':>5}  {'steps':<18} {'best val CE':<16} {'Dice':>6}  updated"
+    lines = ["  progress (committed epochs; best = lowest validation CE):", f"    {header}"]
     for state in started:
         p = state.progress
         epoch = "-" if p.epoch is None else str(p.epoch)

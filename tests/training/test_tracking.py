@@ -94,7 +94,8 @@ def test_event_files_hold_losses_metrics_learning_rate_ema_decay_and_overlays(ru
     assert VALIDATION_TAGS <= set(val_tags), sorted(val_tags)
     rows = read_csv_rows(run / "history.csv")
     assert [step for step, _, _ in val_tags["epoch_loss"]] == [0, 1]  # one point per validation (epoch)
-    np.testing.assert_allclose([float(v) for _, _, v in val_tags["epoch_loss"]], [r["val_loss"] for r in rows], rtol=1e-6)
+    np.testing.assert_allclose([float(v) for _, _, v in val_tags["epoch_loss"]], [r["val_loss"] for r in rows],
+                               rtol=1e-6)
     assert [float(v) for _, _, v in train_tags["epoch_learning_rate"]] == pytest.approx([1e-3, 1e-3])
     assert [float(v) for _, _, v in train_tags["epoch_ema_decay"]] == pytest.approx([0.5, 0.75])  # min(1 - 1/n, 0.99)
     (step, plugin, images), = val_tags["validation_overlays"][-1:]
