@@ -47,12 +47,10 @@ def click_option(field: dataclasses.Field, **overrides):
     if field.default is None and meta["default_text"]:
         help_text = f"{help_text} Default: {meta['default_text']}"
     names = flag_names(field)
-    if meta["kind"] is bool:
+    if meta["kind"] is bool:  # an on/off switch, so a command line can also turn off what a default turned on
         long = names[0]
-        decls = [f"{long}/--no-{long[2:]}" if field.default else long, field.name]
-        kwargs = dict(default=field.default, show_default=bool(field.default), help=help_text)
-        if not field.default:
-            kwargs["is_flag"] = True
+        decls = [f"{long}/--no-{long[2:]}", field.name]
+        kwargs = dict(default=field.default, show_default=True, help=help_text)
     else:
         decls = [*names, field.name]
         kwargs = dict(type=_click_type(meta), default=field.default, show_default=field.default is not None,

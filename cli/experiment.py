@@ -41,6 +41,7 @@ from kequireg.training.config import TrainConfig
               "store has no test patients]")
 @click_options(TrainConfig, names=("seed",), overrides={"seed": {"help": "Base training seed (each repeat adds 1000)."}})
 @click_options(InferenceOptions, names=("batch_size",))
+@click_options(TrainConfig, names=("tensorboard",), overrides={"tensorboard": {"default": True}})
 @click.option("--figures/--no-figures", default=None, help="Draw the figures at the end (needs matplotlib). "
               "[default: on; --status and later calls: as chosen when the grid was started]")
 @click.option("--budget", type=click.Choice(defaults.BUDGETS), default=None,

@@ -67,7 +67,7 @@ def train(ctx, backend, config_file, resume, print_config, run_dir, progress, **
 
     try:
         result = run_training(config, resume=resume, progress=progress)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ImportError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(str(result.run_dir))
     sys.stdout.flush()

@@ -41,3 +41,21 @@ def save_figure(fig, path: Path) -> Path:
 def overlay_rgba(labels: np.ndarray) -> np.ndarray:
     """RGBA colours of internal labels (``CLASS_COLOURS``): 1 necrosis red, 2 edema green, 3 enhancing yellow."""
     return CLASS_COLOURS[np.asarray(labels, dtype=np.intp)]
+
+
+def blend_labels(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """An RGB uint8 picture of a grey image (values in [0, 1]) with the labels painted over it
+    in ``CLASS_COLOURS`` (alpha blending); needs no matplotlib.
+
+    Args:
+        image: (H, W) float array.
+        labels: (H, W) internal labels (0..3); None = the image alone.
+
+    Returns:
+        (H, W, 3) uint8.
+    """
+    grey = np.clip(np.asarray(image, np.float64), 0.0, 1.0)[..., None].repeat(3, axis=-1)
+    if labels is not None:
+        rgba = CLASS_COLOURS[np.asarray(labels, dtype=np.intp)]
+        grey = grey * (1.0 - rgba[..., 3:]) + rgba[..., :3] * rgba[..., 3:]
+    return np.round(grey * 255.0).astype(np.uint8)

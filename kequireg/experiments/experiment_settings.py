@@ -21,6 +21,9 @@ from kequireg.training.config import TrainConfig
 
 # Set per grid cell; a template's values of these are ignored.
 PER_RUN_FIELDS = ("method", "fraction", "label_seed", "seed", "run_dir", "fold")
+# Template fields that change what a run records, not what it trains: resuming an experiment with
+# other values is allowed (the command's own values apply to the runs it starts).
+TRACKING_FIELDS = ("tensorboard",)
 EXPERIMENT_FILE = "experiment.json"
 
 
@@ -196,6 +199,8 @@ def load_settings(experiment_dir: str | os.PathLike) -> ExperimentSettings:
 def load_or_save_settings(experiment_dir: str | os.PathLike, settings: ExperimentSettings) -> ExperimentSettings:
     """Save the resolved settings on a new experiment; on an existing one, refuse different settings.
 
+    The ``TRACKING_FIELDS`` of the template are not compared: ``settings``' values of them are kept.
+
     Raises:
         ValueError: naming the settings that differ from the saved ones, or when ``settings``
             are not resolved.
@@ -205,6 +210,9 @@ def load_or_save_settings(experiment_dir: str | os.PathLike, settings: Experimen
     if path.is_file():
         saved = load_settings(experiment_dir)
         ours, theirs = _flat_json(settings), _flat_json(saved)
+        for name in TRACKING_FIELDS:
+            ours.pop(f"template.{name}", None)
+            theirs.pop(f"template.{name}", None)
         differ = {k: (theirs.get(k), ours.get(k)) for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)}
         if differ:
             detail = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in differ.items())
@@ -212,7 +220,8 @@ def load_or_save_settings(experiment_dir: str | os.PathLike, settings: Experimen
                 f"{str(path)!r} was started with other settings ({detail}). Resume with the saved settings, "
                 "or use a new experiment folder."
             )
-        return dataclasses.replace(saved, demo=settings.demo)
+        tracking = {name: getattr(settings.template, name) for name in TRACKING_FIELDS}
+        return dataclasses.replace(saved, demo=settings.demo, template=dataclasses.replace(saved.template, **tracking))
     atomic_write_json(path, settings.to_json())
     return settings
 

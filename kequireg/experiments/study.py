@@ -28,6 +28,7 @@ from kequireg.experiments.status import clear_failures, describe_states, run_sta
 from kequireg.experiments.worker import run_experiment
 from kequireg.experiments.worker_env import pin_worker
 from kequireg.io import atomic_write_json, read_json
+from kequireg.training.tracking import require_tensorboard
 
 
 @dataclasses.dataclass
@@ -87,6 +88,8 @@ def run_study(experiment_dir: str | os.PathLike, settings, *, executor=None, sta
     executor = executor or executors.ExecutorOptions()
     if executor.kind != "sequential" and not status_only:
         executors.require_submitit()  # before any work
+    if settings.template.tensorboard and not status_only:
+        require_tensorboard()
     owned = dataset is None
     if owned:
         dataset = open_dataset(settings.data, progress=progress)

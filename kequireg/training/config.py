@@ -99,6 +99,8 @@ class TrainConfig:
             (SLURM, Open MPI) and train over every process's devices; each process feeds its
             share of the global batch and process 0 alone writes (JAX backend).
         run_dir: str or None. Output folder; None = ``runs/<method>-<fraction>-s<seed>-<time>``.
+        tensorboard: bool. Write TensorBoard event files into the run dir's ``tensorboard/``
+            (``kequireg.training.tracking``); training is the same either way.
     """
 
     data: str | None = option(None, "HDF5 slice store from `kequireg preprocess` (splits JSON beside it).",
@@ -158,6 +160,9 @@ class TrainConfig:
                                "writes (JAX backend).")
     run_dir: str | None = option(None, "Output folder.", kind=str,
                                  default_text="runs/<method>-<fraction>-s<seed>-<time>.")
+    tensorboard: bool = option(False, "Write TensorBoard event files to RUN_DIR/tensorboard (losses, validation "
+                               "metrics, learning rate, EMA decay, validation overlays); progress.png is drawn "
+                               "either way.")
 
     def resolve(self, demo: bool) -> TrainConfig:
         """A copy with every None default filled (thesis or demo settings) and all values checked."""

@@ -97,3 +97,22 @@ def build_optimizer(config) -> keras.optimizers.Optimizer:
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(rate, momentum=SGD_MOMENTUM, weight_decay=decay or None)
     raise ValueError(f"optimizer must be one of ('adam', 'adamw', 'sgd'). Received: optimizer={config.optimizer!r}")
+
+
+def learning_rates(config, steps) -> list[float]:
+    """The learning rate of ``config``'s schedule after each optimizer step count in ``steps``.
+
+    The rate the next update would use, ``schedule(step)``: what Keras's TensorBoard callback logs
+    as ``learning_rate`` at the end of an epoch (``optimizer.learning_rate``). For progress plots.
+
+    Example:
+        >>> from kequireg.training.config import TrainConfig
+        >>> learning_rates(TrainConfig(max_steps=100, lr_schedule="cosine"), [0, 50, 100])
+        [0.001, 0.0005, 0.0]
+    """
+    steps = [int(s) for s in steps]
+    if config.lr_schedule == "constant" and not config.warmup_steps:
+        return [float(config.learning_rate)] * len(steps)
+    schedule = WarmupDecay(config.learning_rate, config.max_steps, config.warmup_steps, config.lr_schedule)
+    values = ops.convert_to_numpy(schedule(ops.convert_to_tensor(steps, "float32")))
+    return [round(float(v), 9) for v in values]

@@ -34,6 +34,7 @@ from kequireg.training.init_weights import check_source, freeze_encoder, initial
 from kequireg.training.optim import build_optimizer
 from kequireg.training.pipeline import EquiRegBatches, ValidationBatches
 from kequireg.training.run_dir import RunDir, fault
+from kequireg.training.tracking import tracking_callbacks
 
 
 @dataclasses.dataclass
@@ -271,11 +272,16 @@ def _train(config: TrainConfig, dataset, resume: bool, progress: bool) -> TrainR
                                      devices=plan.count, share=share)
         if val_data.dropped:
             _say(f"validation: {val_data.dropped} slice(s) left out so that every batch divides over {plan.count} devices")
+        callbacks = [train_data.epoch_callback(), keeper]
+        if plan.is_writer:  # progress.png, TensorBoard (kequireg.training.tracking)
+            callbacks += tracking_callbacks(config, run, val_data, overlays=plan.distribution is None)
+            if config.tensorboard:
+                _say(f"TensorBoard event files in {run.tensorboard_dir}: tensorboard --logdir {run.tensorboard_dir}")
         if not keeper.stopped and start_epoch < config.epochs:
             with contextlib.redirect_stdout(sys.stderr):  # Keras prints its progress on stdout
                 model.fit(
                     train_data, epochs=config.epochs, initial_epoch=start_epoch, steps_per_epoch=config.steps_per_epoch,
-                    validation_data=val_data, callbacks=[train_data.epoch_callback(), keeper], shuffle=False,
+                    validation_data=val_data, callbacks=callbacks, shuffle=False,
                     verbose=keras_verbosity(progress and plan.is_writer),
                 )
     steps = len(keeper.rows) * config.steps_per_epoch

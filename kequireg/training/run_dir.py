@@ -7,6 +7,8 @@ A run dir holds::
     checkpoint.npz   all model + optimizer variables, the epoch, early-stopping state, history
     history.csv      one row per validation (a copy of the checkpoint's rows, for people)
     trained.json     written when training returned (steps, early stop, seconds)
+    progress.png     losses, validation CE and Dice, learning rate; redrawn after each validation
+    tensorboard/     TensorBoard event files (``--tensorboard``): train/ and validation/
     eval-<split>/    per_patient.csv and summary.json of ``kequireg evaluate``
 
 Every file is written atomically (``kequireg.io``). An epoch is committed in this order:
@@ -32,14 +34,16 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from kequireg.io import atomic_path, atomic_write_bytes, atomic_write_json, read_json, write_csv_rows
+from kequireg.io import atomic_path, atomic_write_bytes, atomic_write_json, read_csv_rows, read_json, write_csv_rows
 from kequireg.training.config import TrainConfig
 
 FAULT_POINTS = ("after-pending-best", "after-checkpoint", "after-best", "batch")
@@ -67,6 +71,8 @@ class RunDir:
     CHECKPOINT = "checkpoint.npz"
     HISTORY = "history.csv"
     TRAINED = "trained.json"
+    PROGRESS = "progress.png"
+    TENSORBOARD = "tensorboard"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -83,6 +89,8 @@ class RunDir:
     checkpoint_path = property(lambda self: self.path / self.CHECKPOINT, doc="checkpoint.npz")
     history_path = property(lambda self: self.path / self.HISTORY, doc="history.csv")
     trained_path = property(lambda self: self.path / self.TRAINED, doc="trained.json")
+    progress_path = property(lambda self: self.path / self.PROGRESS, doc="progress.png")
+    tensorboard_dir = property(lambda self: self.path / self.TENSORBOARD, doc="tensorboard/ (event files)")
 
     def eval_dir(self, split: str) -> Path:
         """Where ``kequireg evaluate`` writes the scores on ``split``."""
@@ -116,6 +124,30 @@ class RunDir:
 
     def trained_info(self) -> dict:
         return read_json(self.trained_path, "training marker")
+
+    def progress(self) -> RunProgress:
+        """How far the run is, from its files alone (keras-free; any process may ask while it trains).
+
+        Returns:
+            RunProgress: the last committed epoch and its step, the step budget, the best
+            validation CE (and that epoch's mean Dice), and when a file of the run last changed.
+        """
+        rows = read_csv_rows(self.history_path) if self.history_path.is_file() else []
+        budget = None
+        if self.config_path.is_file():
+            saved = read_json(self.config_path, "run config")
+            if saved.get("max_steps") and saved.get("steps_per_epoch"):
+                budget = -(-int(saved["max_steps"]) // int(saved["steps_per_epoch"])) * int(saved["steps_per_epoch"])
+        times = [p.stat().st_mtime for p in (self.config_path, self.checkpoint_path, self.history_path,
+                                             self.trained_path) if p.is_file()]
+        scored = [r for r in rows if isinstance(r.get("val_loss"), float) and math.isfinite(r["val_loss"])]
+        best = min(scored, key=lambda r: r["val_loss"]) if scored else None
+        return RunProgress(
+            epoch=int(rows[-1]["epoch"]) if rows else None, steps=int(rows[-1]["step"]) if rows else 0,
+            budget=budget, best_val_loss=best["val_loss"] if best else None,
+            best_dice=best.get("val_dice_mean") if best else None, best_epoch=int(best["epoch"]) if best else None,
+            updated=max(times) if times else None, trained=self.trained_path.is_file(),
+        )
 
     # ---- the epoch commit ----------------------------------------------------------------------
     def commit(self, model, state: dict, rows: list[dict], best_network=None) -> None:
@@ -192,6 +224,42 @@ class RunDir:
 
             torch_fast.accelerate(network, tune_allocator=True)
         return network
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a run stands, read from its files (:meth:`RunDir.progress`).
+
+    Args:
+        epoch: int or None. Last committed epoch (0-based); None before the first validation.
+        steps: int. Training steps committed (the step of that epoch's history row).
+        budget: int or None. Steps the run trains at most (``max_steps`` rounded up to whole epochs).
+        best_val_loss: float or None. Lowest validation CE so far (the early-stopping criterion).
+        best_dice: float or None. Mean validation Dice at that epoch.
+        best_epoch: int or None. The epoch of ``best_val_loss``.
+        updated: float or None. Newest modification time (POSIX seconds) of the run's files.
+        trained: bool. Training returned (``trained.json``).
+    """
+
+    epoch: int | None
+    steps: int
+    budget: int | None
+    best_val_loss: float | None
+    best_dice: float | None
+    best_epoch: int | None
+    updated: float | None
+    trained: bool = False
+
+    def describe_steps(self) -> str:
+        """``"40/200 (20%)"``, or ``"40/?"`` without a known budget.
+
+        Example:
+            >>> RunProgress(1, 40, 200, None, None, None, None).describe_steps()
+            '40/200 (20%)'
+        """
+        if not self.budget:
+            return f"{self.steps}/?"
+        return f"{self.steps}/{self.budget} ({self.steps / self.budget:.0%})"
 
 
 # ---- checkpoint files ----------------------------------------------------------------------------

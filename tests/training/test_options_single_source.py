@@ -98,6 +98,7 @@ def test_every_config_field_round_trips_through_config_json(tmp_path):
                   lr_schedule="cosine", warmup_steps=4, precision="mixed_bfloat16", val_slices=8, val_batch=4,
                   init_from="runs/brats", init_partial=True, freeze_encoder=True,
                   workers=1, devices="all", distributed=True, run_dir="somewhere", **OTHER_STEP_VALUES)
+    values.update(tensorboard=True)
     assert set(values) == {f.name for f in dataclasses.fields(TrainConfig)}, "give the new field a value here"
     config = TrainConfig(**values)
     config.validate()
