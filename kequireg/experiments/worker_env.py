@@ -69,7 +69,15 @@ def pin_worker(gpu: str | None = None, threads: int | None = None, backend: str 
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     if not threads:
         return
-    os.environ.update(thread_environment(threads, os.environ.get("XLA_FLAGS")))
+    env = thread_environment(threads, os.environ.get("XLA_FLAGS"))
+    if "numba" in sys.modules:
+        # numba read NUMBA_NUM_THREADS when it was imported and re-reads it at every compile: a new
+        # value then fails ("Cannot set NUMBA_NUM_THREADS ... once the threads have been launched").
+        # Keep its value; set_num_threads below caps this process's kernels instead.
+        import numba
+
+        env["NUMBA_NUM_THREADS"] = str(numba.config.NUMBA_NUM_THREADS)
+    os.environ.update(env)
     import keras
 
     name = keras.backend.backend()
