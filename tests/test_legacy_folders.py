@@ -7,7 +7,6 @@ copy, from inside it (the saved configs name ``store.h5`` relative to that folde
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -17,16 +16,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 
-LEGACY = Path(__file__).resolve().parent / "legacy" / "main-b6eadae"
 
-
-@pytest.fixture
-def legacy(tmp_path, monkeypatch):
-    """A writable copy of the legacy folder, as the working directory."""
-    root = tmp_path / "legacy"
-    shutil.copytree(LEGACY, root)
-    monkeypatch.chdir(root)
-    return root
 
 
 def invoke(*args: str):

@@ -16,13 +16,10 @@ LEGACY = Path(__file__).resolve().parents[1] / "legacy" / "main-b6eadae"
 
 
 @pytest.fixture
-def legacy(tmp_path, monkeypatch):
-    """A copy of the legacy folder as the working directory, its run copied twice (``run``, ``run2``)."""
-    root = tmp_path / "legacy"
-    shutil.copytree(LEGACY, root)
-    shutil.copytree(root / "run", root / "run2")
-    monkeypatch.chdir(root)
-    return root
+def legacy(legacy):
+    """The legacy folder's copy (tests/conftest.py) with its run copied twice (``run``, ``run2``)."""
+    shutil.copytree(legacy / "run", legacy / "run2")
+    return legacy
 
 
 def invoke(*args: str):

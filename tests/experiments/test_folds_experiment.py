@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from kequireg.data.dataset import open_dataset
-from kequireg.data.splits import add_folds, load_splits, make_splits, save_splits, splits_path
+from kequireg.data.splits import load_splits, make_splits, save_splits, splits_path
 from kequireg.experiments import study as study_module
 from kequireg.experiments.aggregate import aggregate
 from kequireg.experiments.experiment_settings import ExperimentSettings, load_or_save_settings, load_settings
@@ -23,12 +23,8 @@ LEGACY = Path(__file__).resolve().parents[1] / "legacy" / "main-b6eadae"
 
 
 @pytest.fixture
-def store(tmp_path):
-    """The legacy 32x32 store (1 test patient) with 3 folds of one patient each."""
-    for name in ("store.h5", "store.splits.json"):
-        shutil.copy(LEGACY / name, tmp_path / name)
-    add_folds(tmp_path / "store.h5", 3)
-    return tmp_path / "store.h5"
+def store(folded_store):
+    return folded_store
 
 
 def _settings(store=None, folds=(0, 1, 2), **kw):

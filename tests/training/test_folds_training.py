@@ -11,7 +11,6 @@ from click.testing import CliRunner
 
 from cli.main import main
 from kequireg.data.dataset import open_dataset
-from kequireg.data.splits import add_folds
 from kequireg.evaluation.run import evaluate_run
 from kequireg.evaluation.scoring import ScoringOptions
 from kequireg.training import run as run_module
@@ -21,12 +20,8 @@ LEGACY = Path(__file__).resolve().parents[1] / "legacy" / "main-b6eadae"
 
 
 @pytest.fixture
-def store(tmp_path):
-    """The legacy 32x32 store (3 non-test labeled patients, 1 test, 1 unlabeled) with 3 folds of one patient."""
-    for name in ("store.h5", "store.splits.json"):
-        shutil.copy(LEGACY / name, tmp_path / name)
-    add_folds(tmp_path / "store.h5", 3)
-    return tmp_path / "store.h5"
+def store(folded_store):
+    return folded_store
 
 
 def test_train_hands_the_runs_fold_to_training(store, monkeypatch):
