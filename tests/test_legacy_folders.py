@@ -7,7 +7,6 @@ copy, from inside it (the saved configs name ``store.h5`` relative to that folde
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
