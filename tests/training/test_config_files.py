@@ -119,8 +119,8 @@ def exact_tensorflow():
     tf.config.optimizer.set_experimental_options({"arithmetic_optimization": before.get("arithmetic_optimization", True)})
 
 
+@pytest.mark.backend
 def test_a_run_config_json_trains_the_same_run_again(store_dir, exact_tensorflow):
-    # TensorFlow only: passed on jax (36 s CPU, XLA) and torch (16 s) when measured, too slow for every CI run.
     invoke("train", "--data", "store.h5", *TINY_RUN, "--optimizer", "sgd", "--run-dir", "first")
     invoke("train", "--config", "first/config.json", "--run-dir", "second", "--no-progress")
     first, second = (TrainConfig.load(store_dir / name / "config.json") for name in ("first", "second"))
