@@ -79,10 +79,11 @@ def _label_class(name: str) -> int | None:
     n = _normalize(name)
     if n in ("background", "bg", "healthy", "normal"):
         return 0
+    # edema first: BraTS 2023's name for it, "surrounding non-enhancing FLAIR hyperintensity", says non-enhancing too
+    if "edema" in n or "oedema" in n or "hyperintens" in n or n in ("ed", "snfh"):
+        return 2
     if "necro" in n or "nonenhancing" in n or n in ("ncr", "net", "ncrnet", "netc"):
         return 1
-    if "edema" in n or "oedema" in n or n in ("ed", "snfh"):
-        return 2
     if "enhancing" in n or n == "et":
         return 3
     return None

@@ -106,6 +106,14 @@ def test_region_plain_and_msd_labels_give_nnunets_brats_conversion(tmp_path, nnu
     assert dataset.internal_to_file == {0: 0, 2: 1, 1: 2, 3: 3}
 
 
+def test_brats_2023_label_names_map_to_their_classes(tmp_path, nnunet_dataset):
+    """BraTS 2023's label names (SNFH says "non-enhancing" too) give the 2023 values' classes, not a clash."""
+    root = Path(shutil.copytree(nnunet_dataset, tmp_path / "d", ignore=shutil.ignore_patterns("images*", "labels*")))
+    edit_json(root, labels={"background": 0, "necrotic tumor core": 1,
+                            "surrounding non-enhancing FLAIR hyperintensity": 2, "enhancing tumor": 3})
+    assert nnunet.read_dataset(root).label_map == ((0, 0), (1, 1), (2, 2), (3, 3))
+
+
 @pytest.mark.parametrize("change, words", [
     ({"channel_names": None}, ["channel_names"]),
     ({"channel_names": {"0": "T1", "2": "T2"}}, ["channel 1 is missing"]),
