@@ -1,7 +1,8 @@
 """Budget rules: how long each method of a grid trains, so that a comparison is fair to both.
 
 - ``steps``: every method gets the same optimizer-step cap, the template's ``max_steps`` (the
-  demo's rule, and every grid's before budgets existed). At the thesis's batches EquiReg sees 2
+  default of ``kequireg experiment`` on the demo data, and every grid's before budgets existed;
+  ``kequireg demo`` itself uses ``labeled-exposure``). At the thesis's batches EquiReg sees 2
   labeled slices per step and the baseline 4, so EquiReg sees half as many labels.
 - ``labeled-exposure``: every method sees as many labeled slices as the baseline: a method's
   ``max_steps`` is the baseline's × baseline labeled batch / its labeled batch, rounded up
@@ -39,7 +40,8 @@ REFERENCE_METHOD = "baseline"  # labeled-exposure matches every method's labeled
 
 
 def default_budget(demo: bool) -> str:
-    """``converge`` on real data (as the thesis), ``steps`` on the demo data (the demo's budget)."""
+    """``converge`` on real data (as the thesis), ``steps`` on the demo data (``kequireg demo`` passes
+    ``labeled-exposure`` itself)."""
     return "steps" if demo else "converge"
 
 
