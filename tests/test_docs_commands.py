@@ -173,6 +173,12 @@ def option_map(command: click.Command, ctx: click.Context) -> dict[str, click.Pa
         if isinstance(param, click.Option):
             for name in (*param.opts, *param.secondary_opts):
                 names[name] = param
+    # click caches a command's help option the first time it is asked for it (another test may have
+    # done so under other help names); a real `kequireg ...` process takes the group's names (-h, --help)
+    if command.add_help_option:
+        help_option = next((p for p in names.values() if getattr(p, "is_flag", False) and "--help" in p.opts), None)
+        for name in ctx.help_option_names:
+            names.setdefault(name, help_option or click.Option([name], is_flag=True, expose_value=False))
     return names
 
 
