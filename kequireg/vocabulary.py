@@ -34,6 +34,7 @@ BRATS_TO_INTERNAL: dict[int, int] = dict(zip(BRATS_LABELS, INTERNAL_LABELS))
 INTERNAL_TO_BRATS: dict[int, int] = dict(zip(INTERNAL_LABELS, BRATS_LABELS))
 # What each internal class is (index = internal label; BraTS label via INTERNAL_TO_BRATS).
 CLASS_NAMES: tuple[str, ...] = ("background", "necrotic / non-enhancing tumour core", "edema", "enhancing tumour")
+NUM_CLASSES: int = len(CLASS_NAMES)  # the network's output channels
 
 # ---- regions -------------------------------------------------------------------------------------
 # The evaluated regions, in the order of every per-region array and column.

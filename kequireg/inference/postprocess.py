@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kequireg.data.geometry import restore_plane
+from kequireg.data.geometry import extract_window, restore_plane
 from kequireg.settings import ET_MIN_VOLUME, MIN_COMPONENT_VOLUME
 from kequireg.settings import POSTPROCESS_MODES as POSTPROCESS
 
@@ -106,13 +106,5 @@ def postprocess_slices(slices: np.ndarray, record, method: str = "none", **thres
 def cut_window(volume: np.ndarray, record, size: tuple[int, int]) -> np.ndarray:
     """The inverse of ``restore_plane``: the stored slices' (S, H, W) windows of a source volume
     (zero where the window reaches past the volume)."""
-    h, w = size
-    x, y = volume.shape[:2]
-    r0, c0 = record.crop_origin
     planes = np.moveaxis(volume[:, :, np.asarray(record.z, dtype=np.int64)], -1, 0)  # (S, X, Y)
-    out = np.zeros((planes.shape[0], h, w), dtype=volume.dtype)
-    sr0, sc0 = max(r0, 0), max(c0, 0)
-    sr1, sc1 = min(r0 + h, x), min(c0 + w, y)
-    if sr1 > sr0 and sc1 > sc0:
-        out[:, sr0 - r0:sr1 - r0, sc0 - c0:sc1 - c0] = planes[:, sr0:sr1, sc0:sc1]
-    return out
+    return extract_window(planes, record.crop_origin, size)

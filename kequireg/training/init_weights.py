@@ -31,6 +31,7 @@ import numpy as np
 from kequireg.models import build_model
 from kequireg.models.tiramisu import is_encoder_layer
 from kequireg.training.run_dir import RunDir
+from kequireg.vocabulary import NUM_CLASSES
 
 _LISTED = 20  # mismatched layers named in an error or log line; the rest are counted
 
@@ -203,7 +204,7 @@ def check_source(config, image_shape, source: SourceWeights) -> InitReport:
     Raises:
         ValueError: as :func:`check_match`.
     """
-    network = build_model(config.model, input_shape=tuple(image_shape), num_classes=4)  # as build_training_model
+    network = build_model(config.model, input_shape=tuple(image_shape), num_classes=NUM_CLASSES)
     return check_match(network, source, config.init_partial)
 
 

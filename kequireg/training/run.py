@@ -35,6 +35,7 @@ from kequireg.training.optim import build_optimizer
 from kequireg.training.pipeline import EquiRegBatches, ValidationBatches
 from kequireg.training.run_dir import RunDir, fault
 from kequireg.training.tracking import tracking_callbacks
+from kequireg.vocabulary import NUM_CLASSES
 
 
 @dataclasses.dataclass
@@ -173,7 +174,7 @@ def build_training_model(config: TrainConfig, image_shape, source=None):
     keras.mixed_precision.set_dtype_policy(config.precision)  # layers keep the policy they are built with
     try:
         keras.utils.set_random_seed(config.seed)
-        network = build_model(config.model, input_shape=tuple(image_shape), num_classes=4)
+        network = build_model(config.model, input_shape=tuple(image_shape), num_classes=NUM_CLASSES)
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
     if source is not None:
