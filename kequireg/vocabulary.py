@@ -1,4 +1,9 @@
-"""The words of the BraTS task, defined once: modalities, label values, classes and regions.
+"""The words of the BraTS task, defined once: modalities, label values, classes, regions and the BraTS label schemas.
+
+The schemas (:class:`kequireg.label_schema.LabelSchema`) are what the code consults:
+:data:`BRATS_2019` (BraTS 2017-2021 releases: labels 0, 1, 2, 4), :data:`BRATS_2023` (2023-2025
+challenges, GLI / MEN / MET / PED / SSA: 0, 1, 2, 3 with 3 = ET) and :data:`BRATS_2024_POST`
+(2024 post-treatment glioma: 4 = resection cavity). The constants below are BraTS 2019's, kept for old callers.
 
 Two label schemes exist in kequireg. The BraTS files use {0, 1, 2, 4}; the slice store, the
 networks and the training metrics use {0, 1, 2, 3} (BraTS 4 -> 3, so that class indices are
@@ -20,6 +25,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from kequireg.label_schema import LabelSchema, Region
 
 # ---- images --------------------------------------------------------------------------------------
 # The four MRI sequences of a BraTS case, in the channel order of the slice store.
@@ -46,3 +53,26 @@ REGION_LABELS: dict[str, dict[str, tuple[int, ...]]] = {
     "brats": _BRATS_REGIONS,
     "internal": {region: tuple(BRATS_TO_INTERNAL[v] for v in values) for region, values in _BRATS_REGIONS.items()},
 }
+
+# ---- label schemas ---------------------------------------------------------------------------------
+_TUMOUR_REGIONS = (Region("WT", "whole tumour", (1, 2, 3)), Region("TC", "tumour core", (1, 3)),
+                   Region("ET", "enhancing tumour", (3,)))
+BRATS_2019 = LabelSchema(
+    name="brats2019", title="BraTS 2017-2021", family="brats", classes=CLASS_NAMES, file_values=BRATS_LABELS,
+    regions=_TUMOUR_REGIONS)
+# BraTS 2023-2025 (GLI, MEN, MET, PED, SSA): NCR 1, SNFH (edema) 2, ET 3.
+BRATS_2023 = LabelSchema(
+    name="brats2023", title="BraTS 2023-2025", family="brats",
+    classes=("background", "necrotic tumour core", "surrounding non-enhancing FLAIR hyperintensity (edema)",
+             "enhancing tumour"),
+    file_values=(0, 1, 2, 3), regions=_TUMOUR_REGIONS)
+# BraTS 2024 post-treatment glioma: NETC 1, SNFH 2, ET 3, RC 4. Regions as its challenge scores them
+# (lesion-wise): ET, NETC, SNFH, RC, TC = ET + NETC, WT = ET + NETC + SNFH (the cavity in none of TC / WT).
+BRATS_2024_POST = LabelSchema(
+    name="brats2024-post", title="BraTS 2024 post-treatment glioma", family="brats",
+    classes=("background", "non-enhancing tumour core", "surrounding non-enhancing FLAIR hyperintensity (edema)",
+             "enhancing tissue", "resection cavity"),
+    file_values=(0, 1, 2, 3, 4),
+    regions=(*_TUMOUR_REGIONS, Region("NETC", "non-enhancing tumour core", (1,)),
+             Region("SNFH", "surrounding non-enhancing FLAIR hyperintensity", (2,)), Region("RC", "resection cavity", (4,))))
+BRATS_SCHEMAS: dict[str, LabelSchema] = {s.name: s for s in (BRATS_2019, BRATS_2023, BRATS_2024_POST)}

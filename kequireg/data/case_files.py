@@ -27,7 +27,9 @@ class CaseFiles:
     """The files of one case; ``missing`` lists modalities without a file.
 
     ``dataset`` is the :class:`kequireg.data.nnunet.NnunetDataset` the case belongs to (its
-    file names, label values and output naming), or None for a BraTS case folder.
+    file names, label values and output naming), or None for a BraTS case folder. ``schema`` is
+    the :class:`kequireg.label_schema.LabelSchema` its labels are read with, set by the layout's
+    reader (None: the nnU-Net dataset's, else BraTS 2019's); :attr:`label_schema` resolves it.
     """
 
     case_id: str
@@ -36,6 +38,18 @@ class CaseFiles:
     seg: Path | None
     missing: tuple[str, ...] = ()
     dataset: "object | None" = None
+    schema: "object | None" = None
+
+    @property
+    def label_schema(self):
+        """The LabelSchema of this case's label file."""
+        if self.schema is not None:
+            return self.schema
+        if self.dataset is not None:
+            return self.dataset.schema
+        from kequireg.vocabulary import BRATS_2019
+
+        return BRATS_2019
 
     def expected_file(self, modality: str) -> str:
         """The file name this case's ``modality`` should have (for messages about a missing one)."""

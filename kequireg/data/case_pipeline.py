@@ -9,7 +9,6 @@ chosen when every case is known.
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 
@@ -18,7 +17,7 @@ from kequireg.data.ingest import load_case
 from kequireg.data.intensity import equalize, scale_unit
 from kequireg.data.n4 import n4_correct
 from kequireg.data.params import PreprocessParams
-from kequireg.data.parts import PART_VERSION
+from kequireg.data.parts import PART_VERSION, part_params_json
 
 
 def preprocess_volumes(images: np.ndarray, params: PreprocessParams, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
@@ -72,7 +71,7 @@ def process_case(case: CaseFiles, params: PreprocessParams) -> dict:
         "spacing": np.asarray(loaded.spacing, np.float64),
         "header": np.frombuffer(loaded.header, np.uint8),
         "source": loaded.source,
-        "params": json.dumps(params.to_dict(), sort_keys=True),
+        "params": part_params_json(params, case.label_schema),
         "part_version": PART_VERSION,
     }
     if loaded.labels is not None:

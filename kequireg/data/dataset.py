@@ -54,6 +54,11 @@ class Dataset:
         return self.store.image_shape
 
     @property
+    def schema(self):
+        """The store's :class:`kequireg.label_schema.LabelSchema` (BraTS 2019 for a store made before schemas)."""
+        return self.store.schema
+
+    @property
     def params(self) -> dict:
         """The store's preprocessing parameters (what ``predict`` applies to new cases)."""
         return dict(self.store.params)

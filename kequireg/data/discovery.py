@@ -38,6 +38,11 @@ class Discovery:
     channels: tuple[str, ...]
     layout: nnunet.NnunetDataset | None
 
+    @property
+    def schema(self):
+        """The :class:`kequireg.label_schema.LabelSchema` the cases' labels are read with (one per dataset)."""
+        return self.cases[0].label_schema
+
 
 def discover(root: str | os.PathLike, channels: Sequence[str] | None = None) -> Discovery:
     """Find the cases under ``root`` with the reader its layout needs.

@@ -1,7 +1,8 @@
 """Load one raw case (found by :func:`kequireg.data.discovery.find_cases`) with validation.
 
-Images are read in ``channels`` order; a segmentation's values are mapped to the internal
-classes {0, 1, 2, 3} (BraTS values, or those of the case's nnU-Net ``dataset.json``).
+Images are read in ``channels`` order; a segmentation's values are mapped to the class indices
+of the case's label schema (``CaseFiles.label_schema``: BraTS values, or those of the case's
+nnU-Net ``dataset.json``; an ignore value to :data:`kequireg.label_schema.IGNORE_INDEX`).
 
 Every problem with a case raises :class:`CaseError` naming the file, what was found and what to
 do, so a batch job can report it and go on with the other cases.
@@ -15,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from kequireg.data.case_files import CaseError, CaseFiles
-from kequireg.vocabulary import BRATS_TO_INTERNAL, MODALITIES
+from kequireg.vocabulary import MODALITIES
 
 
 @dataclasses.dataclass
 class LoadedCase:
-    """A validated case: images float32 (X, Y, Z, C) in ``channels`` order, labels internal {0,1,2,3}.
+    """A validated case: images float32 (X, Y, Z, C) in ``channels`` order, labels class indices (uint8).
 
     Both arrays are in Fortran order, like the NIfTI files (x fastest; each channel contiguous).
     """
@@ -59,8 +60,8 @@ def load_case(case: CaseFiles, channels: tuple[str, ...] = MODALITIES) -> Loaded
     """Load and validate one case.
 
     Checks: every modality present and readable, all volumes 3D with one shape, finite values,
-    no modality all zero, segmentation integer-valued in {0, 1, 2, 4} (mapped to {0, 1, 2, 3});
-    for an nnU-Net case, in the label values of its ``dataset.json`` (mapped to the same classes).
+    no modality all zero, segmentation values those of the case's label schema (BraTS 2019:
+    {0, 1, 2, 4} mapped to {0, 1, 2, 3}; an nnU-Net case: the values of its ``dataset.json``).
 
     Args:
         case: from :func:`kequireg.data.discovery.find_cases`.
@@ -112,21 +113,10 @@ def load_case(case: CaseFiles, channels: tuple[str, ...] = MODALITIES) -> Loaded
 
 
 def _internal_labels(case: CaseFiles, seg: np.ndarray) -> np.ndarray:
-    """A segmentation's file values -> internal classes {0, 1, 2, 3} (uint8, the file's memory order)."""
-    if case.dataset is None:
-        mapping, where = BRATS_TO_INTERNAL, "{0, 1, 2, 4}"
-        hint = "BraTS segmentations use 1 necrosis, 2 edema, 4 enhancing"
-    else:
-        mapping = dict(case.dataset.label_map)
-        where = "{" + ", ".join(str(v) for v in sorted(mapping)) + "}"
-        hint = f"the labels of {case.dataset.json_path} ({case.dataset.describe_labels()})"
-    outside = ~np.isin(seg, tuple(mapping))  # one comparison per value; np.unique sorted all 9M
-    if outside.any():
-        bad = np.unique(seg[outside]).tolist()
-        shown = ", ".join(f"{v:g}" for v in bad[:10])
-        raise CaseError(case.seg, f"labels outside {where}: found {shown}; {hint}")
-    labels = seg.astype(np.uint8)  # keeps the Fortran order of the file
-    for value, internal in mapping.items():
-        if value != internal:  # masks from the file's values, so that swaps (1 <-> 2) stay right
-            labels[seg == value] = internal
-    return labels
+    """A segmentation's file values -> class indices (uint8, the file's memory order)."""
+    schema = case.label_schema
+    try:
+        return schema.to_classes(seg)
+    except ValueError as err:
+        source = f"the labels of {case.dataset.json_path}" if case.dataset is not None else f"{schema.title} labels"
+        raise CaseError(case.seg, f"{err} ({source})") from None

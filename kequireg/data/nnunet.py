@@ -125,6 +125,17 @@ class NnunetDataset:
     labels: tuple[tuple[str, object], ...] = ()
 
     @property
+    def schema(self):
+        """The dataset's :class:`kequireg.label_schema.LabelSchema` (what every later stage reads)."""
+        from kequireg.label_schema import LabelSchema
+        from kequireg.vocabulary import BRATS_2019
+
+        values = self.internal_to_file
+        return LabelSchema(name=f"nnunet:{self.root.name}", title=self.root.name, family="brats",
+                           classes=BRATS_2019.classes, file_values=tuple(values[k] for k in range(len(values))),
+                           regions=BRATS_2019.regions)
+
+    @property
     def internal_to_file(self) -> dict[int, int]:
         """Internal class -> the dataset's label value (predictions are written in these)."""
         return {internal: value for value, internal in self.label_map}

@@ -9,6 +9,7 @@ assembled from the parts once every case is done.
 from __future__ import annotations
 
 import os
+import json
 import zipfile
 from pathlib import Path
 
@@ -46,6 +47,15 @@ def read_part(path: Path) -> dict:
         part[key] = str(part[key])
     part["header"] = part["header"].tobytes()
     return part
+
+
+def part_params_json(params, schema) -> str:
+    """What a part records as its making: the preprocessing params and, unless BraTS 2019's, the label schema
+    (labels are stored as that schema's classes; BraTS 2019 parts keep the record they had before schemas)."""
+    record = params.to_dict()
+    if schema.name != "brats2019":
+        record["label_schema"] = schema.to_dict()
+    return json.dumps(record, sort_keys=True)
 
 
 def part_is_current(path: Path, params_json: str) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -29,7 +28,7 @@ from kequireg.data.crop import CROP_MULTIPLE, store_window, window_case
 from kequireg.data.discovery import discover
 from kequireg.data.nnunet import NnunetDataset
 from kequireg.data.params import PreprocessParams
-from kequireg.data.parts import part_is_current, part_summaries, parts_dir, read_part, remove_parts, write_part
+from kequireg.data.parts import part_is_current, part_params_json, part_summaries, parts_dir, read_part, remove_parts, write_part
 from kequireg.data.splits import make_folds, make_splits, save_splits, splits_path
 from kequireg.data.store import PreprocessedCase
 from kequireg.data.store_writer import write_store
@@ -210,7 +209,8 @@ def preprocess_dataset(
     if not good:
         log(f"no case could be preprocessed ({len(failures)} failed); no store written")
         return PreprocessReport(None, None, [], resumed, failures, None, warnings, time.time() - start_time)
-    size, labeled_ids = _store_from_parts(store_path, [folder / f"{c.case_id}.npz" for c in good], params, layout, warnings)
+    size, labeled_ids = _store_from_parts(store_path, [folder / f"{c.case_id}.npz" for c in good], params, layout,
+                                          cases[0].label_schema, warnings)
     for w in warnings:
         log(f"warning: {w}")
     try:
@@ -237,8 +237,7 @@ def preprocess_dataset(
 def _run_cases(cases: list[CaseFiles], params: PreprocessParams, folder: Path, workers: int,
                progress: Callable[[int, int, str], None] | None, log: Callable[[str], None]) -> tuple[list[str], list[Failure]]:
     """Write a part for every case without a current one; returns (resumed case ids, failures)."""
-    params_json = json.dumps(params.to_dict(), sort_keys=True)
-    resumed = [c.case_id for c in cases if part_is_current(folder / f"{c.case_id}.npz", params_json)]
+    resumed = [c.case_id for c in cases if part_is_current(folder / f"{c.case_id}.npz", part_params_json(params, c.label_schema))]
     todo = [c for c in cases if c.case_id not in set(resumed)]
     if resumed:
         log(f"resuming: {len(resumed)} of {len(cases)} cases already done in {folder}")
@@ -278,7 +277,7 @@ def _results(todo: list[CaseFiles], params: PreprocessParams, folder: Path, work
 
 
 def _store_from_parts(store_path: Path, part_paths: list[Path], params: PreprocessParams, layout: NnunetDataset | None,
-                      warnings: list[str]) -> tuple[tuple[int, int], list[str]]:
+                      schema, warnings: list[str]) -> tuple[tuple[int, int], list[str]]:
     """Write the store from finished parts; returns (its (H, W) window, the labeled case ids)."""
     shapes, labeled_ids = part_summaries(part_paths)
     size = store_window(shapes)
@@ -287,5 +286,6 @@ def _store_from_parts(store_path: Path, part_paths: list[Path], params: Preproce
     store_params["crop_rule"] = f"each in-plane axis to the nearest multiple of {CROP_MULTIPLE} (ties crop), window around the brain"
     if layout is not None:
         store_params["source_layout"] = layout.describe()
+    store_params["label_schema"] = schema.to_dict()  # what every later stage reads (kequireg.label_schema)
     write_store(store_path, assemble_cases(part_paths, size, warnings), channels=params.channels, params=store_params, dtype=params.dtype)
     return size, labeled_ids

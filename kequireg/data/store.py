@@ -31,6 +31,8 @@ from typing import Iterable
 import h5py
 import numpy as np
 
+from kequireg.label_schema import LabelSchema, schema_of
+
 from kequireg.data.geometry import CaseGeometry, GeometryFields
 
 FORMAT = "kequireg-slice-store"
@@ -148,6 +150,8 @@ class SliceStore:
             )
         self.channels: tuple[str, ...] = tuple(json.loads(attrs["channels"]))
         self.params: dict = json.loads(attrs["params"])
+        # what the labels mean (classes, regions, ignore, file values); a store made before schemas is BraTS 2019
+        self.schema: LabelSchema = schema_of(self.params)
         self._images = self._file["images"]
         self._labels = self._file["labels"]
         self.image_shape: tuple[int, int, int] = tuple(int(v) for v in self._images.shape[1:])

@@ -17,10 +17,15 @@ import numpy as np
 
 from kequireg.evaluation.metrics import dice
 from kequireg.inference.regions import region_masks
-from kequireg.vocabulary import REGIONS
+from kequireg.vocabulary import BRATS_2019
 
 # The per-patient columns of ``equivariance_dice``: the mean over regions, then one per region.
-EQUIVARIANCE_COLUMNS: tuple[str, ...] = ("equivariance_dice", *(f"equivariance_{r.lower()}" for r in REGIONS))
+def equivariance_columns(schema=None) -> tuple[str, ...]:
+    """``equivariance_dice`` (the mean) and one column per region of the label schema (BraTS 2019's without one)."""
+    return ("equivariance_dice", *(f"equivariance_{k}" for k in (BRATS_2019 if schema is None else schema).region_keys))
+
+
+EQUIVARIANCE_COLUMNS: tuple[str, ...] = equivariance_columns(BRATS_2019)
 
 
 def transform_seeds(case_id: str, n_slices: int, seed: int = 0) -> np.ndarray:
@@ -37,6 +42,7 @@ def equivariance_dice(
     case_id: str = "",
     seed: int = 0,
     policy=None,
+    schema=None,
 ) -> dict[str, float]:
     """Equivariance Dice of a network on one patient.
 
@@ -47,6 +53,7 @@ def equivariance_dice(
         case_id: str. Mixed into the transform seeds, so each patient gets its own transforms.
         seed: int. Base seed of the transforms. Defaults to 0.
         policy: an ``augment.Policy``. Defaults to ``augment.strong()``.
+        schema: the LabelSchema whose regions are compared. Defaults to BraTS 2019.
 
     Returns:
         dict with the keys of ``EQUIVARIANCE_COLUMNS``: ``equivariance_dice`` (mean over regions),
@@ -66,12 +73,12 @@ def equivariance_dice(
     seg_then_warp = warped_probs.argmax(-1)
     warp_then_seg = np.asarray(predict_probs(np.asarray(augment.warp_image(images, grids), np.float32))).argmax(-1)
     valid = np.asarray(augment.valid_mask(grids), dtype=bool)
-    target = region_masks(seg_then_warp.astype(np.uint8))[valid]
-    predicted = region_masks(warp_then_seg.astype(np.uint8))[valid]
+    target = region_masks(seg_then_warp.astype(np.uint8), schema=schema)[valid]
+    predicted = region_masks(warp_then_seg.astype(np.uint8), schema=schema)[valid]
     per_region = np.atleast_1d(dice(target, predicted, axis=0))
-    return dict(zip(EQUIVARIANCE_COLUMNS, (float(per_region.mean()), *(float(d) for d in per_region))))
+    return dict(zip(equivariance_columns(schema), (float(per_region.mean()), *(float(d) for d in per_region))))
 
 
-def no_equivariance() -> dict[str, float]:
+def no_equivariance(schema=None) -> dict[str, float]:
     """The equivariance columns of a patient whose equivariance Dice was not computed (NaN)."""
-    return {column: float("nan") for column in EQUIVARIANCE_COLUMNS}
+    return {column: float("nan") for column in equivariance_columns(schema)}

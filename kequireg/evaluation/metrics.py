@@ -17,15 +17,18 @@ import numpy as np
 
 from kequireg.evaluation.hausdorff import hd95
 from kequireg.inference.regions import check_pair, region_masks
-from kequireg.vocabulary import REGIONS
+from kequireg.label_schema import IGNORE_INDEX, LabelSchema
+from kequireg.vocabulary import BRATS_2019
 
-METRIC_COLUMNS: tuple[str, ...] = (
-    "dice",
-    *(f"dice_{r.lower()}" for r in REGIONS),
-    *(f"hd95_{r.lower()}" for r in REGIONS),
-    *(f"sensitivity_{r.lower()}" for r in REGIONS),
-    *(f"specificity_{r.lower()}" for r in REGIONS),
-)
+
+def metric_columns(schema: LabelSchema | None = None) -> tuple[str, ...]:
+    """The per-patient metric columns of a schema's regions (BraTS 2019's without one)."""
+    keys = (BRATS_2019 if schema is None else schema).region_keys
+    return ("dice", *(f"dice_{k}" for k in keys), *(f"hd95_{k}" for k in keys), *(f"sensitivity_{k}" for k in keys),
+            *(f"specificity_{k}" for k in keys))
+
+
+METRIC_COLUMNS: tuple[str, ...] = metric_columns(BRATS_2019)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -77,27 +80,28 @@ def dice(target: np.ndarray, predicted: np.ndarray, axis=None) -> float | np.nda
     return float(out) if out.ndim == 0 else out
 
 
-def region_dice(target: np.ndarray, predicted: np.ndarray, scheme: str = "internal") -> np.ndarray:
+def region_dice(target: np.ndarray, predicted: np.ndarray, scheme: str = "internal", schema: LabelSchema | None = None) -> np.ndarray:
     """Dice of WT, TC, ET between two label maps (any shape; all voxels pooled).
 
     Args:
         target: integer array. Reference labels.
         predicted: integer array of the same shape. Predicted labels.
         scheme: str. ``"internal"`` or ``"brats"``. Defaults to ``"internal"``.
+        schema: the LabelSchema of both maps. Defaults to BraTS 2019.
 
     Returns:
-        float64 array of shape (3,) in the order of ``REGIONS``.
+        float64 array of shape (R,) in the order of ``schema.regions``.
 
     Example:
         >>> region_dice(np.array([0, 1, 2, 3]), np.array([0, 1, 2, 3])).tolist()
         [1.0, 1.0, 1.0]
     """
-    target_masks, predicted_masks = region_masks(target, scheme), region_masks(predicted, scheme)
+    target_masks, predicted_masks = region_masks(target, scheme, schema), region_masks(predicted, scheme, schema)
     axes = tuple(range(target_masks.ndim - 1))
     return np.atleast_1d(dice(target_masks, predicted_masks, axis=axes))
 
 
-def slice_dice(target: np.ndarray, predicted: np.ndarray, scheme: str = "internal") -> np.ndarray:
+def slice_dice(target: np.ndarray, predicted: np.ndarray, scheme: str = "internal", schema: LabelSchema | None = None) -> np.ndarray:
     """Slice-level 2D Dice per region: one value per slice, empty rule per slice.
 
     The NumPy twin of the Keras ``kequireg.training.metrics.slice_dice`` (same argument order,
@@ -119,7 +123,7 @@ def slice_dice(target: np.ndarray, predicted: np.ndarray, scheme: str = "interna
         [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
     """
     target, predicted = check_pair(target, predicted, ndim=3)
-    return dice(region_masks(target, scheme), region_masks(predicted, scheme), axis=(1, 2))
+    return dice(region_masks(target, scheme, schema), region_masks(predicted, scheme, schema), axis=(1, 2))
 
 
 def case_metrics(
@@ -128,6 +132,7 @@ def case_metrics(
     spacing: Sequence[float] | None = None,
     scheme: str = "internal",
     with_hd95: bool = True,
+    schema: LabelSchema | None = None,
 ) -> dict[str, float]:
     """All per-patient metrics of one 3D prediction.
 
@@ -137,10 +142,13 @@ def case_metrics(
         spacing: three floats. Voxel size in mm (for HD95). Defaults to 1 mm.
         scheme: str. ``"internal"`` ({0,1,2,3}) or ``"brats"`` ({0,1,2,4}). Defaults to ``"internal"``.
         with_hd95: bool. Compute HD95 (the slow part). Defaults to True; NaN when False.
+        schema: the LabelSchema of both maps (its regions are scored). Defaults to BraTS 2019.
+            Voxels the reference marks as ignored (``IGNORE_INDEX``, internal scheme) are left out
+            of every count, and predicted regions there are dropped before HD95.
 
     Returns:
-        dict with the keys of ``METRIC_COLUMNS``: ``dice`` (collective), ``dice_wt`` ..., ``hd95_wt``
-        ..., ``sensitivity_wt`` ..., ``specificity_wt`` ....
+        dict with the keys of ``metric_columns(schema)``: ``dice`` (collective: the mean over the
+        regions), ``dice_wt`` ..., ``hd95_wt`` ..., ``sensitivity_wt`` ..., ``specificity_wt`` ....
 
     Raises:
         ValueError: on mismatched shapes or labels outside the scheme.
@@ -150,13 +158,18 @@ def case_metrics(
         >>> case_metrics(gt, gt)["dice"]
         1.0
     """
+    schema = BRATS_2019 if schema is None else schema
     target, predicted = check_pair(target, predicted)
-    target_masks, predicted_masks = region_masks(target, scheme), region_masks(predicted, scheme)
+    target_masks, predicted_masks = region_masks(target, scheme, schema), region_masks(predicted, scheme, schema)
+    ignored = (target == IGNORE_INDEX) if scheme == "internal" and schema.ignore_value is not None else None
+    if ignored is not None and ignored.any():
+        predicted_masks = predicted_masks & ~ignored[..., None]  # the reference says nothing there
     out: dict[str, float] = {}
     dices = []
-    for r, region in enumerate(REGIONS):
-        key = region.lower()
+    for r, key in enumerate(schema.region_keys):
         tp, fp, fn, tn = confusion(target_masks[..., r], predicted_masks[..., r])
+        if ignored is not None:
+            tn = tn - int(np.count_nonzero(ignored))
         d = float(_ratio(2 * tp, 2 * tp + fp + fn))
         dices.append(d)
         out[f"dice_{key}"] = d
@@ -164,4 +177,4 @@ def case_metrics(
         out[f"sensitivity_{key}"] = float(_ratio(tp, tp + fn))
         out[f"specificity_{key}"] = float(_ratio(tn, tn + fp))
     out["dice"] = float(np.mean(dices))
-    return {key: out[key] for key in METRIC_COLUMNS}
+    return {key: out[key] for key in metric_columns(schema)}

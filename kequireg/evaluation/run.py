@@ -18,6 +18,7 @@ from kequireg.inference.nifti import export_case
 from kequireg.inference.options import InferenceOptions
 from kequireg.inference.predict import training_params
 from kequireg.inference.runs import open_run
+from kequireg.label_schema import check_same_schema
 from kequireg.training.run_dir import RunDir
 
 
@@ -47,7 +48,8 @@ def evaluate_run(run: RunDir | str | os.PathLike, dataset=None, *, scoring: Scor
             ``run.eval_dir(split)`` (``RUN_DIR/eval-<split>``); for an ensemble
             ``RUN_DIR/eval-<split>-ensemble<N>-<hash of the members>``, so it never replaces the
             run's own scores.
-        export_dir: if given, also write each patient's prediction there as BraTS NIfTI (``<case>.nii.gz``).
+        export_dir: if given, also write each patient's prediction there as NIfTI (``<case>.nii.gz``) in the
+            label values of the store's schema (BraTS 2019: {0, 1, 2, 4}).
         progress: bool. Progress bar on stderr. Defaults to False.
 
     Returns:
@@ -71,13 +73,16 @@ def evaluate_run(run: RunDir | str | os.PathLike, dataset=None, *, scoring: Scor
         training_params([m.path for m in members], progress=progress)  # their preprocessing agrees
         dataset = open_dataset(run.load_config().data, progress=progress)
     try:
+        for member in members:  # a network predicts the classes it was trained on
+            check_same_schema(member.load_config().schema, dataset.schema, run_dir=member.path, store=dataset.path)
         network = run.load_network() if not ensemble else load_model([m.path for m in members])
         split = dataset.eval_split(scoring.split)
         if split == "val":  # a cross-validation run's validation patients are its fold's
             dataset = dataset.for_fold(run.load_config().fold)
         on_case = None
         if export_dir is not None:
-            on_case = lambda record, predicted, probs: export_case(predicted, record, export_dir)  # noqa: E731
+            schema = dataset.schema  # written in the store's own label values (BraTS 2019: 4 = ET)
+            on_case = lambda record, predicted, probs: export_case(predicted, record, export_dir, schema=schema)  # noqa: E731
         rows = score_store(network, dataset, dataset.split_ids(split), scoring=scoring, options=options,
                            on_case=on_case, progress=progress)
         data_path = dataset.path

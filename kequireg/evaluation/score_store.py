@@ -38,8 +38,9 @@ def score_store(model, data, case_ids: Sequence[str], *, scoring: ScoringOptions
         progress: bool. Progress bar on stderr. Defaults to False.
 
     Returns:
-        list of dicts, one per case: ``case_id``, ``METRIC_COLUMNS``, ``EQUIVARIANCE_COLUMNS``
-        (and ``QC_COLUMNS`` with uncertainty).
+        list of dicts, one per case: ``case_id``, ``metric_columns(schema)``,
+        ``equivariance_columns(schema)`` (and ``qc_columns(schema)`` with uncertainty), the
+        regions those of the store's label schema.
 
     Raises:
         ValueError: if a case is unknown or has no segmentation (before any is scored).
@@ -56,7 +57,9 @@ def score_store(model, data, case_ids: Sequence[str], *, scoring: ScoringOptions
         if not store.case(case_id).labeled:
             raise ValueError(f"case {case_id!r} in {str(store.path)!r} has no segmentation and cannot be evaluated.")
     scoring, options = scoring or ScoringOptions(), options or InferenceOptions()
-    predictor = options.predictor(model)
+    schema = store.schema
+    options.check_schema(schema)
+    predictor = options.predictor(model, schema=schema)
     rows = []
     for case_id in progress_bar(case_ids, progress, "evaluating"):
         record = store.case(case_id)
@@ -66,15 +69,15 @@ def score_store(model, data, case_ids: Sequence[str], *, scoring: ScoringOptions
         predicted = options.postprocess_slices(probs.argmax(-1).astype(np.uint8), record)
         row = {"case_id": case_id}
         row.update(case_metrics(restore_plane(labels, record.geometry), restore_plane(predicted, record.geometry),
-                                spacing=record.spacing, with_hd95=scoring.with_hd95))
+                                spacing=record.spacing, with_hd95=scoring.with_hd95, schema=schema))
         if scoring.equivariance:
             plain = probs if result.plain is None else result.plain
             row.update(equivariance_dice(lambda x: predict_probabilities(model, x, options.batch_size), images, plain,
-                                         case_id=case_id, seed=scoring.equivariance_seed))
+                                         case_id=case_id, seed=scoring.equivariance_seed, schema=schema))
         else:
-            row.update(no_equivariance())
+            row.update(no_equivariance(schema))
         if options.uncertainty:
-            row.update(qc_row(result, predicted, record.spacing))
+            row.update(qc_row(result, predicted, record.spacing, schema))
         if on_case is not None:
             on_case(record, predicted, probs)
         rows.append(row)

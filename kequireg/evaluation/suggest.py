@@ -159,6 +159,9 @@ def check_settings(out_dir: Path, settings: dict, overwrite: bool) -> None:
                          "--overwrite to predict every case again, or choose another output folder.")
 
 
+_QC_PREFIXES = ("qc_", "volume_")  # the columns of uncertainty.qc_columns(schema)
+
+
 def read_qc_rows(predictions: Path, case_ids: list[str]) -> dict[str, dict]:
     """The ``qc.csv`` rows of ``case_ids`` under ``predictions`` (case ids kept as strings)."""
     path = predictions / uncertainty.QC_CSV
@@ -166,7 +169,8 @@ def read_qc_rows(predictions: Path, case_ids: list[str]) -> dict[str, dict]:
         return {}
     with open(path, newline="") as f:
         rows = {row["case_id"]: row for row in csv.DictReader(f)}
-    return {c: {"case_id": c, **{k: _float(rows[c].get(k)) for k in uncertainty.QC_COLUMNS}}
+    # the QC scores and the volumes of whichever regions the run's label schema has
+    return {c: {"case_id": c, **{k: _float(v) for k, v in rows[c].items() if k.startswith(_QC_PREFIXES)}}
             for c in case_ids if c in rows}
 
 
@@ -276,6 +280,7 @@ def suggest(model_path: str | os.PathLike, pool: str | os.PathLike, out_dir: str
     for row in ranked:
         row["prediction"] = f"{PREDICTIONS_DIR}/{output_filename(row['case_id'], layout)}"
         row.setdefault("overlay", "")
-    columns = ("rank", "case_id", "score", *uncertainty.QC_COLUMNS, "labeled", "prediction", "overlay")
+    qc = [k for k in ranked[0] if k.startswith(_QC_PREFIXES)] if ranked else list(uncertainty.QC_COLUMNS)
+    columns = ("rank", "case_id", "score", *qc, "labeled", "prediction", "overlay")
     write_csv_rows(out_dir / SUGGESTIONS_CSV, ranked, columns)
     return ranked

@@ -6,9 +6,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kequireg.evaluation.equivariance import EQUIVARIANCE_COLUMNS
-from kequireg.evaluation.metrics import METRIC_COLUMNS
 from kequireg.evaluation.stats import bootstrap_mean
+
+# Per-patient columns that are metrics (the rest: case ids, QC scores, volumes); their regions are the label schema's.
+METRIC_PREFIXES: tuple[str, ...] = ("dice", "hd95_", "sensitivity_", "specificity_", "equivariance_")
+
+
+def metric_columns_of(row: dict) -> list[str]:
+    """The metric columns of a per-patient row, in its order (``metrics.metric_columns`` then the equivariance ones)."""
+    return [c for c in row if c.startswith(METRIC_PREFIXES)]
 
 
 def summarize(rows: Sequence[dict], seed: int = 0, n_boot: int = 10_000) -> dict:
@@ -21,10 +27,10 @@ def summarize(rows: Sequence[dict], seed: int = 0, n_boot: int = 10_000) -> dict
 
     Returns:
         dict: ``{"n_cases": n, "metrics": {column: {"mean", "std", "median", "ci_low", "ci_high"}}}``
-        over ``METRIC_COLUMNS`` and ``EQUIVARIANCE_COLUMNS``; NaN values are skipped and NaN-only
-        columns left out.
+        over the metric columns of the rows (:func:`metric_columns_of`); NaN values are skipped and
+        NaN-only columns left out.
     """
-    columns = [c for c in (*METRIC_COLUMNS, *EQUIVARIANCE_COLUMNS) if rows and c in rows[0]]
+    columns = metric_columns_of(rows[0]) if rows else []
     metrics = {}
     for column in columns:
         values = np.array([row[column] for row in rows], dtype=np.float64)

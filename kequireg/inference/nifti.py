@@ -19,6 +19,7 @@ import numpy as np
 from kequireg.data.geometry import restore_plane
 from kequireg.inference.regions import check_labels, to_brats
 from kequireg.io import atomic_path
+from kequireg.label_schema import LabelSchema
 
 
 def brats_filename(case_id: str) -> str:
@@ -39,8 +40,10 @@ def label_image(labels: np.ndarray, affine: np.ndarray, header: bytes | nib.Nift
         affine: (4, 4) voxel-to-world matrix of the source scan.
         header: NIfTI-1 header (bytes of its binaryblock, or a header object) of the source scan;
             None builds a fresh header. Its intensity scaling is reset (labels are stored as is).
-        scheme: ``"internal"`` ({0,1,2,3}, converted), ``"brats"``, or a dict internal class ->
-            file value (an nnU-Net dataset's ``internal_to_file``). Defaults to ``"internal"``.
+        scheme: ``"internal"`` ({0,1,2,3}, converted), ``"brats"``, a dict internal class ->
+            file value (an nnU-Net dataset's ``internal_to_file``), or a
+            :class:`kequireg.label_schema.LabelSchema` (class indices written as its file values).
+            Defaults to ``"internal"``.
 
     Returns:
         nibabel.Nifti1Image with uint8 data.
@@ -55,7 +58,9 @@ def label_image(labels: np.ndarray, affine: np.ndarray, header: bytes | nib.Nift
     if affine.shape != (4, 4):
         raise ValueError(f"affine must be a 4x4 matrix. Received: affine.shape={affine.shape}")
     cal_max = 4
-    if isinstance(scheme, dict):
+    if isinstance(scheme, LabelSchema):
+        data, cal_max = scheme.to_file(labels), max(scheme.file_values)
+    elif isinstance(scheme, dict):
         lut = np.zeros(max(scheme) + 1, np.uint8)
         lut[list(scheme)] = list(scheme.values())
         data, cal_max = lut[check_labels(labels, "internal")], max(scheme.values())
@@ -86,7 +91,8 @@ def write_nifti_atomic(image: nib.Nifti1Image, path: str | os.PathLike) -> Path:
     return path
 
 
-def export_case(slice_labels: np.ndarray, record, out_dir: str | os.PathLike, scheme: str = "internal", layout=None) -> Path:
+def export_case(slice_labels: np.ndarray, record, out_dir: str | os.PathLike, scheme: str = "internal", layout=None,
+                schema: LabelSchema | None = None) -> Path:
     """Restore a case's per-slice labels to its source geometry and write ``<case_id>.nii.gz``.
 
     Args:
@@ -96,6 +102,8 @@ def export_case(slice_labels: np.ndarray, record, out_dir: str | os.PathLike, sc
         scheme: str. Label scheme of ``slice_labels``. Defaults to ``"internal"``.
         layout: the nnU-Net dataset the case came from (``CaseFiles.dataset``): name and label
             values as that dataset's (``slice_labels`` internal). Defaults to None (BraTS).
+        schema: the LabelSchema whose file values to write (``slice_labels`` its class indices);
+            overrides ``scheme`` and the layout's values. Defaults to None.
 
     Returns:
         Path of the written file.
@@ -107,7 +115,7 @@ def export_case(slice_labels: np.ndarray, record, out_dir: str | os.PathLike, sc
         >>> path = export_case(labels, store.case("BraTS19_X_1"), "predictions/")  # doctest: +SKIP
     """
     volume = restore_plane(np.asarray(slice_labels), record.geometry)
-    values = scheme if layout is None else layout.internal_to_file
+    values = schema if schema is not None else scheme if layout is None else layout.schema
     image = label_image(volume, record.affine, getattr(record, "header", None), scheme=values)
     return write_nifti_atomic(image, Path(out_dir) / output_filename(record.case_id, layout))
 

@@ -59,9 +59,16 @@ class InferenceOptions:
             raise ValueError(f"uncertainty needs test-time augmentation with at least 2 views: add --tta 8 (or any N >= 2). "
                              f"Received: tta={self.tta}")
 
-    def predictor(self, model, policy=None) -> Predictor:
-        """The :class:`~kequireg.inference.tta.Predictor` of these settings (``policy``: see there)."""
-        return Predictor(model, self, policy=policy)
+    def predictor(self, model, policy=None, schema=None) -> Predictor:
+        """The :class:`~kequireg.inference.tta.Predictor` of these settings (``policy``, ``schema``: see there)."""
+        return Predictor(model, self, policy=policy, schema=schema)
+
+    def check_schema(self, schema) -> None:
+        """BraTS post-processing needs BraTS classes: refuse it for another label schema, naming it."""
+        if self.postprocess == "brats" and schema is not None and not schema.is_brats:
+            raise ValueError(f"--postprocess brats removes small tumour components and relabels enhancing tumour; the data's "
+                             f"label schema is {schema.name!r} ({schema.describe_labels()}), not BraTS. "
+                             "Leave --postprocess at none.")
 
     def postprocess_slices(self, slices, record):
         """A case's per-slice labels after the chosen post-processing (the same array for ``"none"``)."""

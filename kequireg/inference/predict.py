@@ -27,10 +27,12 @@ from kequireg.inference.nifti import export_case, output_filename
 from kequireg.inference.options import InferenceOptions
 from kequireg.inference.progress import progress_bar
 from kequireg.inference.runs import open_run
+from kequireg.label_schema import check_same_schema, schema_of
+from kequireg.vocabulary import BRATS_2019
 
 
 def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, options: InferenceOptions | None = None,
-                  layout=None) -> list[Path]:
+                  layout=None, schema=None) -> list[Path]:
     """Predict preprocessed cases and write one BraTS NIfTI per case.
 
     Args:
@@ -43,23 +45,28 @@ def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, options
             ``qc.csv``, probabilities). Defaults to plain prediction (labels only).
         layout: the nnU-Net dataset the cases came from (``CaseFiles.dataset``): its file naming
             and label values. Defaults to None (BraTS).
+        schema: the LabelSchema of the input data: the label values written (its
+            ``file_values``) and the regions of the QC volumes. Defaults to the layout's, else
+            BraTS 2019.
 
     Returns:
         Paths of the written label files.
     """
     options = options or InferenceOptions()
-    predictor = options.predictor(model)
+    schema = schema if schema is not None else layout.schema if layout is not None else BRATS_2019
+    options.check_schema(schema)
+    predictor = options.predictor(model, schema=schema)
     written, qc_rows = [], []
     for case in cases:
         if not len(case.images):
-            written.append(export_case(np.zeros((0, 1, 1), np.uint8), case, out_dir, layout=layout))
+            written.append(export_case(np.zeros((0, 1, 1), np.uint8), case, out_dir, layout=layout, schema=schema))
             continue
         result = predictor(case.images)
         labels = options.postprocess_slices(result.labels, case)
-        written.append(export_case(labels, case, out_dir, layout=layout))
+        written.append(export_case(labels, case, out_dir, layout=layout, schema=schema))
         if options.uncertainty:
             uncertainty.write_uncertainty(result, case, out_dir)
-            qc_rows.append({"case_id": case.case_id, **uncertainty.qc_row(result, labels, case.spacing)})
+            qc_rows.append({"case_id": case.case_id, **uncertainty.qc_row(result, labels, case.spacing, schema)})
         if options.save_probabilities:
             uncertainty.write_probabilities(result.probs, case, out_dir)
     if qc_rows:
@@ -127,10 +134,16 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
         raise ValueError(f"the model must have a fixed input shape (None, H, W, C). Received: input_shape={shape}")
     out_dir = Path(out_dir)
     layout = cases[0].dataset  # an nnU-Net dataset (its naming and label values) or None (BraTS)
+    schema = cases[0].label_schema  # predictions are written in the input's label convention
+    check_same_schema(schema_of(params), schema, store=f"the training store (preprocessing {'given' if params else 'defaults'})")
+    classes = getattr(model, "output_shape", (None,))[-1]
+    if classes is not None and classes != schema.num_classes:
+        raise ValueError(f"the model predicts {classes} classes; the cases in {str(in_dir)!r} have {schema.num_classes} "
+                         f"({schema.describe_labels()}). Use a model trained on this kind of data.")
     todo = [c for c in cases if overwrite or not (out_dir / output_filename(c.case_id, layout)).is_file()]
     stream = (preprocess_case_files(c, settings, (shape[1], shape[2])) for c in todo)
     predict_cases(model, progress_bar(stream, progress, "predicting", length=len(todo)), out_dir, options=options,
-                  layout=layout)
+                  layout=layout, schema=schema)
     return [out_dir / output_filename(c.case_id, layout) for c in cases]
 
 

@@ -1,15 +1,19 @@
-"""Check label maps of either scheme, convert between them, and mask the regions WT / TC / ET.
+"""Check label maps of either scheme, convert between them, and mask a label schema's regions.
 
-The schemes and the regions are defined in :mod:`kequireg.vocabulary`: BraTS files use
-{0, 1, 2, 4}, the slice store and the networks {0, 1, 2, 3}; WT = {1, 2, 4}, TC = {1, 4},
-ET = {4} (internal {1, 2, 3}, {1, 3}, {3}).
+``scheme`` says which values a map holds: ``"internal"`` the class indices of the store and the
+networks (0..K-1, and :data:`kequireg.label_schema.IGNORE_INDEX` for ignored pixels),
+``"brats"`` the values of the schema's label files. The regions are the ``schema``'s
+(:class:`kequireg.label_schema.LabelSchema`); without one, BraTS 2019's (:mod:`kequireg.vocabulary`):
+files {0, 1, 2, 4}, internal {0, 1, 2, 3}; WT = {1, 2, 4}, TC = {1, 4}, ET = {4} (internal
+{1, 2, 3}, {1, 3}, {3}).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from kequireg.vocabulary import BRATS_TO_INTERNAL, INTERNAL_TO_BRATS, LABEL_SCHEMES, REGION_LABELS, REGIONS, SCHEME_LABELS
+from kequireg.label_schema import IGNORE_INDEX, LabelSchema
+from kequireg.vocabulary import BRATS_2019, BRATS_TO_INTERNAL, INTERNAL_TO_BRATS, LABEL_SCHEMES, SCHEME_LABELS
 
 SCHEMES = LABEL_SCHEMES
 
@@ -83,15 +87,17 @@ def check_labels(labels: np.ndarray, scheme: str = "internal", name: str = "labe
     return labels
 
 
-def region_masks(labels: np.ndarray, scheme: str = "internal") -> np.ndarray:
-    """Boolean WT / TC / ET masks of a label map.
+def region_masks(labels: np.ndarray, scheme: str = "internal", schema: LabelSchema | None = None) -> np.ndarray:
+    """Boolean masks of the schema's regions (WT / TC / ET for BraTS) of a label map.
 
     Args:
         labels: integer array of any shape, values in the scheme's label set.
-        scheme: str. ``"internal"`` ({0,1,2,3}) or ``"brats"`` ({0,1,2,4}). Defaults to ``"internal"``.
+        scheme: str. ``"internal"`` (class indices; ignored pixels in no region) or ``"brats"``
+            (the schema's file values). Defaults to ``"internal"``.
+        schema: the LabelSchema. Defaults to BraTS 2019.
 
     Returns:
-        bool array of shape ``labels.shape + (3,)``, last axis in the order of ``REGIONS``.
+        bool array of shape ``labels.shape + (R,)``, last axis in the order of ``schema.regions``.
 
     Raises:
         ValueError: on values outside the scheme's label set.
@@ -100,11 +106,35 @@ def region_masks(labels: np.ndarray, scheme: str = "internal") -> np.ndarray:
         >>> region_masks(np.array([0, 1, 2, 3]))[..., 0].tolist()  # WT
         [False, True, True, True]
     """
-    labels = check_labels(labels, scheme)
-    table = np.zeros((5, 3), dtype=bool)
-    for r, region in enumerate(REGIONS):
-        table[list(REGION_LABELS[scheme][region]), r] = True
-    return table[labels.astype(np.intp)]
+    schema = BRATS_2019 if schema is None else schema
+    if schema == BRATS_2019:  # the BraTS 2019 checks and their hints
+        labels = check_labels(labels, scheme)
+        if scheme == "brats":
+            labels = _relabel(labels, BRATS_TO_INTERNAL)
+    elif scheme == "brats":
+        labels = schema.to_classes(np.asarray(labels))
+    else:
+        labels = check_classes(labels, schema)
+    return schema.region_masks(labels)
+
+
+def check_classes(labels: np.ndarray, schema: LabelSchema, name: str = "labels") -> np.ndarray:
+    """Validate a class-index map of ``schema``: values 0..K-1 or IGNORE_INDEX.
+
+    Raises:
+        ValueError: on a float array or another value, naming the schema.
+    """
+    labels = np.asarray(labels)
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+        if np.issubdtype(labels.dtype, np.floating) and np.all(np.mod(labels, 1) == 0):
+            labels = labels.astype(np.int16)
+        else:
+            raise ValueError(f"{name} must hold integer labels. Received: {name}.dtype={labels.dtype}")
+    bad = np.setdiff1d(np.unique(labels), [*range(schema.num_classes), IGNORE_INDEX])
+    if bad.size:
+        raise ValueError(f"{name} holds values outside the classes 0..{schema.num_classes - 1} of label schema "
+                         f"{schema.name!r}. Received: values {bad.tolist()}")
+    return labels
 
 
 def to_brats(labels: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 from kequireg.inference.predictor import predict_probabilities
 from kequireg.inference.regions import region_masks
 from kequireg.settings import TTA_POLICIES
-from kequireg.vocabulary import REGIONS
+from kequireg.vocabulary import BRATS_2019
 
 _EPS = 1e-7
 _FLIPS = ([{"op": "FlipLR", "flip": True}], [{"op": "FlipUD", "flip": True}],
@@ -103,6 +103,7 @@ class Predictor:
             (also compute entropy, disagreement and agreement counts).
         policy: an ``augment.Policy`` to draw the transforms from instead of ``options.tta_policy``
             (custom test-time transforms). Defaults to None.
+        schema: the LabelSchema whose regions the agreement counts cover. Defaults to BraTS 2019.
 
     Example:
         >>> options = InferenceOptions(tta=8, tta_policy="strong", uncertainty=True)       # doctest: +SKIP
@@ -110,8 +111,9 @@ class Predictor:
         >>> result.probs.shape, result.entropy.shape                                       # doctest: +SKIP
     """
 
-    def __init__(self, model, options, policy=None):
+    def __init__(self, model, options, policy=None, schema=None):
         self.model, self.batch_size, self.tta = model, options.batch_size, options.tta
+        self.schema = BRATS_2019 if schema is None else schema
         self.policy = options.tta_policy if policy is None else policy
         self.seed, self.uncertainty = options.tta_seed, options.uncertainty
         self._views: dict[tuple[int, int], tuple] = {}
@@ -182,8 +184,8 @@ class Predictor:
                 kl = np.maximum((pulled * (np.log(pulled + _EPS) - np.log(plain + _EPS))).sum(-1), 0.0)
                 kl_sum = kl * w if kl_sum is None else kl_sum + kl * w
                 kl_n = w if kl_n is None else kl_n + w
-                target = region_masks(plain[:real].argmax(-1).astype(np.uint8))[valid[:real]]
-                predicted = region_masks(pulled[:real].argmax(-1).astype(np.uint8))[valid[:real]]
+                target = region_masks(plain[:real].argmax(-1).astype(np.uint8), schema=self.schema)[valid[:real]]
+                predicted = region_masks(pulled[:real].argmax(-1).astype(np.uint8), schema=self.schema)[valid[:real]]
                 counts = np.stack([(target & predicted).sum(0), (~target & predicted).sum(0), (target & ~predicted).sum(0)], -1)
                 agreement = counts * count if agreement is None else agreement + counts * count
         mean = (total / weight[..., None]).astype(np.float32)[:real]
@@ -195,5 +197,5 @@ class Predictor:
             kl_sum, kl_n = np.zeros(batch.shape[:3], np.float32), np.ones(batch.shape[:3], np.float32)
         disagreement = np.where(kl_n > 0, kl_sum / np.maximum(kl_n, 1), 0.0).astype(np.float32)[:real]
         if agreement is None:
-            agreement = np.zeros((len(REGIONS), 3), np.int64)
+            agreement = np.zeros((len(self.schema.regions), 3), np.int64)
         return mean, plain, entropy, disagreement, agreement

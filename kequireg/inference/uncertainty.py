@@ -32,13 +32,18 @@ from kequireg.data.geometry import restore_plane
 from kequireg.inference.nifti import write_nifti_atomic
 from kequireg.inference.regions import region_masks
 from kequireg.io import atomic_path, write_csv_rows
-from kequireg.vocabulary import REGIONS
+from kequireg.vocabulary import BRATS_2019
 
 UNCERTAINTY_DIR = "uncertainty"
 PROBABILITIES_DIR = "probabilities"
 QC_CSV = "qc.csv"
-QC_COLUMNS: tuple[str, ...] = ("qc_uncertainty", "qc_disagreement", "qc_equivariance_dice",
-                               *(f"volume_{r.lower()}_ml" for r in REGIONS))
+def qc_columns(schema=None) -> tuple[str, ...]:
+    """The QC scores and one predicted volume per region of the label schema (BraTS 2019's without one)."""
+    keys = (BRATS_2019 if schema is None else schema).region_keys
+    return ("qc_uncertainty", "qc_disagreement", "qc_equivariance_dice", *(f"volume_{k}_ml" for k in keys))
+
+
+QC_COLUMNS: tuple[str, ...] = qc_columns(BRATS_2019)
 
 
 def uncertainty_paths(case_id: str, out_dir: str | os.PathLike) -> tuple[Path, Path]:
@@ -87,16 +92,17 @@ def write_probabilities(probs: np.ndarray, record, out_dir: str | os.PathLike) -
     return path
 
 
-def qc_row(prediction, labels: np.ndarray, spacing) -> dict[str, float]:
+def qc_row(prediction, labels: np.ndarray, spacing, schema=None) -> dict[str, float]:
     """The QC columns of one case.
 
     Args:
         prediction: the case's ``CasePrediction`` (with uncertainty).
         labels: (S, H, W) predicted internal labels (after any post-processing).
         spacing: voxel size in mm.
+        schema: the LabelSchema whose regions' volumes are reported. Defaults to BraTS 2019.
 
     Returns:
-        dict with ``QC_COLUMNS``.
+        dict with ``qc_columns(schema)``.
     """
     labels = np.asarray(labels)
     tumour = labels > 0
@@ -107,8 +113,9 @@ def qc_row(prediction, labels: np.ndarray, spacing) -> dict[str, float]:
     else:
         uncertainty, disagreement = float(np.log(k)), float("nan")
     millilitres = float(np.prod(np.asarray(spacing, np.float64))) / 1000.0
-    volumes = region_masks(labels.astype(np.uint8)).reshape(-1, len(REGIONS)).sum(0) * millilitres
-    return dict(zip(QC_COLUMNS, (uncertainty, disagreement, prediction.equivariance_dice(), *map(float, volumes))))
+    columns = qc_columns(schema)
+    volumes = region_masks(labels.astype(np.uint8), schema=schema).reshape(-1, len(columns) - 3).sum(0) * millilitres
+    return dict(zip(columns, (uncertainty, disagreement, prediction.equivariance_dice(), *map(float, volumes))))
 
 
 def write_qc_csv(rows: list[dict], out_dir: str | os.PathLike) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kequireg import settings
 from kequireg.io import atomic_write_json, read_json
+from kequireg.label_schema import schema_of
 from kequireg.options import check_options, option
 from kequireg.settings import (BATCH_DEFAULTS, DEMO_DEFAULTS, JIT_MODES, LR_SCHEDULES, METHOD_PARTS, METHOD_PRESETS,
                                METHODS, MIX_MODES, OPTIMIZERS, PRECISIONS, SUPERVISED_METHODS, THESIS_DEFAULTS,
@@ -163,6 +164,13 @@ class TrainConfig:
     tensorboard: bool = option(False, "Write TensorBoard event files to RUN_DIR/tensorboard (losses, validation "
                                "metrics, learning rate, EMA decay, validation overlays); progress.png is drawn "
                                "either way.")
+    label_schema: dict | None = option(None, "The data's label schema (kequireg.label_schema), copied from the store "
+                                       "when training starts; None = BraTS 2019 (runs made before schemas).", cli=False)
+
+    @property
+    def schema(self):
+        """The :class:`kequireg.label_schema.LabelSchema` of this run's data (its classes and regions)."""
+        return schema_of(self.label_schema)
 
     def resolve(self, demo: bool) -> TrainConfig:
         """A copy with every None default filled (thesis or demo settings) and all values checked."""

@@ -38,7 +38,8 @@ from kequireg.training import backend_step, cutmix, losses
 from kequireg.training.device_warp import valid_mask, warp_probs
 from kequireg.training.metrics import SliceDice
 from kequireg.training.options import StepOptions
-from kequireg.vocabulary import REGIONS
+from kequireg.label_schema import LabelSchema, schema_of
+from kequireg.vocabulary import BRATS_2019
 
 UNLABELED_KEYS = ("unlabeled", "strong", "grid")
 BACKGROUND = 0  # the class that out-of-image taps read when teacher probabilities are warped
@@ -65,6 +66,8 @@ class EquiRegModel(keras.Model):
             self teacher and uses them for validation and :meth:`eval_network` (the saved best
             model). Validation always logs the CE (the early-stopping signal). Defaults to
             ``StepOptions()`` (the thesis).
+        schema: the data's LabelSchema: the validation Dice per region, the ignored value.
+            Defaults to BraTS 2019.
         **kwargs: passed to ``keras.Model`` (``name``, ...).
 
     Raises:
@@ -80,7 +83,8 @@ class EquiRegModel(keras.Model):
         >>> model.fit(train_dataset, steps_per_epoch=500, validation_data=val_dataset)
     """
 
-    def __init__(self, network: keras.Model, options: StepOptions | None = None, **kwargs):
+    def __init__(self, network: keras.Model, options: StepOptions | None = None, schema: LabelSchema | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         if not isinstance(network, keras.Model):
             raise ValueError(f"network must be a keras.Model. Received: network={type(network).__name__}")
@@ -99,7 +103,8 @@ class EquiRegModel(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.sup_loss_tracker = keras.metrics.Mean(name="sup_loss")
         self.er_loss_tracker = keras.metrics.Mean(name="er_loss")
-        self.dice_metrics = [SliceDice(region) for region in REGIONS]
+        self.schema = BRATS_2019 if schema is None else schema
+        self.dice_metrics = [SliceDice(r.name, r.classes) for r in self.schema.regions]
         # EMA teacher: one non-trainable float variable per float variable of the network. The
         # pairing lives in a plain object, so Keras does not track the network's variables twice.
         self._ema = _EmaPairs(network if options.uses_ema else None, self)
@@ -258,7 +263,7 @@ class EquiRegModel(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "network": keras.saving.serialize_keras_object(self.network),
-                **dataclasses.asdict(self.options)}
+                "label_schema": self.schema.to_dict(), **dataclasses.asdict(self.options)}
 
     @classmethod
     def from_config(cls, config):
@@ -271,7 +276,8 @@ class EquiRegModel(keras.Model):
                              f"Received: background={background!r}")
         names = [f.name for f in dataclasses.fields(StepOptions)]
         options = StepOptions(**{name: config.pop(name) for name in names if name in config})
-        return cls(network, options, **config)
+        schema = schema_of(config.pop("label_schema", None))  # models saved before schemas: BraTS 2019
+        return cls(network, options, schema, **config)
 
 
 class _EmaPairs:

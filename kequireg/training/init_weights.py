@@ -31,7 +31,6 @@ import numpy as np
 from kequireg.models import build_model
 from kequireg.models.tiramisu import is_encoder_layer
 from kequireg.training.run_dir import RunDir
-from kequireg.vocabulary import NUM_CLASSES
 
 _LISTED = 20  # mismatched layers named in an error or log line; the rest are counted
 
@@ -204,7 +203,7 @@ def check_source(config, image_shape, source: SourceWeights) -> InitReport:
     Raises:
         ValueError: as :func:`check_match`.
     """
-    network = build_model(config.model, input_shape=tuple(image_shape), num_classes=NUM_CLASSES)
+    network = build_model(config.model, input_shape=tuple(image_shape), num_classes=config.schema.num_classes)
     return check_match(network, source, config.init_partial)
 
 

@@ -2,7 +2,10 @@
 
 Per slice and region, Dice = 2TP / (2TP + FP + FN), and 1 when TP = FP = FN = 0 (the region
 is absent from both the prediction and the reference). The metric is the mean over slices.
-Internal labels {0, 1, 2, 3}: WT = {1, 2, 3}, TC = {1, 3}, ET = {3} (``kequireg.vocabulary``).
+A region is a union of classes of the data's label schema (``kequireg.label_schema``); BraTS
+2019's are the default: internal labels {0, 1, 2, 3}, WT = {1, 2, 3}, TC = {1, 3}, ET = {3}.
+Ignored pixels (``IGNORE_INDEX``) are in no region of the reference and are dropped from the
+prediction's masks.
 
 Example:
     >>> import numpy as np
@@ -18,9 +21,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kequireg.label_schema import IGNORE_INDEX, column_key
 from kequireg.vocabulary import REGION_LABELS
 
-# Internal label values of each region.
+# BraTS 2019's classes of each region (the default of SliceDice).
 REGION_CLASSES: dict[str, tuple[int, ...]] = REGION_LABELS["internal"]
 
 
@@ -48,7 +52,7 @@ def slice_dice(target, predicted, classes):
         float32 tensor (B,).
     """
     ref = region_mask(target, classes)
-    pred = region_mask(predicted, classes)
+    pred = region_mask(predicted, classes) * (1.0 - region_mask(target, (IGNORE_INDEX,)))
     tp = ops.sum(ref * pred, axis=(1, 2))
     denominator = ops.sum(ref, axis=(1, 2)) + ops.sum(pred, axis=(1, 2))  # = 2TP + FP + FN
     return ops.where(denominator > 0, 2.0 * tp / ops.maximum(denominator, 1.0), 1.0)
@@ -56,25 +60,28 @@ def slice_dice(target, predicted, classes):
 
 @keras.saving.register_keras_serializable(package="kequireg")
 class SliceDice(keras.metrics.Metric):
-    """Mean slice-level Dice of one BraTS region, from integer labels and logits or probabilities.
+    """Mean slice-level Dice of one region, from integer labels and logits or probabilities.
 
     Args:
-        region: str. ``"WT"``, ``"TC"`` or ``"ET"``.
-        name: str. Metric name. Defaults to ``"dice_<region>"`` in lower case.
+        region: str. The region's name (``"WT"``, ``"TC"``, ``"ET"`` for BraTS).
+        classes: the class indices it unites; None = BraTS 2019's classes of ``region``.
+        name: str. Metric name. Defaults to ``"dice_<region key>"`` (``kequireg.label_schema.column_key``).
     """
 
-    def __init__(self, region: str = "WT", name: str | None = None, **kwargs):
-        if region not in REGION_CLASSES:
-            raise ValueError(f"region must be one of {tuple(REGION_CLASSES)}. Received: region={region!r}")
-        super().__init__(name=name or f"dice_{region.lower()}", **kwargs)
-        self.region = region
+    def __init__(self, region: str = "WT", classes=None, name: str | None = None, **kwargs):
+        if classes is None:
+            if region not in REGION_CLASSES:
+                raise ValueError(f"region must be one of {tuple(REGION_CLASSES)} (or give its classes). Received: region={region!r}")
+            classes = REGION_CLASSES[region]
+        super().__init__(name=name or f"dice_{column_key(region)}", **kwargs)
+        self.region, self.classes = region, tuple(int(c) for c in classes)
         self.dice_sum = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="dice_sum")
         self.count = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add the slices of a batch: ``y_true`` (B, H, W) labels, ``y_pred`` (B, H, W, K) scores."""
         predicted = ops.argmax(y_pred, axis=-1)
-        dice = slice_dice(y_true, predicted, REGION_CLASSES[self.region])
+        dice = slice_dice(y_true, predicted, self.classes)
         self.dice_sum.assign_add(ops.sum(dice))
         self.count.assign_add(ops.cast(ops.shape(dice)[0], "float32"))
 
@@ -86,4 +93,4 @@ class SliceDice(keras.metrics.Metric):
         self.count.assign(0.0)
 
     def get_config(self):
-        return {**super().get_config(), "region": self.region}
+        return {**super().get_config(), "region": self.region, "classes": list(self.classes)}

@@ -18,10 +18,15 @@ import math
 from pathlib import Path
 
 from kequireg.plotting import pyplot, save_figure
-from kequireg.vocabulary import REGIONS
 
 TRAIN_CURVES = (("loss", "total"), ("sup_loss", "supervised"), ("er_loss", "EquiReg / consistency"))
-DICE_CURVES = tuple((f"val_dice_{r.lower()}", r) for r in REGIONS) + (("val_dice_mean", "mean"),)
+
+
+
+def dice_curves(row: dict) -> list[tuple[str, str]]:
+    """(history key, legend) of the validation Dice curves: one per region of the run's label schema, then the mean."""
+    keys = [k for k in row if k.startswith("val_dice_") and k != "val_dice_mean"]
+    return [(k, k[len("val_dice_"):].upper()) for k in keys] + [("val_dice_mean", "mean")]
 
 
 def _values(rows: list[dict], key: str) -> list[float]:
@@ -66,7 +71,7 @@ def draw_progress(rows: list[dict], learning_rates: list[float], path: str | Pat
         best, at = min(finite)
         ce_ax.axvline(at, color="grey", ls=":", lw=1)
         ce_ax.set_title(f"validation CE (best {best:.4f} at step {at:g})")
-    for key, label in DICE_CURVES:
+    for key, label in dice_curves(rows[0]):
         if key in rows[0]:
             dice_ax.plot(steps, _values(rows, key), marker=".", label=label, ls="--" if key.endswith("mean") else "-")
     dice_ax.set_ylim(0, 1)

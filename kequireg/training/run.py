@@ -26,6 +26,7 @@ from pathlib import Path
 import keras
 
 from kequireg.data.dataset import open_dataset
+from kequireg.label_schema import check_same_schema
 from kequireg.models import build_model, torch_fast
 from kequireg.training.config import TrainConfig
 from kequireg.training.distribute import plan_devices
@@ -35,7 +36,6 @@ from kequireg.training.optim import build_optimizer
 from kequireg.training.pipeline import EquiRegBatches, ValidationBatches
 from kequireg.training.run_dir import RunDir, fault
 from kequireg.training.tracking import tracking_callbacks
-from kequireg.vocabulary import NUM_CLASSES
 
 
 @dataclasses.dataclass
@@ -174,14 +174,14 @@ def build_training_model(config: TrainConfig, image_shape, source=None):
     keras.mixed_precision.set_dtype_policy(config.precision)  # layers keep the policy they are built with
     try:
         keras.utils.set_random_seed(config.seed)
-        network = build_model(config.model, input_shape=tuple(image_shape), num_classes=NUM_CLASSES)
+        network = build_model(config.model, input_shape=tuple(image_shape), num_classes=config.schema.num_classes)
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
     if source is not None:
         _say(initialize_from(network, source, config.init_partial).describe())
     if config.freeze_encoder:
         _say(f"frozen encoder: {len(freeze_encoder(network))} layers (stem, down path, bottleneck)")
-    model = EquiRegModel(network, config.step_options())
+    model = EquiRegModel(network, config.step_options(), config.schema)
     optimizer = build_optimizer(config)
     if config.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -230,6 +230,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, data
 def _train(config: TrainConfig, dataset, resume: bool, progress: bool) -> TrainResult:
     if not resume:
         config = config.resolve(demo=dataset.is_demo)
+        config.label_schema = dataset.schema.to_dict()  # the run's classes and regions are its data's
+    else:
+        check_same_schema(config.schema, dataset.schema, run_dir=config.run_dir, store=dataset.path)
     plan = plan_devices(config)  # before any JAX computation (multi-host initialisation)
     run = RunDir(config.run_dir or default_run_dir(config))
     source = _init_source(config, run, resume, dataset.image_shape)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -13,6 +14,7 @@ from kequireg.data.params import PreprocessParams
 from kequireg.data.preprocess import preprocess_dataset
 from kequireg.data.store import PreprocessedCase, SliceStore
 from kequireg.data.store_writer import write_store
+from kequireg.vocabulary import BRATS_2019
 
 
 def make_case(case_id, s=3, h=8, w=8, labeled=True, seed=0, z0=2):
@@ -194,5 +196,12 @@ def test_preprocessing_the_legacy_raw_cases_gives_the_legacy_store(tmp_path, mon
     report = preprocess_dataset("raw", tmp_path / "store.h5", params=PreprocessParams(n4=False), workers=1,
                                 val=0.25, test=0.25, log=lambda m: None)
     assert report.ok
-    assert _contents(report.store_path) == _contents(LEGACY / "store.h5")
+    made, legacy = _contents(report.store_path), _contents(LEGACY / "store.h5")
+    # the one addition since: the store records its label schema (the legacy one holds it implicitly)
+    params = json.loads(made["attrs"]["params"])
+    assert params.pop("label_schema") == BRATS_2019.to_dict()
+    made["attrs"]["params"] = json.dumps(params, sort_keys=True)
+    assert made == legacy
+    with SliceStore(LEGACY / "store.h5") as old, SliceStore(report.store_path) as new:
+        assert old.schema == new.schema == BRATS_2019
     assert report.splits_path.read_text() == (LEGACY / "store.splits.json").read_text()

@@ -8,13 +8,14 @@ import pytest
 from click.testing import CliRunner
 
 from cli.dataclass_options import click_options, flag_names
+from kequireg.label_schema import per_class_schema
 from kequireg import settings
 from kequireg.options import option, option_fields
 from kequireg.training.config import TrainConfig
 from kequireg.training.options import PipelineOptions, StepOptions, include_options
 
 # TrainConfig fields that `kequireg train` deliberately does not offer (declared with cli=False).
-NOT_ON_THE_COMMAND_LINE = {"val_batch"}
+NOT_ON_THE_COMMAND_LINE = {"val_batch", "label_schema"}  # label_schema: copied from the store
 
 # A value other than the default for every StepOptions field (a new field must be added here: the
 # test fails until it is, so its round trips are proven too).
@@ -98,7 +99,7 @@ def test_every_config_field_round_trips_through_config_json(tmp_path):
                   lr_schedule="cosine", warmup_steps=4, precision="mixed_bfloat16", val_slices=8, val_batch=4,
                   init_from="runs/brats", init_partial=True, freeze_encoder=True,
                   workers=1, devices="all", distributed=True, run_dir="somewhere", **OTHER_STEP_VALUES)
-    values.update(tensorboard=True)
+    values.update(tensorboard=True, label_schema=per_class_schema("x", ("background", "LV"), (0, 1)).to_dict())
     assert set(values) == {f.name for f in dataclasses.fields(TrainConfig)}, "give the new field a value here"
     config = TrainConfig(**values)
     config.validate()
