@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from kequireg.evaluation.equivariance import EQUIVARIANCE_COLUMNS
+from kequireg.evaluation.lesionwise import LESION_PREFIX, is_lesion_column
 from kequireg.evaluation.metrics import METRIC_COLUMNS
 from kequireg.evaluation.stats import bootstrap_mean
 
@@ -21,10 +22,12 @@ def summarize(rows: Sequence[dict], seed: int = 0, n_boot: int = 10_000) -> dict
 
     Returns:
         dict: ``{"n_cases": n, "metrics": {column: {"mean", "std", "median", "ci_low", "ci_high"}}}``
-        over ``METRIC_COLUMNS`` and ``EQUIVARIANCE_COLUMNS``; NaN values are skipped and NaN-only
-        columns left out.
+        over ``METRIC_COLUMNS``, the lesion-wise columns present (``lesionwise.lesion_columns``, in
+        the rows' order, whatever the regions) and ``EQUIVARIANCE_COLUMNS``; NaN values are skipped
+        and NaN-only columns left out.
     """
-    columns = [c for c in (*METRIC_COLUMNS, *EQUIVARIANCE_COLUMNS) if rows and c in rows[0]]
+    lesion = [c for c in rows[0] if is_lesion_column(c)] if rows else []
+    columns = [c for c in (*METRIC_COLUMNS, *lesion, *EQUIVARIANCE_COLUMNS) if rows and c in rows[0]]
     metrics = {}
     for column in columns:
         values = np.array([row[column] for row in rows], dtype=np.float64)
@@ -42,12 +45,13 @@ def summarize(rows: Sequence[dict], seed: int = 0, n_boot: int = 10_000) -> dict
 def format_summary_table(summary: dict) -> str:
     """A plain-text table of a ``summarize`` result: one line per metric with mean, std and the 95% interval.
 
-    Sensitivity, specificity and the per-region equivariance columns are left out (they stay in
-    ``summary.json``).
+    Sensitivity, specificity, the lesion counts and the per-region equivariance columns are left
+    out (they stay in ``summary.json``).
     """
     lines = [f"{'metric':<20} {'mean':>8} {'std':>8} {'95% CI':>19}   (n = {summary['n_cases']} patients)"]
     for column, stats in summary["metrics"].items():
-        if column.startswith(("sensitivity", "specificity")) or column.startswith("equivariance_") and column != "equivariance_dice":
+        if column.startswith(("sensitivity", "specificity", f"{LESION_PREFIX}n_")) or (
+                column.startswith("equivariance_") and column != "equivariance_dice"):
             continue
         lines.append(f"{column:<20} {stats['mean']:>8.4f} {stats['std']:>8.4f}   [{stats['ci_low']:.4f}, {stats['ci_high']:.4f}]")
     return "\n".join(lines)
