@@ -36,8 +36,9 @@ def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_j
     """Evaluate RUN_DIR on its test (or validation) patients, or compare --gt DIR with --pred DIR.
 
     Writes one row per patient (Dice WT/TC/ET and collective, HD95 in mm, sensitivity,
-    specificity, equivariance Dice) to per_patient.csv and the means with 95% bootstrap
-    intervals to summary.json, and prints a table. Runs only: --tta/--postprocess change the
+    specificity, equivariance Dice; with --metrics lesion-wise also the BraTS 2023+ lesion-wise
+    Dice, HD95 and lesion counts under --lesion-rules) to per_patient.csv and the means with 95%
+    bootstrap intervals to summary.json, and prints a table. Runs only: --tta/--postprocess change the
     predictions scored; --uncertainty adds per-case QC columns, their rank correlation with the
     true Dice and risk-coverage AURC (summary.json "qc") and the figure uncertainty.png.
 
@@ -51,6 +52,7 @@ def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_j
       kequireg evaluate runs/equireg-0.1-s0
       kequireg evaluate runs/equireg-0.1-s0 --tta 8 --uncertainty --out eval-tta8
       kequireg evaluate --gt BraTS_val_with_seg/ --pred predictions/
+      kequireg evaluate --gt BraTS_val_with_seg/ --pred predictions/ --metrics lesion-wise --lesion-rules met
       kequireg evaluate runs/equireg-f0.1-l0-r0 --ensemble runs/equireg-f0.1-l1-r0 --tta 4
       kequireg evaluate study/ --method equireg --fraction 0.1
     """
@@ -82,10 +84,10 @@ def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_j
         raise click.UsageError("--tta, --uncertainty and --postprocess apply to a run's predictions, not to --gt/--pred files.")
     try:
         if folders:
-            rows = score_folders(gt_dir, pred_dir, with_hd95=scoring.with_hd95, progress=progress)
+            rows = score_folders(gt_dir, pred_dir, scoring=scoring, progress=progress)
             summary = summarize(rows)
             out_dir = out_dir or pred_dir / "evaluation"
-            write_results(rows, summary, out_dir, extra={"gt": str(gt_dir), "pred": str(pred_dir)})
+            write_results(rows, summary, out_dir, extra={"gt": str(gt_dir), "pred": str(pred_dir), **scoring.describe()})
         else:
             # without --data: dataset None, the run's own data set
             with open_dataset(data, progress=progress) if data is not None else contextlib.nullcontext() as dataset:

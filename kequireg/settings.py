@@ -89,6 +89,12 @@ SPLITS = ("train", "val", "test")
 EVAL_SPLITS = ("val", "test")
 # Evaluate on patients that neither training nor early stopping saw.
 DEFAULT_EVAL_SPLIT = "test"
+# What `kequireg evaluate` scores: per-case Dice/HD95/... ("case"), plus the BraTS 2023+ lesion-wise
+# Dice/HD95 ("lesion-wise"), with the lesion rules of one challenge (kequireg.evaluation.lesionwise.CHALLENGE_RULES).
+EVAL_METRIC_SETS = ("case", "lesion-wise")
+DEFAULT_EVAL_METRICS = "case"
+LESION_RULE_SETS = ("gli", "ssa", "men", "ped", "met")  # BraTS-GLI, -SSA, -MEN, -PED, -MET
+DEFAULT_LESION_RULES = "gli"
 # Shares of the labeled patients: 20% test, 20% validation, 60% training by default. The
 # thesis used 80/20 train/val and reported on its validation patients (``--thesis-split``).
 DEFAULT_VAL_SHARE = 0.2

@@ -30,7 +30,12 @@ def _directed_distances(from_surface: np.ndarray, to_surface: np.ndarray, spacin
     return distance_to[from_surface]
 
 
-def _check_spacing(spacing, ndim: int) -> np.ndarray:
+def check_spacing(spacing, ndim: int) -> np.ndarray:
+    """``spacing`` as a float64 array of ``ndim`` positive voxel sizes (mm); None = 1 per axis.
+
+    Raises:
+        ValueError: on the wrong length or a size that is not positive.
+    """
     spacing = np.asarray(spacing if spacing is not None else (1.0,) * ndim, dtype=np.float64)
     if spacing.shape != (ndim,) or not np.all(spacing > 0):
         raise ValueError(
@@ -66,7 +71,7 @@ def hd95(target: np.ndarray, predicted: np.ndarray, spacing: Sequence[float] | N
         6.0
     """
     target, predicted = check_pair(target, predicted, dtype=bool)
-    spacing = _check_spacing(spacing, target.ndim)
+    spacing = check_spacing(spacing, target.ndim)
     has_target, has_predicted = bool(target.any()), bool(predicted.any())
     if not has_target and not has_predicted:
         return 0.0

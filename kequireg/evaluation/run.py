@@ -39,7 +39,8 @@ def evaluate_run(run: RunDir | str | os.PathLike, dataset=None, *, scoring: Scor
         scoring: ``ScoringOptions``: the split (None = ``dataset.eval_split()``: test, or, with a
             warning on stderr, val when the store has no test patients; for a cross-validation
             run, val is its fold's validation patients), HD95, the equivariance Dice and its
-            seed. Defaults to ``ScoringOptions()``.
+            seed, the lesion-wise metrics and their rules (recorded in summary.json). Defaults to
+            ``ScoringOptions()``.
         options: ``InferenceOptions`` (batch size, test-time augmentation, uncertainty,
             post-processing); None = plain prediction. With uncertainty the summary gets a ``"qc"``
             entry (``kequireg.evaluation.qc.qc_analysis``: each QC score's Spearman correlation
@@ -93,7 +94,8 @@ def evaluate_run(run: RunDir | str | os.PathLike, dataset=None, *, scoring: Scor
     if options is not None and options.uncertainty:
         summary["qc"] = qc_analysis(rows)
     out_dir = Path(out_dir) if out_dir else ensemble_eval_dir(members, split) if ensemble else run.eval_dir(split)
-    extra = {"run_dir": str(run.path), "data": str(data_path), "split": split, **(options.describe() if options else {})}
+    extra = {"run_dir": str(run.path), "data": str(data_path), "split": split, **scoring.describe(),
+             **(options.describe() if options else {})}
     if ensemble:
         extra["ensemble"] = [str(m.path) for m in members]
     write_results(rows, summary, out_dir, extra=extra)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kequireg.evaluation.lesionwise import CHALLENGE_RULES, case_lesion_metrics
 from kequireg.evaluation.metrics import case_metrics
+from kequireg.evaluation.scoring import ScoringOptions
 from kequireg.inference.progress import progress_bar
 from kequireg.vocabulary import MODALITIES
 
@@ -45,23 +47,25 @@ def nifti_label_files(folder: Path, name: str) -> dict[str, Path]:
     return index
 
 
-def score_folders(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *, with_hd95: bool = True,
+def score_folders(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *, scoring: ScoringOptions | None = None,
                   progress: bool = False) -> list[dict]:
     """Per-patient metrics of BraTS-format predictions against ground-truth NIfTI files.
 
     Ground truth: BraTS case folders (``<case>/<case>_seg.nii.gz``) or a flat folder of
     ``<case>.nii.gz``; predictions: ``<case>.nii.gz`` (as written by ``kequireg predict``) or
     ``<case>_seg.nii.gz``. Both use BraTS labels {0, 1, 2, 4}; HD95 uses the ground truth's
-    voxel size.
+    voxel size (and so do the lesion volumes).
 
     Args:
         gt_dir: folder with the ground truth.
         pred_dir: folder with the predictions.
-        with_hd95: bool. Defaults to True.
+        scoring: ``ScoringOptions``: HD95 and the lesion-wise metrics (its split and equivariance
+            fields are not read here). Defaults to ``ScoringOptions()``.
         progress: bool. Defaults to False.
 
     Returns:
-        list of dicts (``case_id`` and ``METRIC_COLUMNS``), sorted by case id.
+        list of dicts (``case_id``, ``METRIC_COLUMNS``, then ``lesion_columns()`` with
+        ``scoring.metrics == "lesion-wise"``), sorted by case id.
 
     Raises:
         FileNotFoundError: on a missing folder.
@@ -72,6 +76,7 @@ def score_folders(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *, wit
     """
     import nibabel as nib
 
+    scoring = scoring or ScoringOptions()
     gt_index = nifti_label_files(Path(gt_dir), "ground truth")
     pred_index = nifti_label_files(Path(pred_dir), "prediction")
     missing = sorted(set(gt_index) - set(pred_index))
@@ -91,8 +96,12 @@ def score_folders(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, *, wit
                 f"prediction {str(pred_index[case_id])!r} has shape {pred.shape} but its ground truth "
                 f"{str(gt_index[case_id])!r} has shape {gt.shape}; predictions must be in the source geometry."
             )
+        spacing = gt_image.header.get_zooms()[:3]
         try:
-            metrics = case_metrics(gt, pred, spacing=gt_image.header.get_zooms()[:3], scheme="brats", with_hd95=with_hd95)
+            metrics = case_metrics(gt, pred, spacing=spacing, scheme="brats", with_hd95=scoring.with_hd95)
+            if scoring.lesion_wise:
+                metrics.update(case_lesion_metrics(gt, pred, spacing, scheme="brats", with_hd95=scoring.with_hd95,
+                                                   rules=CHALLENGE_RULES[scoring.lesion_rules]))
         except ValueError as err:
             raise ValueError(f"case {case_id!r} ({pred_index[case_id]} vs {gt_index[case_id]}): {err}") from err
         rows.append({"case_id": case_id, **metrics})

@@ -8,6 +8,7 @@ import numpy as np
 
 from kequireg.data.geometry import restore_plane
 from kequireg.evaluation.equivariance import equivariance_dice, no_equivariance
+from kequireg.evaluation.lesionwise import CHALLENGE_RULES, case_lesion_metrics
 from kequireg.evaluation.metrics import case_metrics
 from kequireg.evaluation.scoring import ScoringOptions
 from kequireg.inference.options import InferenceOptions
@@ -28,8 +29,8 @@ def score_store(model, data, case_ids: Sequence[str], *, scoring: ScoringOptions
         model: keras.Model returning logits (B, H, W, K).
         data: the open ``Dataset`` (``kequireg.data.open_dataset``) or its ``SliceStore``.
         case_ids: labeled cases to score (e.g. ``dataset.split_ids("test")``).
-        scoring: ``ScoringOptions``: HD95, the equivariance Dice and its seed (its ``split`` is
-            not read here). Defaults to ``ScoringOptions()``.
+        scoring: ``ScoringOptions``: HD95, the equivariance Dice and its seed, the lesion-wise
+            metrics (its ``split`` is not read here). Defaults to ``ScoringOptions()``.
         options: ``InferenceOptions``: batch size, test-time augmentation, uncertainty (adds the
             QC columns of :mod:`kequireg.inference.uncertainty`) and post-processing. Defaults to
             plain prediction. The equivariance Dice always uses the plain network.
@@ -38,7 +39,8 @@ def score_store(model, data, case_ids: Sequence[str], *, scoring: ScoringOptions
         progress: bool. Progress bar on stderr. Defaults to False.
 
     Returns:
-        list of dicts, one per case: ``case_id``, ``metric_columns(schema)``,
+        list of dicts, one per case: ``case_id``, ``metric_columns(schema)`` (then
+        ``lesion_columns(regions)`` with ``scoring.metrics == "lesion-wise"``),
         ``equivariance_columns(schema)`` (and ``qc_columns(schema)`` with uncertainty), the
         regions those of the store's label schema.
 
@@ -68,8 +70,11 @@ def score_store(model, data, case_ids: Sequence[str], *, scoring: ScoringOptions
         probs = result.probs
         predicted = options.postprocess_slices(probs.argmax(-1).astype(np.uint8), record)
         row = {"case_id": case_id}
-        row.update(case_metrics(restore_plane(labels, record.geometry), restore_plane(predicted, record.geometry),
-                                spacing=record.spacing, with_hd95=scoring.with_hd95, schema=schema))
+        target, volume = restore_plane(labels, record.geometry), restore_plane(predicted, record.geometry)
+        row.update(case_metrics(target, volume, spacing=record.spacing, with_hd95=scoring.with_hd95, schema=schema))
+        if scoring.lesion_wise:
+            row.update(case_lesion_metrics(target, volume, record.spacing, rules=CHALLENGE_RULES[scoring.lesion_rules],
+                                           with_hd95=scoring.with_hd95, schema=schema))
         if scoring.equivariance:
             plain = probs if result.plain is None else result.plain
             row.update(equivariance_dice(lambda x: predict_probabilities(model, x, options.batch_size), images, plain,

@@ -6,14 +6,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from kequireg.evaluation.lesionwise import LESION_PREFIX
 from kequireg.evaluation.stats import bootstrap_mean
 
 # Per-patient columns that are metrics (the rest: case ids, QC scores, volumes); their regions are the label schema's.
-METRIC_PREFIXES: tuple[str, ...] = ("dice", "hd95_", "sensitivity_", "specificity_", "equivariance_")
+METRIC_PREFIXES: tuple[str, ...] = ("dice", "hd95_", "sensitivity_", "specificity_", LESION_PREFIX, "equivariance_")
 
 
 def metric_columns_of(row: dict) -> list[str]:
-    """The metric columns of a per-patient row, in its order (``metrics.metric_columns`` then the equivariance ones)."""
+    """The metric columns of a per-patient row, in its order (``metrics.metric_columns``, the lesion-wise ones when
+    asked for, then the equivariance ones)."""
     return [c for c in row if c.startswith(METRIC_PREFIXES)]
 
 
@@ -48,12 +50,13 @@ def summarize(rows: Sequence[dict], seed: int = 0, n_boot: int = 10_000) -> dict
 def format_summary_table(summary: dict) -> str:
     """A plain-text table of a ``summarize`` result: one line per metric with mean, std and the 95% interval.
 
-    Sensitivity, specificity and the per-region equivariance columns are left out (they stay in
-    ``summary.json``).
+    Sensitivity, specificity, the lesion counts and the per-region equivariance columns are left
+    out (they stay in ``summary.json``).
     """
     lines = [f"{'metric':<20} {'mean':>8} {'std':>8} {'95% CI':>19}   (n = {summary['n_cases']} patients)"]
     for column, stats in summary["metrics"].items():
-        if column.startswith(("sensitivity", "specificity")) or column.startswith("equivariance_") and column != "equivariance_dice":
+        if column.startswith(("sensitivity", "specificity", f"{LESION_PREFIX}n_")) or (
+                column.startswith("equivariance_") and column != "equivariance_dice"):
             continue
         lines.append(f"{column:<20} {stats['mean']:>8.4f} {stats['std']:>8.4f}   [{stats['ci_low']:.4f}, {stats['ci_high']:.4f}]")
     return "\n".join(lines)
