@@ -74,7 +74,7 @@ def score_store(model, data, case_ids: Sequence[str], *, scoring: ScoringOptions
         else:
             row.update(no_equivariance())
         if options.uncertainty:
-            row.update(qc_row(result, predicted, record.spacing))
+            row.update(qc_row(result, predicted, record.geometry.stored_spacing))
         if on_case is not None:
             on_case(record, predicted, probs)
         rows.append(row)

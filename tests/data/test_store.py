@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -194,5 +195,10 @@ def test_preprocessing_the_legacy_raw_cases_gives_the_legacy_store(tmp_path, mon
     report = preprocess_dataset("raw", tmp_path / "store.h5", params=PreprocessParams(n4=False), workers=1,
                                 val=0.25, test=0.25, log=lambda m: None)
     assert report.ok
-    assert _contents(report.store_path) == _contents(LEGACY / "store.h5")
+    now, then = _contents(report.store_path), _contents(LEGACY / "store.h5")
+    # the params now also record the planned geometry (one orientation and spacing: nothing resampled)
+    planned = json.loads(now["attrs"].pop("params"))
+    assert (planned.pop("orientation"), planned.pop("spacing")) == ("LPS", [2.5, 2.5])
+    assert planned == json.loads(then["attrs"].pop("params"))
+    assert now == then
     assert report.splits_path.read_text() == (LEGACY / "store.splits.json").read_text()
