@@ -12,6 +12,19 @@ from kequireg import settings as defaults
 from kequireg.data.n4 import DEFAULT_N4_ITERATIONS, DEFAULT_N4_SHRINK
 
 
+def spacing_mm(ctx, param, value):
+    """A click callback parsing ``"1.2"`` or ``"0.8,1.0"`` into a (row, col) tuple of mm > 0 (None stays None)."""
+    if value is None:
+        return None
+    try:
+        out = tuple(float(v) for v in value.split(","))
+        if len(out) not in (1, 2) or not all(0 < v < float("inf") for v in out):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"expected one in-plane voxel size in mm > 0 or two (row, col) separated by a comma, e.g. 1 or 0.8,1.0. Received: {value!r}") from None
+    return out * 2 if len(out) == 1 else out
+
+
 @contextlib.contextmanager
 def click_progress(total: int, label: str, enabled: bool):
     """A progress bar on stderr driven by ``update(done, total, item)`` callbacks."""
@@ -54,17 +67,24 @@ def click_progress(total: int, label: str, enabled: bool):
               "store gets them with `kequireg splits STORE --folds K`. [default: none]")
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True,
               help="Image storage type.")
+@click.option("--spacing", default=None, callback=spacing_mm, metavar="MM|ROW_MM,COL_MM",
+              help="In-plane voxel size (mm) to resample every case's slices to: one value for both axes or ROW,COL. "
+              "Cases already at it (within 0.1%) are not resampled; predictions go back to each case's own grid. "
+              "[default: the dataset's median in-plane spacing]")
 @click.option("--keep-parts", is_flag=True, default=False,
               help="Keep STORE.parts/ (per-case results) after a complete run.")
 @progress_option
 def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, val, test, thesis_split, seed, dtype,
-               keep_parts, progress, folds) -> None:
+               keep_parts, progress, folds, spacing) -> None:
     """Preprocess the BraTS case folders under IN_DIR (or the nnU-Net raw dataset IN_DIR) into STORE (.h5).
 
-    Per case and modality: N4 bias correction inside the brain mask, histogram equalization over
-    non-zero voxels (values in (0, 1], zeros stay 0), axial slices without empty ones, crop
-    240x240 -> 224x224 (other sizes: nearest multiple of 32 around the brain). Writes STORE
-    atomically and the patient splits beside it (STORE without .h5 + .splits.json).
+    First the geometry is planned from the headers: cases in another orientation than most are
+    reoriented to it, and slices resampled to the dataset's median in-plane spacing (or --spacing);
+    BraTS-like data in one orientation and spacing is left as it is. Per case and modality: N4 bias
+    correction inside the brain mask, histogram equalization over non-zero voxels (values in (0, 1],
+    zeros stay 0), axial slices without empty ones, crop 240x240 -> 224x224 (other sizes: nearest
+    multiple of 32 around the brain). Writes STORE atomically and the patient splits beside it
+    (STORE without .h5 + .splits.json).
 
     An nnU-Net dataset (DatasetXXX_Name/ with dataset.json, imagesTr/, labelsTr/, imagesTs/) has
     its channels and labels mapped by name through dataset.json (docs/data.md); imagesTs/ cases and
@@ -87,7 +107,8 @@ def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, v
                                      param_hint="--thesis-split")
         val, test = defaults.THESIS_SPLIT["val"], defaults.THESIS_SPLIT["test"]
     try:
-        params = PreprocessParams(n4=n4, n4_shrink=n4_shrink, n4_iterations=n4_iterations, equalize=equalize, dtype=dtype)
+        params = PreprocessParams(n4=n4, n4_shrink=n4_shrink, n4_iterations=n4_iterations, equalize=equalize, dtype=dtype,
+                                  spacing=spacing)
         total = len(dataset_cases(in_dir, params)[0])
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err

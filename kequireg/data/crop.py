@@ -67,7 +67,7 @@ def window_case(part: dict, size: tuple[int, int]) -> tuple[PreprocessedCase, in
         is None when the bounding box fits the window, else the number of brain pixels (summed
         over slices) that fell outside it.
     """
-    X, Y, Z = (int(v) for v in part["original_shape"])
+    X, Y = (int(v) for v in part.get("stored_shape", part["original_shape"])[:2])  # the plane the bbox lives in
     r0, r1, c0, c1 = (int(v) for v in part["bbox"])
     origin = (window_origin(X, size[0], r0, r1), window_origin(Y, size[1], c0, c1))
     full = origin[0] <= r0 and r1 <= origin[0] + size[0] and origin[1] <= c0 and c1 <= origin[1] + size[1]
@@ -84,9 +84,11 @@ def window_case(part: dict, size: tuple[int, int]) -> tuple[PreprocessedCase, in
     cut = None if full else int(np.count_nonzero(np.any(images != 0, axis=-1))) - int(np.count_nonzero(np.any(window != 0, axis=-1)))
     header = part["header"]
     geometry = CaseGeometry(
-        z=np.asarray(part["z"]).astype(np.int64), crop_origin=origin, original_shape=(X, Y, Z),
+        z=np.asarray(part["z"]).astype(np.int64), crop_origin=origin, original_shape=tuple(int(v) for v in part["original_shape"]),
         affine=np.asarray(part["affine"]), spacing=np.asarray(part["spacing"]),
         header=header if isinstance(header, bytes) else np.asarray(header, np.uint8).tobytes(), source=str(part["source"]),
+        reorientation=part.get("reorientation"), plane_shape=(X, Y) if "plane_spacing" in part else None,
+        plane_spacing=tuple(float(v) for v in part["plane_spacing"]) if "plane_spacing" in part else None,
     )
     case = PreprocessedCase(case_id=str(part["case_id"]), images=window, labels=labels, geometry=geometry)
     return case, cut

@@ -5,6 +5,13 @@ X, columns are Y. The stored ``(H, W)`` window starts at ``crop_origin = (row0, 
 plane; a negative origin or a window reaching past the plane means zero padding. BraTS
 240x240 -> 224x224 is ``crop_origin = (8, 8)``.
 
+A case of another orientation than its dataset's, or of another in-plane spacing, is first
+reoriented (an exact axis permutation and flip, ``reorientation``) and its slice plane resampled
+to the dataset's spacing (``plane_shape``, ``plane_spacing``; :mod:`kequireg.data.resample`).
+``z`` and ``crop_origin`` then refer to that grid, the *stored grid* (``stored_shape``), and
+:func:`restore_plane` undoes both steps. The fields default to None: "not reoriented, not
+resampled", which is what stores written before they existed mean.
+
 :class:`CaseGeometry` is the one type for this: a preprocessed case
 (:class:`kequireg.data.store.PreprocessedCase`) and a stored one
 (:class:`kequireg.data.store.CaseRecord`) both hold one as ``.geometry``, and
@@ -23,6 +30,8 @@ import dataclasses
 
 import numpy as np
 
+from kequireg.data import resample
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class CaseGeometry:
@@ -36,6 +45,11 @@ class CaseGeometry:
         spacing: (3,) float64 voxel size in mm.
         header: bytes. NIfTI header binaryblock of the source (first modality). Defaults to b"".
         source: str. Where the case came from (folder path). Defaults to "".
+        reorientation: int array (3, 2) or None. The nibabel orientation transform from the
+            source's voxel axes to the stored grid's (row i: stored axis of source axis i, -1 for
+            a flip). Defaults to None (not reoriented).
+        plane_shape: (rows, cols) of the resampled slice plane, or None (not resampled).
+        plane_spacing: (row, col) mm of the resampled slice plane, or None (not resampled).
     """
 
     z: np.ndarray
@@ -45,10 +59,37 @@ class CaseGeometry:
     spacing: np.ndarray
     header: bytes = dataclasses.field(default=b"", repr=False)
     source: str = ""
+    reorientation: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    plane_shape: tuple[int, int] | None = None
+    plane_spacing: tuple[float, float] | None = None
 
     @property
     def n_slices(self) -> int:
         return len(np.asarray(self.z))
+
+    @property
+    def reoriented(self) -> bool:
+        """Whether the stored grid's axes are the source's permuted or flipped."""
+        return not resample.is_identity(self.reorientation)
+
+    @property
+    def resampled(self) -> bool:
+        """Whether the stored slice plane was resampled to another spacing than the source's."""
+        return self.plane_spacing is not None
+
+    @property
+    def stored_shape(self) -> tuple[int, int, int]:
+        """(rows, cols, slices) of the grid the stored slices are cut from (the source's when neither step applies)."""
+        shape = resample.reoriented_values(tuple(int(v) for v in self.original_shape), self.reorientation)
+        plane = shape[:2] if self.plane_shape is None else tuple(int(v) for v in self.plane_shape)
+        return (*plane, shape[2])
+
+    @property
+    def stored_spacing(self) -> np.ndarray:
+        """Voxel size (mm) of the stored grid: the plane spacing in-plane, the source's slice spacing."""
+        spacing = resample.reoriented_values(tuple(float(v) for v in self.spacing), self.reorientation)
+        plane = spacing[:2] if self.plane_spacing is None else tuple(float(v) for v in self.plane_spacing)
+        return np.array([*plane, spacing[2]], np.float64)
 
     def validate(self, case_id: str, n_slices: int) -> None:
         """Check the fields' shapes; raise ValueError naming the case, the field and the received value."""
@@ -61,6 +102,16 @@ class CaseGeometry:
                 f"case {case_id!r}: original_shape and spacing need 3 entries, crop_origin 2. Received: "
                 f"{self.original_shape}, {self.spacing}, {self.crop_origin}"
             )
+        if (self.plane_shape is None) != (self.plane_spacing is None) or (self.plane_shape is not None and (
+                len(self.plane_shape) != 2 or len(self.plane_spacing) != 2 or min(self.plane_spacing) <= 0)):
+            raise ValueError(
+                f"case {case_id!r}: plane_shape and plane_spacing must both be None or 2 entries (spacing > 0). "
+                f"Received: {self.plane_shape}, {self.plane_spacing}"
+            )
+        if self.reorientation is not None:
+            ornt = np.asarray(self.reorientation)
+            if ornt.shape != (3, 2) or sorted(ornt[:, 0].tolist()) != [0, 1, 2] or not set(ornt[:, 1].tolist()) <= {-1, 1}:
+                raise ValueError(f"case {case_id!r}: reorientation must be a (3, 2) axis permutation with flips +-1. Received: {ornt.tolist()}")
 
 
 class GeometryFields:
@@ -107,15 +158,11 @@ def paste_window(window: np.ndarray, crop_origin: tuple[int, int], plane_shape: 
     return out
 
 
-def restore_plane(slices: np.ndarray, geometry: CaseGeometry) -> np.ndarray:
-    """Put a case's per-slice maps back into its original volume geometry.
+def plane_volume(slices: np.ndarray, geometry: CaseGeometry) -> np.ndarray:
+    """Put a case's per-slice maps into a volume on its stored grid (``geometry.stored_shape``).
 
-    Args:
-        slices: array (S, h, w), one map per stored slice of the case (e.g. predicted labels).
-        geometry: the case's CaseGeometry (``record.geometry`` of a stored or preprocessed case).
-
-    Returns:
-        Array (X, Y, Z) of the same dtype: un-cropped, dropped slices zero (background).
+    Un-crops (or un-pads) each slice into the plane and places it at its ``z``; dropped slices are
+    zero. For a case neither reoriented nor resampled this is :func:`restore_plane`.
 
     Raises:
         ValueError: if the number of slices does not match the geometry's.
@@ -126,8 +173,37 @@ def restore_plane(slices: np.ndarray, geometry: CaseGeometry) -> np.ndarray:
             f"slices must have shape ({geometry.n_slices}, h, w) for the case from {geometry.source!r}. "
             f"Received: {slices.shape}"
         )
-    x, y, z = geometry.original_shape
+    x, y, z = geometry.stored_shape
     volume = np.zeros((x, y, z), dtype=slices.dtype)
     planes = paste_window(slices, geometry.crop_origin, (x, y))  # (S, X, Y)
     volume[:, :, np.asarray(geometry.z, dtype=np.int64)] = np.moveaxis(planes, 0, -1)
+    return volume
+
+
+def restore_plane(slices: np.ndarray, geometry: CaseGeometry) -> np.ndarray:
+    """Put a case's per-slice maps back into its original volume geometry.
+
+    Un-crops into the stored grid (:func:`plane_volume`), resamples the slice plane back to the
+    source's spacing (integer maps as labels: one-hot, linear, argmax; float maps linearly; see
+    :mod:`kequireg.data.resample`) and undoes the reorientation, so the result lies on the source
+    volume's voxels, ready for its affine and header.
+
+    Args:
+        slices: array (S, h, w), one map per stored slice of the case (e.g. predicted labels).
+        geometry: the case's CaseGeometry (``record.geometry`` of a stored or preprocessed case).
+
+    Returns:
+        Array (X, Y, Z) of the same dtype, ``geometry.original_shape``: dropped slices zero (background).
+
+    Raises:
+        ValueError: if the number of slices does not match the geometry's.
+    """
+    volume = plane_volume(slices, geometry)
+    if geometry.resampled:
+        source = resample.reoriented_values(tuple(int(v) for v in geometry.original_shape), geometry.reorientation)
+        spacing = resample.reoriented_values(tuple(float(v) for v in geometry.spacing), geometry.reorientation)
+        labels = not np.issubdtype(volume.dtype, np.floating)
+        volume = resample.plane_to_source(volume, spacing[:2], geometry.plane_spacing, source[:2], labels=labels)
+    if geometry.reoriented:
+        volume = resample.reorient(volume, resample.invert(geometry.reorientation))
     return volume

@@ -68,11 +68,12 @@ def part_is_current(path: Path, params_json: str) -> bool:
 
 
 def part_summaries(paths: list[Path]) -> tuple[list[tuple[int, int]], list[str]]:
-    """The in-plane (X, Y) size of each part and the ids of the labeled ones (reads no pixels)."""
+    """The in-plane (X, Y) size of each part's stored grid and the ids of the labeled ones (reads no pixels)."""
     shapes, labeled_ids = [], []
     for p in paths:
         with np.load(p) as data:
-            shapes.append(tuple(int(v) for v in data["original_shape"][:2]))
+            grid = data["stored_shape"] if "stored_shape" in data.files else data["original_shape"]  # older parts: the source's
+            shapes.append(tuple(int(v) for v in grid[:2]))
             if "labels" in data.files:
                 labeled_ids.append(str(data["case_id"]))
     return shapes, labeled_ids

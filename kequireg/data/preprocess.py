@@ -1,9 +1,11 @@
 """Preprocess a dataset: raw cases -> parts -> HDF5 slice store plus its splits (the driver).
 
 The steps live in their own modules: case discovery (:mod:`kequireg.data.discovery`), one case
-through N4, equalization, slicing and its bounding box (:mod:`kequireg.data.case_pipeline`), the
-resumable parts folder (:mod:`kequireg.data.parts`), the crop window (:mod:`kequireg.data.crop`)
-and the store writer (:mod:`kequireg.data.store_writer`).
+through reorientation, N4, equalization, resampling, slicing and its bounding box
+(:mod:`kequireg.data.case_pipeline`), the resumable parts folder (:mod:`kequireg.data.parts`), the
+crop window (:mod:`kequireg.data.crop`) and the store writer (:mod:`kequireg.data.store_writer`).
+The geometry is planned here once for the dataset, from the cases' headers, before any case is
+processed (:func:`plan_geometry`).
 
 Parallel and resumable: cases run in a process pool; each finished case is written atomically to
 ``STORE.h5.parts/<case>.npz``, so after any crash or ``kill -9`` a rerun skips finished cases.
@@ -13,6 +15,7 @@ reason; the others still make a valid store, and the summary lists the failures.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import dataclasses
 import multiprocessing as mp
@@ -22,6 +25,9 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
+
+from kequireg.data import resample
 from kequireg.data.case_files import CaseError, CaseFiles
 from kequireg.data.case_pipeline import process_case
 from kequireg.data.crop import CROP_MULTIPLE, store_window, window_case
@@ -34,6 +40,10 @@ from kequireg.data.store import PreprocessedCase
 from kequireg.data.store_writer import write_store
 from kequireg.settings import DEFAULT_TEST_SHARE, DEFAULT_VAL_SHARE
 from kequireg.vocabulary import MODALITIES
+
+# An in-plane axis this many times thicker than the slice axis (axis 2) makes the slices "not
+# axial-like": the thick (through-slice) axis of the acquisition lies in the slice plane.
+NOT_AXIAL_RATIO = 1.2
 
 
 @dataclasses.dataclass
@@ -88,8 +98,8 @@ def _run_case(case: CaseFiles, params: PreprocessParams, folder: Path) -> tuple[
 def preprocess_case(case: CaseFiles, params: PreprocessParams, size: tuple[int, int]) -> PreprocessedCase:
     """Preprocess one raw case exactly as a store build does and cut the (H, W) window.
 
-    :func:`kequireg.data.case_pipeline.process_case` (load, N4, equalization, slicing, brain
-    bounding box) followed by :func:`kequireg.data.crop.window_case`; ``kequireg predict`` uses it
+    :func:`kequireg.data.case_pipeline.process_case` (load, reorientation and in-plane resampling
+    to the params' planned geometry, N4, equalization, slicing, brain bounding box) followed by :func:`kequireg.data.crop.window_case`; ``kequireg predict`` uses it
     on cases that are not in a store.
 
     Args:
@@ -138,6 +148,68 @@ def dataset_cases(root: str | os.PathLike, params: PreprocessParams = Preprocess
     return found.cases, params, found.layout
 
 
+def _header_geometry(cases: list[CaseFiles], channel: str) -> list[tuple[tuple[str, str, str], tuple[float, float, float]]]:
+    """(axis codes, spacing) of each case's ``channel`` file from its header (no pixels read); cases
+    whose file is missing or unreadable are left out (they fail with their reason when processed)."""
+    import nibabel as nib
+
+    found = []
+    for case in cases:
+        try:
+            image = nib.load(str(case.modalities[channel]))
+            found.append((resample.axcodes(image.affine), tuple(float(v) for v in image.header.get_zooms()[:3])))
+        except Exception:  # any unreadable header: the case reports it itself when processed
+            continue
+    return found
+
+
+def plan_geometry(cases: list[CaseFiles], params: PreprocessParams) -> tuple[PreprocessParams, list[str], list[str]]:
+    """Plan the dataset's orientation and in-plane spacing once, from the cases' headers (as nnU-Net plans).
+
+    The orientation is ``params.orientation`` if set, else the one most cases have (ties: the first
+    case's), so a dataset in one orientation (BraTS, the synthetic data) is not touched. The
+    in-plane spacing is ``params.spacing`` if set (``--spacing``), else the median over the cases
+    of each in-plane axis's spacing in that orientation (nnU-Net's target spacing); a case within
+    1e-3 (relative) of it is not resampled. The slices are ``volume[:, :, z]``; when an in-plane
+    axis's median spacing is more than NOT_AXIAL_RATIO times the slice axis's, a warning says so.
+
+    Args:
+        cases: the dataset's cases (:func:`dataset_cases`).
+        params: PreprocessParams; its ``orientation`` and ``spacing`` are filled in where None.
+
+    Returns:
+        (planned params, status lines, warnings). Without any readable header: ``params`` as given.
+
+    Example:
+        >>> cases, params, _ = dataset_cases("data/synth")                       # doctest: +SKIP
+        >>> plan_geometry(cases, params)[0].spacing                              # doctest: +SKIP
+        (2.5, 2.5)
+    """
+    found = _header_geometry(cases, params.channels[0])
+    if not found:
+        return params, [], []
+    orientation = params.orientation or collections.Counter("".join(c) for c, _ in found).most_common(1)[0][0]
+    spacings = np.array([resample.reoriented_values(s, resample.ornt_between(c, orientation)) for c, s in found])
+    median = np.median(spacings, axis=0)
+    spacing = params.spacing or tuple(round(float(v), 6) for v in median[:2])
+    planned = dataclasses.replace(params, orientation=orientation, spacing=spacing)
+    moved = sum("".join(c) != orientation for c, _ in found)
+    resampled = sum(resample.needs_resampling(s[:2], planned.spacing) for s in spacings)
+    source = "given" if params.spacing else "the dataset's median"
+    lines = [f"geometry: orientation {orientation} ({moved} of {len(found)} cases reoriented), in-plane spacing "
+             f"{planned.spacing[0]:g} x {planned.spacing[1]:g} mm ({source}; {resampled} of {len(found)} cases resampled)"]
+    warnings = []
+    thick = int(np.argmax(median[:2]))
+    if median[thick] > NOT_AXIAL_RATIO * median[2]:
+        warnings.append(
+            f"slices are not axial-like: kequireg slices volume[:, :, z] along voxel axis 2 (median spacing {median[2]:g} mm), "
+            f"but in-plane axis {thick} is thicker ({median[thick]:g} mm; median spacing {' x '.join(f'{v:g}' for v in median)} mm "
+            f"in orientation {orientation}), so each 2D slice holds the through-plane axis. If the scans were acquired in "
+            "another plane, store them with their thick axis as the third voxel axis (or pass --spacing to make the slice plane isotropic)."
+        )
+    return planned, lines, warnings
+
+
 def _print_status(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -166,6 +238,7 @@ def preprocess_dataset(
     keep_parts: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
     log: Callable[[str], None] | None = None,
+    plan: bool = True,
 ) -> PreprocessReport:
     """Preprocess every case under ``root`` into a slice store plus its splits JSON.
 
@@ -185,6 +258,8 @@ def preprocess_dataset(
             failed; with failures it is kept so a rerun only retries the failed cases).
         progress: callback ``(done, total, case_id)`` after each case.
         log: callback for status lines. Defaults to printing on stderr.
+        plan: plan the geometry first (:func:`plan_geometry`: orientation, in-plane spacing; the
+            store's params record it). False applies ``params`` as given. Defaults to True.
 
     Returns:
         PreprocessReport (store path None if no case succeeded).
@@ -201,37 +276,48 @@ def preprocess_dataset(
     log = log or _print_status
     store_path, workers = _checked_arguments(store_path, workers)
     cases, params, layout = dataset_cases(root, params)
+    params, lines, warnings = plan_geometry(cases, params) if plan else (params, [], [])
+    for line in lines + [f"warning: {w}" for w in warnings]:
+        log(line)
     folder = parts_dir(store_path)
     resumed, failures = _run_cases(cases, params, folder, workers, progress, log)
     failed = {f.case_id for f in failures}
     good = [c for c in cases if c.case_id not in failed]
-    warnings: list[str] = []
     if not good:
         log(f"no case could be preprocessed ({len(failures)} failed); no store written")
         return PreprocessReport(None, None, [], resumed, failures, None, warnings, time.time() - start_time)
+    planned = len(warnings)
     size, labeled_ids = _store_from_parts(store_path, [folder / f"{c.case_id}.npz" for c in good], params, layout,
                                           cases[0].label_schema, warnings)
-    for w in warnings:
+    for w in warnings[planned:]:
         log(f"warning: {w}")
-    try:
-        splits = make_splits([c.case_id for c in good], labeled_ids, val=val, test=test, seed=seed)
-        if folds is not None:
-            try:
-                splits["folds"] = make_folds(splits, folds)
-            except ValueError as err:
-                warnings.append(f"no folds written: {err}")
-                log(f"warning: no folds written: {err}")
-        split_file = save_splits(splits_path(store_path), splits)
-    except ValueError as err:
-        split_file = None
-        warnings.append(f"no splits written: {err}")
-        log(f"warning: no splits written: {err}")
+    split_file = _write_splits(store_path, [c.case_id for c in good], labeled_ids, dict(val=val, test=test, seed=seed), folds,
+                               warnings, log)
     if not failures and not keep_parts:
         remove_parts(folder)
     return PreprocessReport(
         store_path, split_file, [c.case_id for c in good], resumed, failures,
         (size[0], size[1], len(params.channels)), warnings, time.time() - start_time,
     )
+
+
+def _write_splits(store_path: Path, case_ids: list[str], labeled_ids: list[str], shares: dict, folds: int | None,
+                  warnings: list[str], log: Callable[[str], None]) -> Path | None:
+    """Write the store's splits file (``shares``: val, test, seed; with ``folds`` folds); None, with a
+    warning, when the cases allow no splits."""
+    try:
+        splits = make_splits(case_ids, labeled_ids, **shares)
+        if folds is not None:
+            try:
+                splits["folds"] = make_folds(splits, folds)
+            except ValueError as err:
+                warnings.append(f"no folds written: {err}")
+                log(f"warning: no folds written: {err}")
+        return save_splits(splits_path(store_path), splits)
+    except ValueError as err:
+        warnings.append(f"no splits written: {err}")
+        log(f"warning: no splits written: {err}")
+        return None
 
 
 def _run_cases(cases: list[CaseFiles], params: PreprocessParams, folder: Path, workers: int,

@@ -1,13 +1,15 @@
 """The HDF5 slice store: preprocessed axial slices of many cases in one file.
 
-Layout (format ``kequireg-slice-store`` version 1)::
+Layout (format ``kequireg-slice-store`` version 1, or 2 when a case is reoriented or resampled)::
 
     /images        (N, H, W, C) float16|float32, one chunk per slice, lzf-compressed
     /labels        (N, H, W)    uint8, internal classes {0, 1, 2, 3}; zeros for unlabeled cases
     /slice_case    (N,)         int32, row of the slice's case in /cases
     /slice_z       (N,)         int32, axial index of the slice in the original volume
     /cases/*       one row per case: case_id, labeled, start, stop, crop_origin, original_shape,
-                   affine, spacing, header (NIfTI header bytes), source
+                   affine, spacing, header (NIfTI header bytes), source; version 2 adds
+                   reorientation (3, 2), plane_shape (2,) and plane_spacing (2,) (identity / zeros:
+                   not reoriented / not resampled)
     attrs          format, format_version, channels, params (JSON), kequireg_version,
                    complete (set last)
 
@@ -31,12 +33,15 @@ from typing import Iterable
 import h5py
 import numpy as np
 
+from kequireg.data import resample
 from kequireg.label_schema import LabelSchema, schema_of
-
 from kequireg.data.geometry import CaseGeometry, GeometryFields
 
 FORMAT = "kequireg-slice-store"
-FORMAT_VERSION = 1
+# Version 2 adds the cases' reorientation and plane resampling. A store without either is still
+# written as version 1, so an older kequireg reads it; one with them is refused by an older
+# kequireg, which would restore its predictions to the wrong grid.
+FORMAT_VERSION = 2
 DEFAULT_CHANNELS = ("flair", "t1", "t1ce", "t2")
 IMAGE_DTYPES = {"float16": np.float16, "float32": np.float32}
 
@@ -169,6 +174,7 @@ class SliceStore:
         labeled, start, stop = g["labeled"][:], g["start"][:], g["stop"][:]
         crop, shape, affine, spacing = g["crop_origin"][:], g["original_shape"][:], g["affine"][:], g["spacing"][:]
         headers = g["header"][:]
+        ornts, planes = self._read_resampling(g, len(ids))
         return [
             CaseRecord(
                 case_id=ids[i], labeled=bool(labeled[i]), start=int(start[i]), stop=int(stop[i]),
@@ -176,10 +182,22 @@ class SliceStore:
                     z=self.slice_z[start[i]:stop[i]].astype(np.int64), crop_origin=(int(crop[i, 0]), int(crop[i, 1])),
                     original_shape=tuple(int(v) for v in shape[i]), affine=affine[i], spacing=spacing[i],
                     header=bytes(np.asarray(headers[i], dtype=np.uint8)), source=sources[i],
+                    reorientation=ornts[i], plane_shape=planes[i][0], plane_spacing=planes[i][1],
                 ),
             )
             for i in range(len(ids))
         ]
+
+    @staticmethod
+    def _read_resampling(g: h5py.Group, n: int) -> tuple[list, list]:
+        """Per case: the reorientation (None = identity) and (plane_shape, plane_spacing) (Nones = not
+        resampled). A store of format version 1 has neither dataset: every case as its source."""
+        if "reorientation" not in g:
+            return [None] * n, [(None, None)] * n
+        ornts = [None if resample.is_identity(o) else o.astype(np.int64) for o in g["reorientation"][:]]
+        planes = [(None, None) if not np.all(spacing > 0) else (tuple(int(v) for v in shape), tuple(float(v) for v in spacing))
+                  for shape, spacing in zip(g["plane_shape"][:], g["plane_spacing"][:])]
+        return ornts, planes
 
     # -- case-level access -------------------------------------------------
     @property

@@ -19,7 +19,9 @@ from kequireg import __version__
 from kequireg.data.store import DEFAULT_CHANNELS, FORMAT, FORMAT_VERSION, IMAGE_DTYPES, PreprocessedCase
 from kequireg.io import atomic_path
 
-_META = ("case_id", "labeled", "start", "stop", "crop_origin", "original_shape", "affine", "spacing", "header", "source")
+_META = ("case_id", "labeled", "start", "stop", "crop_origin", "original_shape", "affine", "spacing", "header", "source",
+         "reorientation", "plane_shape", "plane_spacing")
+_IDENTITY = np.array([[0, 1], [1, 1], [2, 1]], np.int32)
 
 
 def write_store(
@@ -58,9 +60,9 @@ def write_store(
             writer.add(case)
         if writer.images is None:
             raise ValueError(f"no cases to write into {path}; check the input folder and the failure summary.")
-        _write_cases(f.create_group("cases"), writer.meta)
+        resampled = _write_cases(f.create_group("cases"), writer.meta)
         f.attrs["format"] = FORMAT
-        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["format_version"] = FORMAT_VERSION if resampled else 1  # see kequireg.data.store.FORMAT_VERSION
         f.attrs["channels"] = json.dumps(list(channels))
         f.attrs["params"] = json.dumps(params or {}, sort_keys=True, default=str)
         f.attrs["kequireg_version"] = __version__
@@ -115,11 +117,15 @@ class _SliceWriter:
         meta["spacing"].append(np.asarray(geometry.spacing, dtype=np.float64))
         meta["header"].append(np.frombuffer(bytes(geometry.header), dtype=np.uint8))
         meta["source"].append(str(geometry.source))
+        meta["reorientation"].append(_IDENTITY if geometry.reorientation is None else np.asarray(geometry.reorientation, np.int32))
+        meta["plane_shape"].append((0, 0) if geometry.plane_shape is None else tuple(int(v) for v in geometry.plane_shape))
+        meta["plane_spacing"].append((0.0, 0.0) if geometry.plane_spacing is None else tuple(float(v) for v in geometry.plane_spacing))
         self.n = n + s
 
 
-def _write_cases(g: h5py.Group, meta: dict[str, list]) -> None:
-    """The ``/cases`` group: one row per case."""
+def _write_cases(g: h5py.Group, meta: dict[str, list]) -> bool:
+    """The ``/cases`` group: one row per case. The reorientation and plane datasets only when some
+    case was reoriented or resampled (returned: then the store is format version 2)."""
     for name in ("case_id", "source"):
         g.create_dataset(name, data=np.array(meta[name], dtype=object), dtype=h5py.string_dtype())
     g.create_dataset("labeled", data=np.array(meta["labeled"], dtype=bool))
@@ -132,3 +138,11 @@ def _write_cases(g: h5py.Group, meta: dict[str, list]) -> None:
     headers = g.create_dataset("header", (len(meta["header"]),), dtype=h5py.vlen_dtype(np.uint8))
     for i, block in enumerate(meta["header"]):
         headers[i] = block
+    ornts = np.stack(meta["reorientation"])
+    spacings = np.array(meta["plane_spacing"], np.float64).reshape(-1, 2)
+    if np.all(ornts == _IDENTITY) and not np.any(spacings):
+        return False
+    g.create_dataset("reorientation", data=ornts)
+    g.create_dataset("plane_shape", data=np.array(meta["plane_shape"], np.int32).reshape(-1, 2))
+    g.create_dataset("plane_spacing", data=spacings)
+    return True

@@ -82,7 +82,7 @@ def score_store(model, data, case_ids: Sequence[str], *, scoring: ScoringOptions
         else:
             row.update(no_equivariance(schema))
         if options.uncertainty:
-            row.update(qc_row(result, predicted, record.spacing, schema))
+            row.update(qc_row(result, predicted, record.geometry.stored_spacing, schema))
         if on_case is not None:
             on_case(record, predicted, probs)
         rows.append(row)

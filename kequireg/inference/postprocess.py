@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kequireg.data.geometry import extract_window, restore_plane
+from kequireg.data.geometry import extract_window, plane_volume
 from kequireg.settings import ET_MIN_VOLUME, MIN_COMPONENT_VOLUME
 from kequireg.settings import POSTPROCESS_MODES as POSTPROCESS
 
@@ -79,9 +79,9 @@ def postprocess_brats(labels: np.ndarray, spacing=(1.0, 1.0, 1.0), *, et_min_vol
 def postprocess_slices(slices: np.ndarray, record, method: str = "none", **thresholds) -> np.ndarray:
     """Post-process a case's per-slice labels on its source volume and cut the slices back out.
 
-    The slices are restored to the source geometry (``restore_plane``), processed there with
-    the case's voxel spacing (so components are 3D and respect dropped slices), and cut back
-    into (S, H, W). Post-processing only removes or relabels tumour, so nothing outside the
+    The slices are placed into the case's stored grid (``plane_volume``: the source volume, or its
+    reoriented and resampled grid), processed there with that grid's voxel spacing (so components
+    are 3D and respect dropped slices), and cut back into (S, H, W). Post-processing only removes or relabels tumour, so nothing outside the
     stored window changes.
 
     Args:
@@ -99,12 +99,13 @@ def postprocess_slices(slices: np.ndarray, record, method: str = "none", **thres
     if method == "none" or slices.shape[0] == 0:
         return slices
 
-    volume = postprocess_brats(restore_plane(slices, record.geometry), record.spacing, **thresholds)
+    volume = postprocess_brats(plane_volume(slices, record.geometry), record.geometry.stored_spacing, **thresholds)
     return cut_window(volume, record, slices.shape[1:])
 
 
 def cut_window(volume: np.ndarray, record, size: tuple[int, int]) -> np.ndarray:
-    """The inverse of ``restore_plane``: the stored slices' (S, H, W) windows of a source volume
-    (zero where the window reaches past the volume)."""
+    """The inverse of ``plane_volume``: the stored slices' (S, H, W) windows of a stored-grid volume
+    (zero where the window reaches past the volume; the source volume when no reorientation or
+    resampling applies, so also the inverse of ``restore_plane`` there)."""
     planes = np.moveaxis(volume[:, :, np.asarray(record.z, dtype=np.int64)], -1, 0)  # (S, X, Y)
     return extract_window(planes, record.crop_origin, size)

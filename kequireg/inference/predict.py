@@ -66,7 +66,7 @@ def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, options
         written.append(export_case(labels, case, out_dir, layout=layout, schema=schema))
         if options.uncertainty:
             uncertainty.write_uncertainty(result, case, out_dir)
-            qc_rows.append({"case_id": case.case_id, **uncertainty.qc_row(result, labels, case.spacing, schema)})
+            qc_rows.append({"case_id": case.case_id, **uncertainty.qc_row(result, labels, case.geometry.stored_spacing, schema)})
         if options.save_probabilities:
             uncertainty.write_probabilities(result.probs, case, out_dir)
     if qc_rows:

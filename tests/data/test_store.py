@@ -196,12 +196,14 @@ def test_preprocessing_the_legacy_raw_cases_gives_the_legacy_store(tmp_path, mon
     report = preprocess_dataset("raw", tmp_path / "store.h5", params=PreprocessParams(n4=False), workers=1,
                                 val=0.25, test=0.25, log=lambda m: None)
     assert report.ok
-    made, legacy = _contents(report.store_path), _contents(LEGACY / "store.h5")
-    # the one addition since: the store records its label schema (the legacy one holds it implicitly)
-    params = json.loads(made["attrs"]["params"])
-    assert params.pop("label_schema") == BRATS_2019.to_dict()
-    made["attrs"]["params"] = json.dumps(params, sort_keys=True)
-    assert made == legacy
+    now, then = _contents(report.store_path), _contents(LEGACY / "store.h5")
+    # the params now also record the planned geometry (one orientation and spacing: nothing resampled) and the
+    # label schema (the legacy store holds BraTS 2019's implicitly)
+    planned = json.loads(now["attrs"].pop("params"))
+    assert (planned.pop("orientation"), planned.pop("spacing")) == ("LPS", [2.5, 2.5])
+    assert planned.pop("label_schema") == BRATS_2019.to_dict()
+    assert planned == json.loads(then["attrs"].pop("params"))
+    assert now == then
     with SliceStore(LEGACY / "store.h5") as old, SliceStore(report.store_path) as new:
         assert old.schema == new.schema == BRATS_2019
     assert report.splits_path.read_text() == (LEGACY / "store.splits.json").read_text()
