@@ -17,7 +17,7 @@ A region is a union of classes, evaluated as one binary mask (BraTS: WT = {1, 2,
 TC = {1, 3}, ET = {3}; any other dataset: one region per foreground class unless its
 ``dataset.json`` declares regions). The BraTS schemas are data in :mod:`kequireg.vocabulary`.
 A schema is saved as JSON in the slice store's params and in every run's config; a store or a
-run without one is BraTS 2019 (:func:`schema_of`).
+run without one is BraTS 2019 (:func:`kequireg.vocabulary.schema_of`).
 
 Importing this module imports neither keras nor numpy (NumPy is imported where arrays are made).
 
@@ -254,23 +254,6 @@ def per_class_schema(name: str, classes: tuple[str, ...], file_values: tuple[int
     regions = tuple(Region(c, c, (k,)) for k, c in enumerate(classes) if k > 0)
     return LabelSchema(name=name, classes=tuple(classes), file_values=tuple(file_values), regions=regions,
                        ignore_value=ignore_value, title=title)
-
-
-def schema_of(record) -> LabelSchema:
-    """The schema a store's params (or a run config's ``label_schema``) records; BraTS 2019 when none.
-
-    Args:
-        record: a dict holding ``"label_schema"``, a schema dict itself, a LabelSchema, or None.
-    """
-    from kequireg.vocabulary import BRATS_2019
-
-    if isinstance(record, LabelSchema):
-        return record
-    if isinstance(record, dict) and "classes" not in record:  # a store's params or a run's config
-        record = record.get("label_schema")
-    if not record:
-        return BRATS_2019  # stores, runs and experiments made before schemas: BraTS 2019 implicitly
-    return LabelSchema.from_dict(record)
 
 
 def compatible(a: LabelSchema, b: LabelSchema) -> bool:

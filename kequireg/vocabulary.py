@@ -76,3 +76,18 @@ BRATS_2024_POST = LabelSchema(
     regions=(*_TUMOUR_REGIONS, Region("NETC", "non-enhancing tumour core", (1,)),
              Region("SNFH", "surrounding non-enhancing FLAIR hyperintensity", (2,)), Region("RC", "resection cavity", (4,))))
 BRATS_SCHEMAS: dict[str, LabelSchema] = {s.name: s for s in (BRATS_2019, BRATS_2023, BRATS_2024_POST)}
+
+
+def schema_of(record) -> LabelSchema:
+    """The schema a store's params (or a run config's ``label_schema``) records; BraTS 2019 when none.
+
+    Args:
+        record: a dict holding ``"label_schema"``, a schema dict itself, a LabelSchema, or None.
+    """
+    if isinstance(record, LabelSchema):
+        return record
+    if isinstance(record, dict) and "classes" not in record:  # a store's params or a run's config
+        record = record.get("label_schema")
+    if not record:
+        return BRATS_2019  # stores, runs and experiments made before schemas: BraTS 2019 implicitly
+    return LabelSchema.from_dict(record)

@@ -12,6 +12,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from kequireg.vocabulary import BRATS_2019
+
 
 class CaseError(ValueError):
     """A case that cannot be used; ``file`` names the offending file (or folder)."""
@@ -47,8 +49,6 @@ class CaseFiles:
             return self.schema
         if self.dataset is not None:
             return self.dataset.schema
-        from kequireg.vocabulary import BRATS_2019
-
         return BRATS_2019
 
     def expected_file(self, modality: str) -> str:

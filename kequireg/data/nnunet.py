@@ -48,7 +48,8 @@ import re
 from pathlib import Path
 
 from kequireg.data.case_files import CaseFiles
-from kequireg.vocabulary import MODALITIES, REGIONS
+from kequireg.label_schema import LabelSchema
+from kequireg.vocabulary import BRATS_2019, MODALITIES, REGIONS
 
 DATASET_JSON = "dataset.json"
 IMAGE_FOLDERS: tuple[str, ...] = ("imagesTr", "imagesTs")
@@ -127,9 +128,6 @@ class NnunetDataset:
     @property
     def schema(self):
         """The dataset's :class:`kequireg.label_schema.LabelSchema` (what every later stage reads)."""
-        from kequireg.label_schema import LabelSchema
-        from kequireg.vocabulary import BRATS_2019
-
         values = self.internal_to_file
         return LabelSchema(name=f"nnunet:{self.root.name}", title=self.root.name, family="brats",
                            classes=BRATS_2019.classes, file_values=tuple(values[k] for k in range(len(values))),

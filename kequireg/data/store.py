@@ -34,7 +34,8 @@ import h5py
 import numpy as np
 
 from kequireg.data import resample
-from kequireg.label_schema import LabelSchema, schema_of
+from kequireg.label_schema import LabelSchema
+from kequireg.vocabulary import schema_of
 from kequireg.data.geometry import CaseGeometry, GeometryFields
 
 FORMAT = "kequireg-slice-store"

@@ -27,8 +27,8 @@ from kequireg.inference.nifti import export_case, output_filename
 from kequireg.inference.options import InferenceOptions
 from kequireg.inference.progress import progress_bar
 from kequireg.inference.runs import open_run
-from kequireg.label_schema import check_same_schema, schema_of
-from kequireg.vocabulary import BRATS_2019
+from kequireg.label_schema import check_same_schema
+from kequireg.vocabulary import BRATS_2019, schema_of
 
 
 def predict_cases(model, cases: Iterable, out_dir: str | os.PathLike, *, options: InferenceOptions | None = None,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kequireg import settings
 from kequireg.io import atomic_write_json, read_json
-from kequireg.label_schema import schema_of
+from kequireg.vocabulary import schema_of
 from kequireg.options import check_options, option
 from kequireg.settings import (BATCH_DEFAULTS, DEMO_DEFAULTS, JIT_MODES, LR_SCHEDULES, METHOD_PARTS, METHOD_PRESETS,
                                METHODS, MIX_MODES, OPTIMIZERS, PRECISIONS, SUPERVISED_METHODS, THESIS_DEFAULTS,

@@ -38,8 +38,8 @@ from kequireg.training import backend_step, cutmix, losses
 from kequireg.training.device_warp import valid_mask, warp_probs
 from kequireg.training.metrics import SliceDice
 from kequireg.training.options import StepOptions
-from kequireg.label_schema import LabelSchema, schema_of
-from kequireg.vocabulary import BRATS_2019
+from kequireg.label_schema import LabelSchema
+from kequireg.vocabulary import BRATS_2019, schema_of
 
 UNLABELED_KEYS = ("unlabeled", "strong", "grid")
 BACKGROUND = 0  # the class that out-of-image taps read when teacher probabilities are warped
