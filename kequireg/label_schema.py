@@ -79,9 +79,10 @@ class LabelSchema:
         regions: the evaluated regions, in the order of every per-region array and column.
         ignore_value: the file value of not-annotated pixels, or None.
         family: ``"brats"`` (BraTS words, BraTS post-processing) or ``"generic"``.
-        regions_class_order: for a dataset whose labels are declared as regions (nnU-Net
-            region-based ``dataset.json``): per region, the file value painted where it is
-            predicted, in painting order; None otherwise.
+        regions_class_order: per region, the class index painted where the region is predicted,
+            regions painted in order, later ones over earlier ones (nnU-Net's rule turning
+            region predictions back into labels: ``--output regions``); None = this schema
+            cannot be trained region-based.
         title: a short human description.
     """
 
@@ -114,6 +115,10 @@ class LabelSchema:
             if not region.classes or any(not 0 < c < k for c in region.classes):
                 raise ValueError(f"label schema {self.name!r}: region {region.name!r} must unite foreground classes "
                                  f"1..{k - 1}. Received: {region.classes}")
+        order = self.regions_class_order
+        if order is not None and (len(order) != len(self.regions) or any(not 0 < c < k for c in order)):
+            raise ValueError(f"label schema {self.name!r}: regions_class_order needs one foreground class per region "
+                             f"{self.region_names}. Received: {order}")
         if self.family not in FAMILIES:
             raise ValueError(f"label schema {self.name!r}: family must be one of {FAMILIES}. Received: {self.family!r}")
 
@@ -203,6 +208,33 @@ class LabelSchema:
         for r, region in enumerate(self.regions):
             table[list(region.classes), r] = True
         return table
+
+    def regions_to_classes(self, region_probs, threshold: float = 0.5):
+        """Region probabilities (or masks) ``(..., R)`` -> class indices (uint8), nnU-Net's rule: start from
+        background and paint ``regions_class_order[r]`` where region r exceeds ``threshold``, in region order.
+
+        Raises:
+            ValueError: the schema has no ``regions_class_order``, or the last axis is not R.
+
+        Example:
+            >>> from kequireg.vocabulary import BRATS_2019
+            >>> import numpy as np
+            >>> BRATS_2019.regions_to_classes(np.array([[0.9, 0.8, 0.7], [0.9, 0.1, 0.0], [0.2, 0.9, 0.0]])).tolist()
+            [3, 2, 1]
+        """
+        import numpy as np
+
+        if self.regions_class_order is None:
+            raise ValueError(f"label schema {self.name!r} has no regions_class_order: it cannot turn region "
+                             "predictions into labels (train it with --output softmax)")
+        probs = np.asarray(region_probs)
+        if probs.shape[-1] != len(self.regions):
+            raise ValueError(f"expected {len(self.regions)} region channels {self.region_names}. "
+                             f"Received: shape {probs.shape}")
+        out = np.zeros(probs.shape[:-1], np.uint8)
+        for r, c in enumerate(self.regions_class_order):
+            out[probs[..., r] > threshold] = c
+        return out
 
     def region_masks(self, labels):
         """bool ``labels.shape + (R,)``: the regions of a class-index map (ignored pixels in none)."""

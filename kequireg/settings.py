@@ -52,6 +52,8 @@ TEACHERS = ("self", "ema")  # self: the network itself, gradients stopped (thesi
 CONSISTENCY_LOSSES = ("kl", "pseudo-ce", "mse")
 MIX_MODES = ("none", "cutmix")
 SUP_LOSSES = ("ce", "dice", "ce+dice")
+# The network's output: one softmax over the classes (the thesis), or one sigmoid per region (nnU-Net's BraTS way).
+OUTPUTS = ("softmax", "regions")
 EVAL_WEIGHTS = ("student", "ema")  # the weights validated, evaluated and saved as best.keras
 EMA_DECAY = 0.99
 MIX_PROB = 0.5  # UniMatch's CutMix probability

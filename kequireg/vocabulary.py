@@ -57,15 +57,17 @@ REGION_LABELS: dict[str, dict[str, tuple[int, ...]]] = {
 # ---- label schemas ---------------------------------------------------------------------------------
 _TUMOUR_REGIONS = (Region("WT", "whole tumour", (1, 2, 3)), Region("TC", "tumour core", (1, 3)),
                    Region("ET", "enhancing tumour", (3,)))
+# Region-based training paints WT as edema, then TC as necrosis, then ET (nnU-Net's BraTS regions_class_order).
+_TUMOUR_ORDER = (2, 1, 3)
 BRATS_2019 = LabelSchema(
     name="brats2019", title="BraTS 2017-2021", family="brats", classes=CLASS_NAMES, file_values=BRATS_LABELS,
-    regions=_TUMOUR_REGIONS)
+    regions=_TUMOUR_REGIONS, regions_class_order=_TUMOUR_ORDER)
 # BraTS 2023-2025 (GLI, MEN, MET, PED, SSA): NCR 1, SNFH (edema) 2, ET 3.
 BRATS_2023 = LabelSchema(
     name="brats2023", title="BraTS 2023-2025", family="brats",
     classes=("background", "necrotic tumour core", "surrounding non-enhancing FLAIR hyperintensity (edema)",
              "enhancing tumour"),
-    file_values=(0, 1, 2, 3), regions=_TUMOUR_REGIONS)
+    file_values=(0, 1, 2, 3), regions=_TUMOUR_REGIONS, regions_class_order=_TUMOUR_ORDER)
 # BraTS 2024 post-treatment glioma: NETC 1, SNFH 2, ET 3, RC 4. Regions as its challenge scores them
 # (lesion-wise): ET, NETC, SNFH, RC, TC = ET + NETC, WT = ET + NETC + SNFH (the cavity in none of TC / WT).
 BRATS_2024_POST = LabelSchema(

@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 
 from kequireg.evaluation.metrics import dice
-from kequireg.inference.regions import region_masks
+from kequireg.inference.outputs import decoder
 from kequireg.vocabulary import BRATS_2019
 
 # The per-patient columns of ``equivariance_dice``: the mean over regions, then one per region.
@@ -43,6 +43,7 @@ def equivariance_dice(
     seed: int = 0,
     policy=None,
     schema=None,
+    output: str = "softmax",
 ) -> dict[str, float]:
     """Equivariance Dice of a network on one patient.
 
@@ -54,6 +55,8 @@ def equivariance_dice(
         seed: int. Base seed of the transforms. Defaults to 0.
         policy: an ``augment.Policy``. Defaults to ``augment.strong()``.
         schema: the LabelSchema whose regions are compared. Defaults to BraTS 2019.
+        output: ``"softmax"`` or ``"regions"``: what ``predict_probs`` returns
+            (:mod:`kequireg.inference.outputs`). Defaults to ``"softmax"``.
 
     Returns:
         dict with the keys of ``EQUIVARIANCE_COLUMNS``: ``equivariance_dice`` (mean over regions),
@@ -69,12 +72,12 @@ def equivariance_dice(
         probs = predict_probs(images)
     h, w = images.shape[1:3]
     grids = np.asarray(policy.sample_grids((h, w), [int(s) for s in transform_seeds(case_id, len(images), seed)]))
-    warped_probs = np.asarray(augment.warp_probs(np.ascontiguousarray(probs, np.float32), grids, background=0))
-    seg_then_warp = warped_probs.argmax(-1)
-    warp_then_seg = np.asarray(predict_probs(np.asarray(augment.warp_image(images, grids), np.float32))).argmax(-1)
+    reading = decoder(output, BRATS_2019 if schema is None else schema)
+    seg_then_warp = reading.warp(probs, grids)
+    warp_then_seg = np.asarray(predict_probs(np.asarray(augment.warp_image(images, grids), np.float32)))
     valid = np.asarray(augment.valid_mask(grids), dtype=bool)
-    target = region_masks(seg_then_warp.astype(np.uint8), schema=schema)[valid]
-    predicted = region_masks(warp_then_seg.astype(np.uint8), schema=schema)[valid]
+    target = reading.region_masks(seg_then_warp)[valid]
+    predicted = reading.region_masks(warp_then_seg)[valid]
     per_region = np.atleast_1d(dice(target, predicted, axis=0))
     return dict(zip(equivariance_columns(schema), (float(per_region.mean()), *(float(d) for d in per_region))))
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 from kequireg.data.geometry import restore_plane
 from kequireg.evaluation.equivariance import equivariance_dice, no_equivariance
 from kequireg.evaluation.lesionwise import CHALLENGE_RULES, case_lesion_metrics
 from kequireg.evaluation.metrics import case_metrics
 from kequireg.evaluation.scoring import ScoringOptions
 from kequireg.inference.options import InferenceOptions
+from kequireg.inference.outputs import network_output
 from kequireg.inference.predictor import predict_probabilities
 from kequireg.inference.progress import progress_bar
 from kequireg.inference.uncertainty import qc_row
@@ -68,7 +67,7 @@ def score_store(model, data, case_ids: Sequence[str], *, scoring: ScoringOptions
         images, labels, _ = store.case_arrays(case_id)
         result = predictor(images)
         probs = result.probs
-        predicted = options.postprocess_slices(probs.argmax(-1).astype(np.uint8), record)
+        predicted = options.postprocess_slices(result.labels, record)
         row = {"case_id": case_id}
         target, volume = restore_plane(labels, record.geometry), restore_plane(predicted, record.geometry)
         row.update(case_metrics(target, volume, spacing=record.spacing, with_hd95=scoring.with_hd95, schema=schema))
@@ -78,7 +77,8 @@ def score_store(model, data, case_ids: Sequence[str], *, scoring: ScoringOptions
         if scoring.equivariance:
             plain = probs if result.plain is None else result.plain
             row.update(equivariance_dice(lambda x: predict_probabilities(model, x, options.batch_size), images, plain,
-                                         case_id=case_id, seed=scoring.equivariance_seed, schema=schema))
+                                         case_id=case_id, seed=scoring.equivariance_seed, schema=schema,
+                                         output=network_output(model)))
         else:
             row.update(no_equivariance(schema))
         if options.uncertainty:

@@ -25,6 +25,7 @@ from kequireg.inference import uncertainty
 from kequireg.inference.ensemble import load_model, model_paths
 from kequireg.inference.nifti import export_case, output_filename
 from kequireg.inference.options import InferenceOptions
+from kequireg.inference.outputs import network_output
 from kequireg.inference.progress import progress_bar
 from kequireg.inference.runs import open_run
 from kequireg.label_schema import check_same_schema
@@ -136,10 +137,13 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
     layout = cases[0].dataset  # an nnU-Net dataset (its naming and label values) or None (BraTS)
     schema = cases[0].label_schema  # predictions are written in the input's label convention
     check_same_schema(schema_of(params), schema, store=f"the training store (preprocessing {'given' if params else 'defaults'})")
-    classes = getattr(model, "output_shape", (None,))[-1]
-    if classes is not None and classes != schema.num_classes:
-        raise ValueError(f"the model predicts {classes} classes; the cases in {str(in_dir)!r} have {schema.num_classes} "
-                         f"({schema.describe_labels()}). Use a model trained on this kind of data.")
+    channels = getattr(model, "output_shape", (None,))[-1]
+    regions = network_output(model) == "regions"
+    expected = len(schema.regions) if regions else schema.num_classes
+    if channels is not None and channels != expected:
+        what = f"{expected} regions {schema.region_names}" if regions else f"{expected} classes ({schema.describe_labels()})"
+        raise ValueError(f"the model has {channels} output channels; the cases in {str(in_dir)!r} need {what}. Use a model "
+                         "trained on this kind of data (a region-output model: pass its run folder, not the .keras file).")
     todo = [c for c in cases if overwrite or not (out_dir / output_filename(c.case_id, layout)).is_file()]
     stream = (preprocess_case_files(c, settings, (shape[1], shape[2])) for c in todo)
     predict_cases(model, progress_bar(stream, progress, "predicting", length=len(todo)), out_dir, options=options,

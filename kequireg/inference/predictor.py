@@ -1,4 +1,4 @@
-"""Whole-patient inference: slices -> softmax probabilities -> labels.
+"""Whole-patient inference: slices -> probabilities (softmax, or sigmoid per region) -> labels.
 
 Works with any Keras network that maps (B, H, W, C) images to (B, H, W, K) logits (the
 kequireg convention). Slices are fed in fixed-size batches (the last one padded), so a compiled
@@ -9,6 +9,9 @@ back into the source geometry.
 from __future__ import annotations
 
 import numpy as np
+
+from kequireg.inference.outputs import activation, decoder, network_output
+from kequireg.vocabulary import BRATS_2019
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -35,7 +38,8 @@ def _check_images(model, images: np.ndarray) -> np.ndarray:
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """Softmax probabilities of a network on a stack of slices.
+    """Probabilities of a network on a stack of slices: softmax over classes, or a sigmoid per region for a
+    region-output network (:func:`kequireg.inference.outputs.network_output`).
 
     Args:
         model: keras.Model returning logits (B, H, W, K).
@@ -43,7 +47,8 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 16) -> np
         batch_size: int. Slices per forward pass. Defaults to 16.
 
     Returns:
-        float32 array (S, H, W, K); for an :class:`Ensemble`, the mean of its members' probabilities.
+        float32 array (S, H, W, K) (K = regions for a region-output network); for an :class:`Ensemble`,
+        the mean of its members' probabilities.
 
     Raises:
         ValueError: if the slices do not fit the model's input shape.
@@ -57,6 +62,7 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 16) -> np
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
     n = len(images)
+    output = network_output(model)
     batch_size = min(batch_size, max(n, 1))
     out = []
     for start in range(0, n, batch_size):
@@ -65,15 +71,16 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 16) -> np
         if real < batch_size:
             batch = np.concatenate([batch, np.zeros((batch_size - real, *batch.shape[1:]), batch.dtype)])
         logits = np.asarray(model.predict_on_batch(batch))
-        out.append(softmax(logits[:real]))
+        out.append(activation(logits[:real], output))
     if not out:
         return np.zeros((0, *images.shape[1:3], 0), np.float32)
     return np.concatenate(out)
 
 
-def predict_labels(model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """Argmax labels (internal classes) of a network on a stack of slices: uint8 (S, H, W)."""
-    return predict_probabilities(model, images, batch_size).argmax(-1).astype(np.uint8)
+def predict_labels(model, images: np.ndarray, batch_size: int = 16, schema=None) -> np.ndarray:
+    """Labels (class indices) of a network on a stack of slices: uint8 (S, H, W) (``schema``: a region-output
+    network's painting order; BraTS 2019's by default)."""
+    return decoder(network_output(model), schema or BRATS_2019).labels(predict_probabilities(model, images, batch_size))
 
 
 class Ensemble:

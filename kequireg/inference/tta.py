@@ -28,11 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from kequireg.inference.predictor import predict_probabilities
-from kequireg.inference.regions import region_masks
+from kequireg.inference.outputs import decoder, network_output
 from kequireg.settings import TTA_POLICIES
 from kequireg.vocabulary import BRATS_2019
 
-_EPS = 1e-7
 _FLIPS = ([{"op": "FlipLR", "flip": True}], [{"op": "FlipUD", "flip": True}],
           [{"op": "FlipLR", "flip": True}, {"op": "FlipUD", "flip": True}])
 
@@ -73,15 +72,18 @@ def tta_transforms(n: int, shape: tuple[int, int], policy="flips", seed: int = 0
 class CasePrediction:
     """What test-time augmentation gives for one case's slices (S, H, W)."""
 
-    probs: np.ndarray                       # (S, H, W, K) float32: the (TTA-mean) probabilities
+    probs: np.ndarray                       # (S, H, W, K) float32: the (TTA-mean) probabilities (K: regions too)
     plain: np.ndarray | None = None         # (S, H, W, K) float32: view 0 alone (with TTA)
     entropy: np.ndarray | None = None       # (S, H, W) float32, nats
     disagreement: np.ndarray | None = None  # (S, H, W) float32, nats
     agreement: np.ndarray | None = None     # (regions, 3) int64: TP, FP, FN of the views vs view 0
+    decoder: object = None                  # the network's inference.outputs decoder (None: softmax argmax)
 
     @property
     def labels(self) -> np.ndarray:
-        return self.probs.argmax(-1).astype(np.uint8)
+        if self.decoder is None:
+            return self.probs.argmax(-1).astype(np.uint8)
+        return self.decoder.labels(self.probs)
 
     def equivariance_dice(self) -> float:
         """Mean over regions of the pooled Dice of the views against the plain prediction (NaN without views)."""
@@ -114,6 +116,7 @@ class Predictor:
     def __init__(self, model, options, policy=None, schema=None):
         self.model, self.batch_size, self.tta = model, options.batch_size, options.tta
         self.schema = BRATS_2019 if schema is None else schema
+        self.decoder = decoder(network_output(model), self.schema)  # softmax or region probabilities
         self.policy = options.tta_policy if policy is None else policy
         self.seed, self.uncertainty = options.tta_seed, options.uncertainty
         self._views: dict[tuple[int, int], tuple] = {}
@@ -137,7 +140,7 @@ class Predictor:
     def __call__(self, images: np.ndarray) -> CasePrediction:
         """Predict (S, H, W, C) slices; see :class:`CasePrediction`."""
         if self.tta == 0:
-            return CasePrediction(predict_probabilities(self.model, images, self.batch_size))
+            return CasePrediction(predict_probabilities(self.model, images, self.batch_size), decoder=self.decoder)
         images = np.ascontiguousarray(images, dtype=np.float32)
         if images.ndim != 4:
             raise ValueError(f"images must have shape (S, H, W, C). Received: images.shape={images.shape}")
@@ -152,9 +155,9 @@ class Predictor:
                 batch = np.concatenate([batch, np.zeros((size - real, *batch.shape[1:]), batch.dtype)])
             parts.append(self._batch(batch, real))
         if not parts:
-            return CasePrediction(predict_probabilities(self.model, images, self.batch_size))
+            return CasePrediction(predict_probabilities(self.model, images, self.batch_size), decoder=self.decoder)
         probs, plain, entropy, disagreement, agreement = (list(f) for f in zip(*parts))
-        result = CasePrediction(np.concatenate(probs), np.concatenate(plain))
+        result = CasePrediction(np.concatenate(probs), np.concatenate(plain), decoder=self.decoder)
         if self.uncertainty:
             result.entropy, result.disagreement = np.concatenate(entropy), np.concatenate(disagreement)
             result.agreement = np.sum(agreement, axis=0)
@@ -175,24 +178,24 @@ class Predictor:
                 valid = np.ones(batch.shape[:3], bool)
             else:
                 seen = predict_probabilities(self.model, augment.warp_image(batch, grid), self.batch_size)
-                pulled = augment.warp_probs(np.ascontiguousarray(seen), inverse, background=0)
+                pulled = self.decoder.warp(seen, inverse)
                 valid = np.broadcast_to(valid, batch.shape[:3])
             w = valid.astype(np.float32) * np.float32(count)
             total = pulled * w[..., None] if total is None else total + pulled * w[..., None]
             weight = w if weight is None else weight + w
             if self.uncertainty and grid is not None:
-                kl = np.maximum((pulled * (np.log(pulled + _EPS) - np.log(plain + _EPS))).sum(-1), 0.0)
+                kl = self.decoder.divergence(pulled, plain)
                 kl_sum = kl * w if kl_sum is None else kl_sum + kl * w
                 kl_n = w if kl_n is None else kl_n + w
-                target = region_masks(plain[:real].argmax(-1).astype(np.uint8), schema=self.schema)[valid[:real]]
-                predicted = region_masks(pulled[:real].argmax(-1).astype(np.uint8), schema=self.schema)[valid[:real]]
+                target = self.decoder.region_masks(plain[:real])[valid[:real]]
+                predicted = self.decoder.region_masks(pulled[:real])[valid[:real]]
                 counts = np.stack([(target & predicted).sum(0), (~target & predicted).sum(0), (target & ~predicted).sum(0)], -1)
                 agreement = counts * count if agreement is None else agreement + counts * count
         mean = (total / weight[..., None]).astype(np.float32)[:real]
         plain = plain[:real]
         if not self.uncertainty:
             return mean, plain, None, None, None
-        entropy = np.maximum(-(mean * np.log(mean + _EPS)).sum(-1), 0.0).astype(np.float32)
+        entropy = self.decoder.entropy(mean)
         if kl_sum is None:  # every view was the identity
             kl_sum, kl_n = np.zeros(batch.shape[:3], np.float32), np.ones(batch.shape[:3], np.float32)
         disagreement = np.where(kl_n > 0, kl_sum / np.maximum(kl_n, 1), 0.0).astype(np.float32)[:real]

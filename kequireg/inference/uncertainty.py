@@ -111,7 +111,8 @@ def qc_row(prediction, labels: np.ndarray, spacing, schema=None) -> dict[str, fl
         uncertainty = float(prediction.entropy[tumour].mean())
         disagreement = float(prediction.disagreement[tumour].mean())
     else:
-        uncertainty, disagreement = float(np.log(k)), float("nan")
+        top = prediction.decoder.max_entropy(k) if prediction.decoder is not None else float(np.log(k))
+        uncertainty, disagreement = top, float("nan")
     millilitres = float(np.prod(np.asarray(spacing, np.float64))) / 1000.0
     columns = qc_columns(schema)
     volumes = region_masks(labels.astype(np.uint8), schema=schema).reshape(-1, len(columns) - 3).sum(0) * millilitres

@@ -34,15 +34,14 @@ import dataclasses
 import keras
 from keras import ops
 
-from kequireg.training import backend_step, cutmix, losses
-from kequireg.training.device_warp import valid_mask, warp_probs
-from kequireg.training.metrics import SliceDice
-from kequireg.training.options import StepOptions
 from kequireg.label_schema import LabelSchema
+from kequireg.training import backend_step, cutmix, losses
+from kequireg.training.device_warp import valid_mask
+from kequireg.training.outputs import BACKGROUND, output_head
+from kequireg.training.options import StepOptions
 from kequireg.vocabulary import BRATS_2019, schema_of
 
 UNLABELED_KEYS = ("unlabeled", "strong", "grid")
-BACKGROUND = 0  # the class that out-of-image taps read when teacher probabilities are warped
 
 
 @keras.saving.register_keras_serializable(package="kequireg")
@@ -104,7 +103,8 @@ class EquiRegModel(keras.Model):
         self.sup_loss_tracker = keras.metrics.Mean(name="sup_loss")
         self.er_loss_tracker = keras.metrics.Mean(name="er_loss")
         self.schema = BRATS_2019 if schema is None else schema
-        self.dice_metrics = [SliceDice(r.name, r.classes) for r in self.schema.regions]
+        self.head = output_head(options.output, self.schema)  # softmax over classes or sigmoid per region
+        self.dice_metrics = self.head.dice_metrics()
         # EMA teacher: one non-trainable float variable per float variable of the network. The
         # pairing lives in a plain object, so Keras does not track the network's variables twice.
         self._ema = _EmaPairs(network if options.uses_ema else None, self)
@@ -181,9 +181,9 @@ class EquiRegModel(keras.Model):
             logits = self.ema_forward(data["unlabeled"], training)
         else:
             logits = self.network(data["unlabeled"], training=training)
-        probs = losses.teacher_probabilities(logits, self.options.temperature)
+        probs = self.head.teacher_probs(logits, self.options.temperature)
         grid = ops.cast(data["grid"], "float32")
-        targets = warp_probs(probs, grid, background=BACKGROUND)
+        targets = self.head.warp(probs, grid)
         boxes = self._mix_masks(data) if cutmix.has_mix(data) else None
         if boxes is not None:
             targets = cutmix.mix(targets, data["mix_index"], boxes)
@@ -208,15 +208,15 @@ class EquiRegModel(keras.Model):
         labeled, labels = data["labeled"], data["labels"]
         if teacher is None:
             logits = self.network(labeled, training=True)
-            sup = losses.supervised_loss(self.options.sup_loss, labels, logits)
+            sup = self.head.supervised(self.options.sup_loss, labels, logits)
             return sup, sup, ops.zeros((), "float32"), ops.zeros((), "float32")
         targets, mask = teacher
         n_labeled = ops.shape(labeled)[0]
         inputs = ops.concatenate([ops.cast(labeled, "float32"), self.student_view(data)], axis=0)
         logits = self.network(inputs, training=True)
-        sup = losses.supervised_loss(self.options.sup_loss, labels, logits[:n_labeled])
-        weight = losses.confidence_mask(targets, self.options.confidence) if self.options.confidence > 0 else None
-        consistency = losses.consistency_map(self.options.consistency, targets, logits[n_labeled:])
+        sup = self.head.supervised(self.options.sup_loss, labels, logits[:n_labeled])
+        weight = self.head.confidence(targets, self.options.confidence) if self.options.confidence > 0 else None
+        consistency = self.head.consistency(self.options.consistency, targets, logits[n_labeled:])
         er = losses.masked_image_mean(consistency, mask, weight)
         lam = ops.cast(self.lambda_value(), "float32")
         return sup + lam * er, sup, er, lam
@@ -240,7 +240,7 @@ class EquiRegModel(keras.Model):
         else:
             logits = self.network(images, training=False)
         batch = ops.cast(ops.shape(labels)[0], "float32")
-        self.loss_tracker.update_state(losses.sparse_cross_entropy(labels, logits), sample_weight=batch)
+        self.loss_tracker.update_state(self.head.validation_loss(labels, logits), sample_weight=batch)
         logs = {"loss": self.loss_tracker.result()}
         for metric in self.dice_metrics:
             metric.update_state(labels, logits)

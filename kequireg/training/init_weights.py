@@ -30,6 +30,7 @@ import numpy as np
 
 from kequireg.models import build_model
 from kequireg.models.tiramisu import is_encoder_layer
+from kequireg.training.outputs import output_channels
 from kequireg.training.run_dir import RunDir
 
 _LISTED = 20  # mismatched layers named in an error or log line; the rest are counted
@@ -203,7 +204,8 @@ def check_source(config, image_shape, source: SourceWeights) -> InitReport:
     Raises:
         ValueError: as :func:`check_match`.
     """
-    network = build_model(config.model, input_shape=tuple(image_shape), num_classes=config.schema.num_classes)
+    network = build_model(config.model, input_shape=tuple(image_shape),
+                          num_classes=output_channels(config.output, config.schema))
     return check_match(network, source, config.init_partial)
 
 

@@ -94,3 +94,35 @@ class SliceDice(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "region": self.region, "classes": list(self.classes)}
+
+
+@keras.saving.register_keras_serializable(package="kequireg")
+class RegionSliceDice(SliceDice):
+    """Mean slice-level Dice of one region from a region-output network (``--output regions``).
+
+    The prediction is ``logits[..., index] > 0`` (sigmoid > 0.5); the reference is the region's mask
+    of the integer labels (ignored pixels dropped from both).
+
+    Args:
+        region: str. The region's name.
+        classes: the class indices it unites.
+        index: int. Its output channel.
+        name: str. Metric name. Defaults to ``"dice_<region key>"``.
+    """
+
+    def __init__(self, region: str = "WT", classes=None, index: int = 0, name: str | None = None, **kwargs):
+        super().__init__(region, classes, name=name, **kwargs)
+        self.index = int(index)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add the slices of a batch: ``y_true`` (B, H, W) labels, ``y_pred`` (B, H, W, R) region logits."""
+        ref = region_mask(y_true, self.classes)
+        pred = ops.cast(ops.greater(y_pred[..., self.index], 0), "float32") * (1.0 - region_mask(y_true, (IGNORE_INDEX,)))
+        tp = ops.sum(ref * pred, axis=(1, 2))
+        denominator = ops.sum(ref, axis=(1, 2)) + ops.sum(pred, axis=(1, 2))
+        dice = ops.where(denominator > 0, 2.0 * tp / ops.maximum(denominator, 1.0), 1.0)
+        self.dice_sum.assign_add(ops.sum(dice))
+        self.count.assign_add(ops.cast(ops.shape(dice)[0], "float32"))
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}

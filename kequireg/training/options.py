@@ -48,7 +48,8 @@ class StepOptions:
     ``temperature``, ``confidence``, ``teacher_mode`` (``"train"``: BatchNorm statistics of the
     unlabeled batch, dropout on; ``"inference"``: moving statistics; docs/training.md), ``teacher``
     (``"self"`` or ``"ema"``), ``ema_decay`` (after optimizer step n the EMA weights move by
-    ``d = min(1 − 1/n, ema_decay)``), ``eval_weights``, ``consistency``, ``sup_loss``.
+    ``d = min(1 − 1/n, ema_decay)``), ``eval_weights``, ``consistency``, ``sup_loss``, ``output`` (``"softmax"`` or ``"regions"``:
+    :mod:`kequireg.training.region_losses`).
 
     Raises:
         ValueError: naming the first bad field, its value and the allowed values.
@@ -76,6 +77,9 @@ class StepOptions:
                               choices=settings.CONSISTENCY_LOSSES)
     sup_loss: str = option(_THESIS["sup_loss"], "Supervised loss: cross-entropy (thesis), soft Dice, or both.",
                            choices=settings.SUP_LOSSES)
+    output: str = option("softmax", "Network output: a softmax over the classes (thesis), or one sigmoid per region of "
+                         "the label schema (regions: BCE / Dice per region, the consistency per region, labels painted "
+                         "back in the schema's regions_class_order).", choices=settings.OUTPUTS)
 
     def __post_init__(self):
         coerce_floats(self)

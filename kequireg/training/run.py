@@ -29,6 +29,7 @@ from kequireg.data.dataset import open_dataset
 from kequireg.label_schema import check_same_schema
 from kequireg.models import build_model, torch_fast
 from kequireg.training.config import TrainConfig
+from kequireg.training.outputs import output_channels
 from kequireg.training.distribute import plan_devices
 from kequireg.training.equireg_model import EquiRegModel
 from kequireg.training.init_weights import check_source, freeze_encoder, initialize_from, read_source
@@ -174,7 +175,7 @@ def build_training_model(config: TrainConfig, image_shape, source=None):
     keras.mixed_precision.set_dtype_policy(config.precision)  # layers keep the policy they are built with
     try:
         keras.utils.set_random_seed(config.seed)
-        network = build_model(config.model, input_shape=tuple(image_shape), num_classes=config.schema.num_classes)
+        network = build_model(config.model, input_shape=tuple(image_shape), num_classes=output_channels(config.output, config.schema))
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
     if source is not None:

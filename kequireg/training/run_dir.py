@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kequireg.inference.outputs import mark_output
 from kequireg.io import atomic_path, atomic_write_bytes, atomic_write_json, read_csv_rows, read_json, write_csv_rows
 from kequireg.training.config import TrainConfig
 
@@ -219,6 +220,7 @@ class RunDir:
                 f"{str(self.best_path)!r} does not exist: the run has not finished a validation yet."
             )
         network = keras.saving.load_model(self.best_path, safe_mode=True)
+        mark_output(network, self.load_config().output)  # softmax or region logits: how inference reads them
         if accelerate:
             from kequireg.models import torch_fast  # lazy: imports keras; RunDir is keras-free (import time)
 

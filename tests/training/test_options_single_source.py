@@ -21,7 +21,7 @@ NOT_ON_THE_COMMAND_LINE = {"val_batch", "label_schema"}  # label_schema: copied 
 # test fails until it is, so its round trips are proven too).
 OTHER_STEP_VALUES = {"lambda_": 0.25, "rampup_steps": 7, "rampup": "sigmoid", "mask": "valid", "temperature": 0.5,
                      "confidence": 0.8, "teacher_mode": "inference", "teacher": "ema", "ema_decay": 0.9,
-                     "eval_weights": "ema", "consistency": "mse", "sup_loss": "ce+dice"}
+                     "eval_weights": "ema", "consistency": "mse", "sup_loss": "ce+dice", "output": "regions"}
 
 
 def _train_help() -> str:
