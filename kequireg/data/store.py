@@ -34,8 +34,9 @@ import h5py
 import numpy as np
 
 from kequireg.data import resample
-from kequireg.label_schema import IGNORE_INDEX, LabelSchema, schema_of
+from kequireg.label_schema import LabelSchema, schema_of
 from kequireg.data.geometry import CaseGeometry, GeometryFields
+from kequireg.label_schema import IGNORE_INDEX
 
 FORMAT = "kequireg-slice-store"
 # Version 2 adds the cases' reorientation and plane resampling. A store without either is still
