@@ -9,7 +9,7 @@ import click
 from cli.dataclass_options import click_options
 from cli.ensemble_options import ensemble_options, is_cell
 from cli.inference_options import inference_options
-from cli.options import backend_option, progress_option
+from cli.options import backend_option, labels_option, progress_option
 from kequireg.evaluation.scoring import ScoringOptions
 
 
@@ -19,9 +19,11 @@ from kequireg.evaluation.scoring import ScoringOptions
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Slice store to use instead of the run's own.")
 @click.option("--gt", "gt_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Ground-truth folder (BraTS case folders with *_seg.nii.gz, or <case>.nii.gz files).")
+              help="Ground-truth folder (BraTS case folders with *_seg.nii.gz or *-seg.nii.gz, or <case>.nii.gz files).")
 @click.option("--pred", "pred_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Prediction folder of <case>.nii.gz files (as written by `kequireg predict`).")
+@labels_option("--gt/--pred only: label convention of both folders. auto = from the ground truth's naming "
+               "(NAME-seg.nii.gz: BraTS 2023-2025, ET = 3; NAME_seg.nii.gz or <case>.nii.gz: BraTS 2017-2021, ET = 4).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write per_patient.csv and summary.json. [default: RUN_DIR/eval-SPLIT, or PRED/evaluation]")
 @click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -31,8 +33,8 @@ from kequireg.evaluation.scoring import ScoringOptions
 @inference_options()
 @backend_option
 @progress_option
-def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_json, ensemble, method, fraction, options,
-             backend, progress):
+def evaluate(run_dir, scoring, data, gt_dir, pred_dir, labels, out_dir, export_dir, as_json, ensemble, method, fraction,
+             options, backend, progress):
     """Evaluate RUN_DIR on its test (or validation) patients, or compare --gt DIR with --pred DIR.
 
     Writes one row per patient (Dice WT/TC/ET and collective, HD95 in mm, sensitivity,
@@ -52,6 +54,7 @@ def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_j
       kequireg evaluate runs/equireg-0.1-s0
       kequireg evaluate runs/equireg-0.1-s0 --tta 8 --uncertainty --out eval-tta8
       kequireg evaluate --gt BraTS_val_with_seg/ --pred predictions/
+      kequireg evaluate --gt BraTS2023-GLI-Validation/ --pred predictions/   # NAME-seg: ET = 3
       kequireg evaluate --gt BraTS_val_with_seg/ --pred predictions/ --metrics lesion-wise --lesion-rules met
       kequireg evaluate runs/equireg-f0.1-l0-r0 --ensemble runs/equireg-f0.1-l1-r0 --tta 4
       kequireg evaluate study/ --method equireg --fraction 0.1
@@ -75,6 +78,8 @@ def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_j
         raise click.UsageError("--gt and --pred go together: both folders are needed.")
     if not folders and run_dir is None:
         raise click.UsageError("give a RUN_DIR, or --gt DIR --pred DIR.")
+    if not folders and labels != "auto":
+        raise click.UsageError("--labels applies to --gt/--pred folders; a run is scored with its store's label schema.")
     if folders and export_dir is not None:
         raise click.UsageError("--export writes a run's predictions; with --gt/--pred the predictions are already files.")
     if folders and (ensemble or method is not None or fraction is not None):
@@ -84,7 +89,7 @@ def evaluate(run_dir, scoring, data, gt_dir, pred_dir, out_dir, export_dir, as_j
         raise click.UsageError("--tta, --uncertainty and --postprocess apply to a run's predictions, not to --gt/--pred files.")
     try:
         if folders:
-            rows = score_folders(gt_dir, pred_dir, scoring=scoring, progress=progress)
+            rows = score_folders(gt_dir, pred_dir, scoring=scoring, progress=progress, labels=labels)
             summary = summarize(rows)
             out_dir = out_dir or pred_dir / "evaluation"
             write_results(rows, summary, out_dir, extra={"gt": str(gt_dir), "pred": str(pred_dir), **scoring.describe()})

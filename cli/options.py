@@ -6,7 +6,7 @@ import os
 
 import click
 
-from kequireg.settings import BACKENDS, METHODS
+from kequireg.settings import BACKENDS, LABEL_CONVENTIONS, METHODS
 
 
 def backend_option(func):
@@ -45,6 +45,16 @@ def progress_option(func):
         show_default=True,
         help="Show progress bars on stderr.",
     )(func)
+
+
+def labels_option(help: str):
+    """``--labels auto|brats2019|brats2023|brats2024-post``: the label convention of BraTS folders (``help`` says of which)."""
+
+    def decorator(func):
+        return click.option("--labels", type=click.Choice(LABEL_CONVENTIONS), default="auto", show_default=True,
+                            help=help)(func)
+
+    return decorator
 
 
 def seed_option(default: int = 0, help: str = "Random seed."):

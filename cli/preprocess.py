@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from cli.options import int_list, n4_shrink, progress_option, seed_option
+from cli.options import int_list, labels_option, n4_shrink, progress_option, seed_option
 from kequireg import settings as defaults
 from kequireg.data.n4 import DEFAULT_N4_ITERATIONS, DEFAULT_N4_SHRINK
 
@@ -71,11 +71,14 @@ def click_progress(total: int, label: str, enabled: bool):
               help="In-plane voxel size (mm) to resample every case's slices to: one value for both axes or ROW,COL. "
               "Cases already at it (within 0.1%) are not resampled; predictions go back to each case's own grid. "
               "[default: the dataset's median in-plane spacing]")
+@labels_option("Label convention of BraTS case folders: auto = from the folder naming (NAME_flair ...: BraTS 2017-2021, "
+               "labels 0,1,2,4; NAME-t2f ...: BraTS 2023-2025, labels 0,1,2,3); brats2024-post for the 2024 post-treatment "
+               "glioma data (4 = resection cavity). An nnU-Net dataset's dataset.json decides its own labels.")
 @click.option("--keep-parts", is_flag=True, default=False,
               help="Keep STORE.parts/ (per-case results) after a complete run.")
 @progress_option
 def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, val, test, thesis_split, seed, dtype,
-               keep_parts, progress, folds, spacing) -> None:
+               keep_parts, progress, folds, spacing, labels) -> None:
     """Preprocess the BraTS case folders under IN_DIR (or the nnU-Net raw dataset IN_DIR) into STORE (.h5).
 
     First the geometry is planned from the headers: cases in another orientation than most are
@@ -85,6 +88,12 @@ def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, v
     zeros stay 0), axial slices without empty ones, crop 240x240 -> 224x224 (other sizes: nearest
     multiple of 32 around the brain). Writes STORE atomically and the patient splits beside it
     (STORE without .h5 + .splits.json).
+
+    BraTS case folders come in two namings, detected per folder: BraTS 2017-2021
+    (NAME/NAME_{flair,t1,t1ce,t2,seg}.nii.gz, labels 0,1,2,4) and BraTS 2023-2025
+    (NAME/NAME-{t2f,t1n,t1c,t2w,seg}.nii.gz, labels 0,1,2,3); both give the same store
+    channels. A root mixing the two is refused. --labels brats2024-post reads the 2024
+    post-treatment glioma labels (4 = resection cavity).
 
     An nnU-Net dataset (DatasetXXX_Name/ with dataset.json, imagesTr/, labelsTr/, imagesTs/) has
     its channels and labels mapped by name through dataset.json (docs/data.md); imagesTs/ cases and
@@ -109,14 +118,14 @@ def preprocess(in_dir, store, workers, n4, n4_shrink, n4_iterations, equalize, v
     try:
         params = PreprocessParams(n4=n4, n4_shrink=n4_shrink, n4_iterations=n4_iterations, equalize=equalize, dtype=dtype,
                                   spacing=spacing)
-        total = len(dataset_cases(in_dir, params)[0])
+        total = len(dataset_cases(in_dir, params, labels)[0])
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"preprocessing {total} cases from {in_dir} -> {store}", err=True)
     with click_progress(total, "preprocess", progress) as update:
         try:
             report = preprocess_dataset(in_dir, store, params=params, workers=workers, val=val, test=test, seed=seed,
-                                        folds=folds, keep_parts=keep_parts, progress=update,
+                                        folds=folds, keep_parts=keep_parts, progress=update, labels=labels,
                                         log=lambda m: click.echo(f"\n{m}" if progress else m, err=True))
         except (FileNotFoundError, ValueError) as err:
             raise click.ClickException(str(err)) from err

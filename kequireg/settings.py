@@ -104,6 +104,12 @@ DEFAULT_TEST_SHARE = 0.2
 THESIS_SPLIT = {"val": 0.2, "test": 0.0}
 SPLIT_SEED = 0
 
+# ---- data layouts --------------------------------------------------------------------------------
+# --labels of BraTS folders: auto (from the folder naming) or a BraTS schema of kequireg.vocabulary.BRATS_SCHEMAS.
+LABEL_CONVENTIONS = ("auto", "brats2019", "brats2023", "brats2024-post")
+SYNTH_LAYOUTS = ("brats2019", "brats2023", "nnunet")  # kequireg synth --layout (kequireg.data.synth_layouts)
+SYNTH_PRESETS = ("demo", "brats", "cardiac")  # kequireg synth --preset (kequireg.data.synth)
+
 # ---- the study grid ----------------------------------------------------------------------------
 THESIS_FRACTIONS = (0.01, 0.05, 0.1, 1.0)
 THESIS_LABEL_SEEDS = (0, 1, 2)

@@ -32,6 +32,8 @@ class CaseFiles:
     file names, label values and output naming), or None for a BraTS case folder. ``schema`` is
     the :class:`kequireg.label_schema.LabelSchema` its labels are read with, set by the layout's
     reader (None: the nnU-Net dataset's, else BraTS 2019's); :attr:`label_schema` resolves it.
+    ``naming`` is the :class:`kequireg.data.brats.BratsNaming` of a BraTS case folder (its
+    release's file names), or None.
     """
 
     case_id: str
@@ -41,6 +43,7 @@ class CaseFiles:
     missing: tuple[str, ...] = ()
     dataset: "object | None" = None
     schema: "object | None" = None
+    naming: "object | None" = None
 
     @property
     def label_schema(self):
@@ -55,4 +58,6 @@ class CaseFiles:
         """The file name this case's ``modality`` should have (for messages about a missing one)."""
         if self.dataset is not None:
             return self.dataset.image_filename(self.case_id, modality)
+        if self.naming is not None:
+            return self.naming.image_name(self.case_id, modality)
         return f"{self.case_id}_{modality}.nii.gz"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kequireg.data.brats import label_hint
 from kequireg.data.case_files import CaseError, CaseFiles
 from kequireg.vocabulary import MODALITIES
 
@@ -119,4 +120,5 @@ def _internal_labels(case: CaseFiles, seg: np.ndarray) -> np.ndarray:
         return schema.to_classes(seg)
     except ValueError as err:
         source = f"the labels of {case.dataset.json_path}" if case.dataset is not None else f"{schema.title} labels"
-        raise CaseError(case.seg, f"{err} ({source})") from None
+        hint = label_hint(schema, np.unique(seg)) if case.dataset is None else ""  # another BraTS release's values?
+        raise CaseError(case.seg, f"{err} ({source})" + (f". {hint}" if hint else "")) from None

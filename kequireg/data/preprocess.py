@@ -130,10 +130,12 @@ def assemble_cases(parts: list[Path], size: tuple[int, int], warnings: list[str]
         yield case
 
 
-def dataset_cases(root: str | os.PathLike, params: PreprocessParams = PreprocessParams()) -> tuple[list[CaseFiles], PreprocessParams, NnunetDataset | None]:
+def dataset_cases(root: str | os.PathLike, params: PreprocessParams = PreprocessParams(), labels: str = "auto",
+                  ) -> tuple[list[CaseFiles], PreprocessParams, NnunetDataset | None]:
     """The cases under ``root``, the params with the channels its layout fixes, and the layout.
 
-    BraTS folders: the cases with ``params.channels``, params unchanged, layout None. An nnU-Net
+    BraTS folders: the cases with ``params.channels`` and the label schema ``labels`` chooses
+    (:func:`kequireg.data.discovery.discover`), params unchanged, layout None. An nnU-Net
     raw dataset (``root`` holds ``dataset.json``): its channels replace the default ``channels``
     (:data:`kequireg.vocabulary.MODALITIES`; the BraTS four mapped by name, any other set in the
     dataset's own order), and the layout is the :class:`kequireg.data.nnunet.NnunetDataset`.
@@ -142,7 +144,7 @@ def dataset_cases(root: str | os.PathLike, params: PreprocessParams = Preprocess
         FileNotFoundError / ValueError: as :func:`kequireg.data.discovery.discover`.
     """
     # the default channels stand for "the layout's own"; channels given otherwise are kept
-    found = discover(root, None if params.channels == MODALITIES else params.channels)
+    found = discover(root, None if params.channels == MODALITIES else params.channels, labels=labels)
     if found.layout is not None and params.channels == MODALITIES:
         params = dataclasses.replace(params, channels=found.channels)
     return found.cases, params, found.layout
@@ -239,6 +241,7 @@ def preprocess_dataset(
     progress: Callable[[int, int, str], None] | None = None,
     log: Callable[[str], None] | None = None,
     plan: bool = True,
+    labels: str = "auto",
 ) -> PreprocessReport:
     """Preprocess every case under ``root`` into a slice store plus its splits JSON.
 
@@ -260,6 +263,10 @@ def preprocess_dataset(
         log: callback for status lines. Defaults to printing on stderr.
         plan: plan the geometry first (:func:`plan_geometry`: orientation, in-plane spacing; the
             store's params record it). False applies ``params`` as given. Defaults to True.
+        labels: the label convention of BraTS folders (``--labels``): ``"auto"`` (from the folder
+            naming: 2017-2021 -> brats2019, 2023-2025 -> brats2023) or a BraTS schema name
+            (``"brats2024-post"``); an nnU-Net dataset's ``dataset.json`` decides its own. The
+            store's params record the schema (``label_schema``). Defaults to ``"auto"``.
 
     Returns:
         PreprocessReport (store path None if no case succeeded).
@@ -275,8 +282,9 @@ def preprocess_dataset(
     start_time = time.time()
     log = log or _print_status
     store_path, workers = _checked_arguments(store_path, workers)
-    cases, params, layout = dataset_cases(root, params)
+    cases, params, layout = dataset_cases(root, params, labels)
     params, lines, warnings = plan_geometry(cases, params) if plan else (params, [], [])
+    lines.append(f"labels: {cases[0].label_schema.name} ({cases[0].label_schema.describe_labels()})")
     for line in lines + [f"warning: {w}" for w in warnings]:
         log(line)
     folder = parts_dir(store_path)
@@ -373,5 +381,6 @@ def _store_from_parts(store_path: Path, part_paths: list[Path], params: Preproce
     if layout is not None:
         store_params["source_layout"] = layout.describe()
     store_params["label_schema"] = schema.to_dict()  # what every later stage reads (kequireg.label_schema)
-    write_store(store_path, assemble_cases(part_paths, size, warnings), channels=params.channels, params=store_params, dtype=params.dtype)
+    write_store(store_path, assemble_cases(part_paths, size, warnings), channels=params.channels, params=store_params, dtype=params.dtype,
+                num_classes=schema.num_classes)
     return size, labeled_ids

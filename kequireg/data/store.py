@@ -37,6 +37,7 @@ from kequireg.data import resample
 from kequireg.label_schema import LabelSchema
 from kequireg.vocabulary import schema_of
 from kequireg.data.geometry import CaseGeometry, GeometryFields
+from kequireg.label_schema import IGNORE_INDEX
 
 FORMAT = "kequireg-slice-store"
 # Version 2 adds the cases' reorientation and plane resampling. A store without either is still
@@ -66,8 +67,9 @@ class PreprocessedCase(GeometryFields):
     labels: np.ndarray | None
     geometry: CaseGeometry
 
-    def validate(self, image_shape: tuple[int, int, int] | None = None) -> None:
-        """Check shapes and dtypes; raise ValueError naming the field and the fix."""
+    def validate(self, image_shape: tuple[int, int, int] | None = None, num_classes: int = 4) -> None:
+        """Check shapes and dtypes (labels: class indices below ``num_classes``, the label schema's, or
+        the ignore index); raise ValueError naming the field and the fix."""
         images = np.asarray(self.images)
         if images.ndim != 4:
             raise ValueError(
@@ -87,10 +89,11 @@ class PreprocessedCase(GeometryFields):
                 raise ValueError(
                     f"case {self.case_id!r}: labels must have shape {images.shape[:3]}. Received: labels.shape={labels.shape}"
                 )
-            if labels.size and (labels.min() < 0 or labels.max() > 3):
+            classes = labels[labels != IGNORE_INDEX] if labels.size else labels
+            if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
                 raise ValueError(
-                    f"case {self.case_id!r}: labels must be internal classes {{0,1,2,3}} (BraTS 4 -> 3). "
-                    f"Received values {sorted(np.unique(labels).tolist())}"
+                    f"case {self.case_id!r}: labels must be internal classes 0..{num_classes - 1} of the label schema "
+                    f"(BraTS 2019: 4 -> 3). Received values {sorted(np.unique(labels).tolist())}"
                 )
         self.geometry.validate(self.case_id, s)
 

@@ -32,6 +32,7 @@ def write_store(
     params: dict | None = None,
     dtype: str = "float16",
     compression: str | None = "lzf",
+    num_classes: int = 4,
 ) -> Path:
     """Write preprocessed cases into a new slice store, atomically.
 
@@ -42,6 +43,8 @@ def write_store(
         params: dict. Preprocessing parameters, stored as JSON.
         dtype: "float16" or "float32". Image storage type. Defaults to "float16".
         compression: h5py compression filter. Defaults to "lzf" (fast to read).
+        num_classes: int. The label schema's class count (labels are checked to be below it).
+            Defaults to 4 (BraTS).
 
     Returns:
         The final path.
@@ -55,7 +58,7 @@ def write_store(
     path = Path(path)
     # stable: one process writes a store; a rerun after a kill overwrites its own leftover
     with atomic_path(path, stable=True) as tmp, h5py.File(tmp, "w") as f:
-        writer = _SliceWriter(f, channels, IMAGE_DTYPES[dtype], compression)
+        writer = _SliceWriter(f, channels, IMAGE_DTYPES[dtype], compression, num_classes)
         for case in cases:
             writer.add(case)
         if writer.images is None:
@@ -74,8 +77,9 @@ def write_store(
 class _SliceWriter:
     """Appends cases' slices to the growing per-slice datasets and collects the per-case rows."""
 
-    def __init__(self, f: h5py.File, channels: Sequence[str], dtype, compression: str | None):
+    def __init__(self, f: h5py.File, channels: Sequence[str], dtype, compression: str | None, num_classes: int = 4):
         self.f, self.channels, self.dtype, self.compression = f, tuple(channels), dtype, compression
+        self.num_classes = num_classes
         self.images = self.labels = self.slice_case = self.slice_z = None
         self.meta: dict[str, list] = {k: [] for k in _META}
         self.n = 0
@@ -96,7 +100,7 @@ class _SliceWriter:
         meta, n = self.meta, self.n
         if case.case_id in meta["case_id"]:
             raise ValueError(f"duplicate case id {case.case_id!r}; case ids must be unique in a store.")
-        case.validate(None if self.images is None else self.images.shape[1:])
+        case.validate(None if self.images is None else self.images.shape[1:], self.num_classes)
         if self.images is None:
             self._create(case)
         s = len(case.images)

@@ -1,4 +1,9 @@
-"""Procedural BraTS-like MRI: skull-stripped brains with tumours, written as BraTS NIfTI folders.
+"""Procedural BraTS-like MRI: skull-stripped brains with tumours, and the driver writing synthetic datasets.
+
+:func:`generate_case` makes a case's arrays; :func:`synthesize` draws the cases of a dataset and
+hands them to a layout writer (:mod:`kequireg.data.synth_layouts`: BraTS 2017-2021 or 2023-2025
+folders, an nnU-Net raw dataset), so every layout holds the same arrays. The cardiac preset's
+generator is :mod:`kequireg.data.synth_cardiac`.
 
 Every case is drawn from its own seed, so the same (preset, seed, case index) always gives the
 same bytes. Geometry is built from smooth random fields on a coarse grid (``Preset.work_factor``
@@ -28,7 +33,10 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
-from kequireg.io import atomic_dir, atomic_write_text
+from kequireg.data.synth_cardiac import CARDIAC_PRESET, CardiacPreset, cardiac_affine, generate_cardiac_case
+from kequireg.data.synth_layouts import layout_writer
+from kequireg.io import atomic_write_text
+from kequireg.settings import SYNTH_PRESETS as SYNTH_PRESET_NAMES
 from kequireg.vocabulary import MODALITIES
 
 _TISSUES = ("csf", "gm", "wm", "necrosis", "edema", "enhancing")
@@ -243,73 +251,22 @@ def affine_for(preset: Preset) -> np.ndarray:
     return affine
 
 
-def _save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    import nibabel as nib
-
-    image = nib.Nifti1Image(array, affine)
-    image.header.set_xyzt_units("mm", "sec")
-    image.header.set_qform(affine, code=1)
-    image.header.set_sform(affine, code=1)
-    nib.save(image, str(path))
-
-
 def write_case(out_dir: Path, name: str, images: dict[str, np.ndarray], labels: np.ndarray | None, affine: np.ndarray) -> Path:
-    """Write one case folder ``out_dir/name/name_<mod>.nii.gz`` atomically (:func:`kequireg.io.atomic_dir`)."""
-    final = out_dir / name
-    with atomic_dir(final, replace=True) as tmp:
-        for modality, array in images.items():
-            _save_nifti(array, affine, tmp / f"{name}_{modality}.nii.gz")
-        if labels is not None:
-            _save_nifti(labels, affine, tmp / f"{name}_seg.nii.gz")
-    return final
+    """Write one case folder ``out_dir/name/name_<mod>.nii.gz`` (BraTS 2019 naming and labels) atomically."""
+    return layout_writer("brats2019").write_named(out_dir, name, images, labels, affine)
 
 
-def synthesize(
-    out_dir: str | os.PathLike,
-    *,
-    preset: str | Preset = "demo",
-    cases: int | None = None,
-    seed: int = 0,
-    unlabeled: int = 0,
-    progress: Callable[[int, int, str], None] | None = None,
-) -> list[Path]:
-    """Write a synthetic BraTS-layout dataset.
-
-    Case ``i`` is drawn from seed ``(seed, i)``; the last ``unlabeled`` cases are written without
-    ``_seg``. A ``synth.json`` records the settings; rerunning with the same settings skips case
-    folders that are already complete (each folder appears atomically).
-
-    Args:
-        out_dir: output folder (created).
-        preset: name in SYNTH_PRESETS or a Preset.
-        cases: number of cases. Defaults to the preset's ``cases``.
-        seed: dataset seed.
-        unlabeled: number of cases (the last ones) written without a segmentation.
-        progress: optional callback ``(done, total, case_id)``.
-
-    Returns:
-        The case folders, in order.
-
-    Raises:
-        ValueError: unknown preset, bad counts, or ``out_dir`` holding a dataset with other settings.
-
-    Example:
-        >>> folders = synthesize("/tmp/syn", preset="demo", cases=2, seed=1)  # doctest: +SKIP
-    """
+def _task(preset: str | Preset | CardiacPreset) -> tuple[str, str, Preset | CardiacPreset]:
+    """(preset name, task, preset object) of a preset name or object."""
     if isinstance(preset, str):
-        if preset not in SYNTH_PRESETS:
-            raise ValueError(f"preset must be one of {sorted(SYNTH_PRESETS)}. Received: preset={preset!r}")
-        preset_name, preset_obj = preset, SYNTH_PRESETS[preset]
-    else:
-        preset_name, preset_obj = "custom", preset
-    cases = preset_obj.cases if cases is None else int(cases)
-    if cases < 1:
-        raise ValueError(f"cases must be >= 1. Received: cases={cases}")
-    if not 0 <= unlabeled <= cases:
-        raise ValueError(f"unlabeled must be in [0, cases={cases}]. Received: unlabeled={unlabeled}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = {"preset": preset_name, "preset_fields": dataclasses.asdict(preset_obj), "cases": cases, "seed": seed, "unlabeled": unlabeled}
+        if preset not in SYNTH_PRESET_NAMES:
+            raise ValueError(f"preset must be one of {list(SYNTH_PRESET_NAMES)}. Received: preset={preset!r}")
+        return (preset, "cardiac", CARDIAC_PRESET) if preset == "cardiac" else (preset, "brain", SYNTH_PRESETS[preset])
+    return "custom", ("cardiac" if isinstance(preset, CardiacPreset) else "brain"), preset
+
+
+def _check_settings(out: Path, settings: dict) -> None:
+    """Record ``settings`` in ``out/synth.json``, or refuse a folder holding a dataset made with other ones."""
     settings_path = out / "synth.json"
     if settings_path.exists():
         old = json.loads(settings_path.read_text())
@@ -320,16 +277,80 @@ def synthesize(
             )
     atomic_write_text(settings_path, json.dumps(settings, indent=2))
 
-    affine = affine_for(preset_obj)
-    folders = []
+
+def synthesize(
+    out_dir: str | os.PathLike,
+    *,
+    preset: str | Preset | CardiacPreset = "demo",
+    cases: int | None = None,
+    seed: int = 0,
+    unlabeled: int = 0,
+    progress: Callable[[int, int, str], None] | None = None,
+    layout: str | None = None,
+) -> list[Path]:
+    """Write a synthetic dataset: BraTS-like brains in a BraTS or nnU-Net layout, or cardiac cine as nnU-Net.
+
+    Case ``i`` is drawn from seed ``(seed, i)`` whatever the layout, so every layout holds the same
+    arrays (:mod:`kequireg.data.synth_layouts` writes them); the last ``unlabeled`` cases are
+    written without labels. A ``synth.json`` records the settings; rerunning with the same settings
+    skips cases already written (each appears atomically).
+
+    Args:
+        out_dir: output folder (created). The nnU-Net layout writes ``out_dir/DatasetXXX_Name/``
+            (:func:`dataset_root`).
+        preset: ``"demo"``, ``"brats"`` (brains), ``"cardiac"`` (short-axis cine,
+            :mod:`kequireg.data.synth_cardiac`), a Preset or a CardiacPreset.
+        cases: number of cases. Defaults to the preset's ``cases``.
+        seed: dataset seed.
+        unlabeled: number of cases (the last ones) written without a segmentation.
+        progress: optional callback ``(done, total, case_id)``.
+        layout: ``"brats2019"``, ``"brats2023"`` or ``"nnunet"``
+            (:data:`kequireg.settings.SYNTH_LAYOUTS`). Defaults to ``"brats2019"`` for brains,
+            ``"nnunet"`` for the cardiac task (its only layout).
+
+    Returns:
+        The case folders (nnU-Net: each case's first image file), in order.
+
+    Raises:
+        ValueError: unknown preset or layout, a BraTS layout for the cardiac task, bad counts, or
+            ``out_dir`` holding a dataset with other settings.
+
+    Example:
+        >>> folders = synthesize("/tmp/syn", preset="demo", cases=2, seed=1)                      # doctest: +SKIP
+        >>> synthesize("/tmp/syn23", preset="demo", cases=2, seed=1, layout="brats2023")[0].name  # doctest: +SKIP
+        'BraTS-SYN-00001-000'
+    """
+    preset_name, task, preset_obj = _task(preset)
+    layout = layout or ("nnunet" if task == "cardiac" else "brats2019")
+    writer = layout_writer(layout, task)
+    cases = preset_obj.cases if cases is None else int(cases)
+    if cases < 1:
+        raise ValueError(f"cases must be >= 1. Received: cases={cases}")
+    if not 0 <= unlabeled <= cases:
+        raise ValueError(f"unlabeled must be in [0, cases={cases}]. Received: unlabeled={unlabeled}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"preset": preset_name, "preset_fields": dataclasses.asdict(preset_obj), "cases": cases, "seed": seed, "unlabeled": unlabeled}
+    if layout != "brats2019":  # BraTS 2019 datasets keep the record they had before layouts
+        settings["layout"] = layout
+    _check_settings(out, settings)
+    generate, affine = ((generate_cardiac_case, cardiac_affine(preset_obj)) if task == "cardiac"
+                        else (generate_case, affine_for(preset_obj)))
+    paths = []
     for i in range(cases):
-        name = case_id(i)
-        folder = out / name
-        if not folder.exists():
+        labeled = i < cases - unlabeled
+        if not writer.is_written(out, i, labeled):
             case_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
-            images, labels = generate_case(preset_obj, case_seed)
-            write_case(out, name, images, None if i >= cases - unlabeled else labels, affine)
-        folders.append(folder)
+            images, labels = generate(preset_obj, case_seed)
+            writer.write(out, i, images, labels if labeled else None, affine)
+        paths.append(writer.case_path(out, i, labeled))
         if progress is not None:
-            progress(i + 1, cases, name)
-    return folders
+            progress(i + 1, cases, writer.case_id(i))
+    writer.finish(out, cases - unlabeled)
+    return paths
+
+
+def dataset_root(out_dir: str | os.PathLike, preset: str | Preset | CardiacPreset = "demo", layout: str | None = None) -> Path:
+    """The folder :func:`synthesize` makes for ``kequireg preprocess``: ``out_dir``, or its nnU-Net dataset folder."""
+    _, task, _ = _task(preset)
+    return layout_writer(layout or ("nnunet" if task == "cardiac" else "brats2019"), task).root(Path(out_dir))

@@ -1,9 +1,10 @@
 """Segment BraTS-layout case folders into BraTS-format NIfTI files.
 
-Each case folder (``<case>/<case>_{flair,t1,t1ce,t2}.nii.gz``, with or without ``_seg``) is
-preprocessed exactly as the training store was (its stored parameters), predicted slice by
-slice, restored to the source geometry and written as ``OUT_DIR/<case>.nii.gz`` with labels
-{0, 1, 2, 4}, uint8, and the source affine and header. Cases whose output already exists are
+Each case folder (``<case>/<case>_{flair,t1,t1ce,t2}.nii.gz`` or, BraTS 2023-2025,
+``<case>/<case>-{t2f,t1n,t1c,t2w}.nii.gz``, with or without a seg file) is preprocessed exactly
+as the training store was (its stored parameters), predicted slice by slice, restored to the
+source geometry and written as ``OUT_DIR/<case>.nii.gz`` in the input release's labels ({0, 1, 2,
+4} or {0, 1, 2, 3}), uint8, with the source affine and header. Cases whose output already exists are
 skipped unless ``overwrite`` is set, so an interrupted run resumes where it stopped.
 ``InferenceOptions`` add test-time augmentation, post-processing, uncertainty maps with
 ``qc.csv`` and probabilities (:mod:`kequireg.inference.uncertainty`).
@@ -101,8 +102,14 @@ def preprocess_case_files(case, params, size: tuple[int, int]):
 
 
 def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, params: dict | None = None,
-                   overwrite: bool = False, options: InferenceOptions | None = None, progress: bool = False) -> list[Path]:
+                   overwrite: bool = False, options: InferenceOptions | None = None, progress: bool = False,
+                   labels: str = "auto") -> list[Path]:
     """Preprocess, predict and export every BraTS case folder under ``in_dir``.
+
+    Predictions are written in the input's label convention and naming: BraTS 2017-2021 folders
+    (``NAME_flair`` ...) get ``<case>.nii.gz`` with ET = 4, BraTS 2023-2025 folders (``NAME-t2f``
+    ...) ``<case>.nii.gz`` with ET = 3 (the challenges' submission names, e.g.
+    ``BraTS-GLI-00000-000.nii.gz``), nnU-Net input its dataset's names and values.
 
     Args:
         model: keras.Model returning logits (its input shape fixes the slice window).
@@ -111,6 +118,10 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
             ``dataset.json``); label files are ignored.
         out_dir: output folder; files are named ``<case>.nii.gz`` (nnU-Net input: ``<case>`` +
             the dataset's ``file_ending``, labels in its own values).
+        labels: the label convention of BraTS input folders (``--labels``). ``"auto"``: from the
+            naming, except that 2023-named folders take the training store's schema when it is
+            one of their releases' (a run trained on ``brats2024-post`` writes the resection
+            cavity as 4); a BraTS schema name: that one. Defaults to ``"auto"``.
         params: preprocessing parameters: the training store's (``Dataset.params``); None = the
             thesis defaults (``PreprocessParams()``).
         overwrite: bool. Redo cases whose output exists. Defaults to False (skip them; a
@@ -125,7 +136,7 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
         ValueError: if a case misses a modality (naming it), or no case folder is found.
     """
     settings = preprocess_params(params)
-    cases = find_cases(in_dir, settings.channels)
+    cases = find_cases(in_dir, settings.channels, labels=labels, prefer=schema_of(params))
     incomplete = [c for c in cases if c.missing]
     if incomplete:
         c = incomplete[0]
@@ -141,9 +152,11 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
     regions = network_output(model) == "regions"
     expected = len(schema.regions) if regions else schema.num_classes
     if channels is not None and channels != expected:
-        what = f"{expected} regions {schema.region_names}" if regions else f"{expected} classes ({schema.describe_labels()})"
+        what = f"{expected} regions {schema.region_names}" if regions else \
+            f"{expected} classes ({schema.name}: {schema.describe_labels()})"
         raise ValueError(f"the model has {channels} output channels; the cases in {str(in_dir)!r} need {what}. Use a model "
-                         "trained on this kind of data (a region-output model: pass its run folder, not the .keras file).")
+                         "trained on this kind of data (a region-output model: pass its run folder, not the .keras file)"
+                         + (", or choose the input's labels with --labels." if cases[0].naming is not None else "."))
     todo = [c for c in cases if overwrite or not (out_dir / output_filename(c.case_id, layout)).is_file()]
     stream = (preprocess_case_files(c, settings, (shape[1], shape[2])) for c in todo)
     predict_cases(model, progress_bar(stream, progress, "predicting", length=len(todo)), out_dir, options=options,
@@ -153,7 +166,7 @@ def predict_folder(model, in_dir: str | os.PathLike, out_dir: str | os.PathLike,
 
 def predict(model_path: str | os.PathLike | Sequence[str | os.PathLike], in_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
             data: str | os.PathLike | None = None, overwrite: bool = False, options: InferenceOptions | None = None,
-            progress: bool = False, log=None) -> list[Path]:
+            progress: bool = False, log=None, labels: str = "auto") -> list[Path]:
     """``kequireg predict``: segment every case folder under ``in_dir`` with a run's or a file's network.
 
     The preprocessing is the training store's: ``data``'s if given, else the run's own data set
@@ -166,7 +179,7 @@ def predict(model_path: str | os.PathLike | Sequence[str | os.PathLike], in_dir:
     Args:
         model_path: a run folder (``RunDir``) or a ``.keras`` model file, or a sequence of them
             (an ensemble; a sequence of one is that single model).
-        in_dir, out_dir, overwrite, options, progress: see :func:`predict_folder`.
+        in_dir, out_dir, overwrite, options, progress, labels: see :func:`predict_folder`.
         data: slice store whose preprocessing parameters to apply. Defaults to the run's own.
         log: optional callable taking a status line (the model and the preprocessing used).
 
@@ -186,7 +199,8 @@ def predict(model_path: str | os.PathLike | Sequence[str | os.PathLike], in_dir:
     if log is not None:
         what = f"model {paths[0]}" if len(paths) == 1 else f"ensemble of {len(paths)} models ({', '.join(map(str, paths))})"
         log(f"{what} ({model.count_params():,} parameters); preprocessing {params or 'defaults'}")
-    return predict_folder(model, in_dir, out_dir, params=params, overwrite=overwrite, options=options, progress=progress)
+    return predict_folder(model, in_dir, out_dir, params=params, overwrite=overwrite, options=options, progress=progress,
+                          labels=labels)
 
 
 def training_params(model_path: str | os.PathLike | Sequence[str | os.PathLike], data: str | os.PathLike | None = None,
