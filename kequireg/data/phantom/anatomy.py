@@ -40,7 +40,7 @@ class AnatomyParams:
         vessel_density: share of the CSF spaces holding a vessel-like bright spot.
     """
 
-    brain_fill: tuple[float, float, float] = (0.58, 0.72, 0.82)
+    brain_fill: tuple[float, float, float] = (0.54, 0.67, 0.76)
     size_cv: float = 0.033
     shape_jitter: float = 0.04
     surface_amp: float = 0.035

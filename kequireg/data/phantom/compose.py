@@ -82,8 +82,9 @@ PHANTOM_PRESETS: dict[str, PhantomPreset] = {
     "demo": PhantomPreset((64, 64, 32), (2.5, 2.5, 4.0), 1, AnatomyParams(brain_fill=(0.80, 0.90, 0.92)), cases=24),
     # A finer demo grid, for when calibration finds 64x64 too coarse for the task.
     "demo96": PhantomPreset((96, 96, 48), (2.0, 2.0, 3.0), 2, AnatomyParams(brain_fill=(0.74, 0.90, 0.92)), cases=24),
-    # BraTS geometry: 240x240x155 at 1 mm, brain ~140x175x130 mm.
-    "brats": PhantomPreset((240, 240, 155), (1.0, 1.0, 1.0), 4, AnatomyParams(brain_fill=(0.58, 0.72, 0.82)), cases=10),
+    # BraTS geometry: 240x240x155 at 1 mm; brain ~130x160x118 mm, a mean mask volume of ~1.4 L
+    # (intracranial volume 1397 +- 133 mL in adults, docs/phantom.md).
+    "brats": PhantomPreset((240, 240, 155), (1.0, 1.0, 1.0), 4, AnatomyParams(brain_fill=(0.54, 0.67, 0.76)), cases=10),
 }
 
 

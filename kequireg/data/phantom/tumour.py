@@ -56,11 +56,11 @@ class TumourParams:
         mass_effect: (low, high) share of the lesion volume that displaced tissue (times the knob).
     """
 
-    wt_median: float = 0.075
-    wt_log_sd: float = 0.6
+    wt_median: float = 0.07
+    wt_log_sd: float = 0.7
     wt_range: tuple[float, float] = (0.01, 0.30)
     tc_share: tuple[float, float] = (0.20, 0.70)
-    et_share: tuple[float, float] = (0.30, 0.85)
+    et_share: tuple[float, float] = (0.20, 0.85)
     small_et_rate: float = 0.10
     small_et_share: tuple[float, float] = (0.02, 0.12)
     lgg_fraction: float = 0.23
