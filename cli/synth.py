@@ -13,10 +13,12 @@ from kequireg.settings import SYNTH_LAYOUTS, SYNTH_PRESETS
 @click.command("synth")
 @click.argument("out_dir", type=click.Path(file_okay=False, writable=True))
 @click.option("--cases", type=click.IntRange(min=1), default=None,
-              help="Number of cases. Defaults to the preset's (demo: 24, brats: 10, cardiac: 24).")
+              help="Number of cases. Defaults to the preset's (demo, glioma, glioma96, cardiac: 24; brats, glioma-brats: 10).")
 @click.option("--preset", type=click.Choice(SYNTH_PRESETS), default="demo", show_default=True,
-              help="demo: 64x64x32 voxels, 2.5x2.5x4 mm; brats: 240x240x155, 1 mm (BraTS 2019 geometry); cardiac: "
-              "short-axis cine MRI, one channel, RV / MYO / LV, 96x96x10 voxels of 1.5x1.5x8 mm (--layout nnunet only).")
+              help="demo: 64x64x32 voxels, 2.5x2.5x4 mm; brats: 240x240x155, 1 mm (BraTS 2019 geometry); glioma, "
+              "glioma96, glioma-brats: the variable cohort (anatomy, gliomas and acquisition sites that vary; "
+              "docs/phantom.md) at 64x64x32, 96x96x48 and 240x240x155; cardiac: short-axis cine MRI, one channel, "
+              "RV / MYO / LV, 96x96x10 voxels of 1.5x1.5x8 mm (--layout nnunet only).")
 @click.option("--layout", type=click.Choice(SYNTH_LAYOUTS), default=None,
               help="brats2019: NAME/NAME_{flair,t1,t1ce,t2,seg}, ET = 4; brats2023: NAME/NAME-{t2f,t1n,t1c,t2w,seg}, "
               "ET = 3; nnunet: OUT_DIR/DatasetXXX_Synth/ (dataset.json, imagesTr, labelsTr, imagesTs). The same cases "
@@ -42,6 +44,7 @@ def synth(out_dir: str, cases: int | None, preset: str, layout: str | None, seed
       kequireg synth data/synth --cases 8 --preset demo
       kequireg synth data/synth23 --cases 8 --layout brats2023
       kequireg synth data/cardiac --preset cardiac --layout nnunet
+      kequireg synth data/glioma --preset glioma --cases 48 --layout brats2023
     """
     from kequireg.data.synth import SYNTH_PRESETS as BRAIN_PRESETS, CARDIAC_PRESET, dataset_root, synthesize
 

@@ -108,7 +108,9 @@ SPLIT_SEED = 0
 # --labels of BraTS folders: auto (from the folder naming) or a BraTS schema of kequireg.vocabulary.BRATS_SCHEMAS.
 LABEL_CONVENTIONS = ("auto", "brats2019", "brats2023", "brats2024-post")
 SYNTH_LAYOUTS = ("brats2019", "brats2023", "nnunet")  # kequireg synth --layout (kequireg.data.synth_layouts)
-SYNTH_PRESETS = ("demo", "brats", "cardiac")  # kequireg synth --preset (kequireg.data.synth)
+# kequireg synth --preset (kequireg.data.synth); glioma*: the variable cohort of kequireg.data.phantom
+SYNTH_PRESETS = ("demo", "brats", "cardiac", "glioma", "glioma96", "glioma-brats")
+PHANTOM_SYNTH_PRESETS = {"glioma": "demo", "glioma96": "demo96", "glioma-brats": "brats"}  # synth name -> phantom preset
 
 # ---- the study grid ----------------------------------------------------------------------------
 THESIS_FRACTIONS = (0.01, 0.05, 0.1, 1.0)

@@ -33,10 +33,12 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
+from kequireg.data.phantom.compose import PHANTOM_PRESETS, PhantomPreset
+from kequireg.data.phantom.compose import generate_case as generate_phantom_case
 from kequireg.data.synth_cardiac import CARDIAC_PRESET, CardiacPreset, cardiac_affine, generate_cardiac_case
 from kequireg.data.synth_layouts import layout_writer
 from kequireg.io import atomic_write_text
-from kequireg.settings import SYNTH_PRESETS as SYNTH_PRESET_NAMES
+from kequireg.settings import PHANTOM_SYNTH_PRESETS, SYNTH_PRESETS as SYNTH_PRESET_NAMES
 from kequireg.vocabulary import MODALITIES
 
 _TISSUES = ("csf", "gm", "wm", "necrosis", "edema", "enhancing")
@@ -261,8 +263,17 @@ def _task(preset: str | Preset | CardiacPreset) -> tuple[str, str, Preset | Card
     if isinstance(preset, str):
         if preset not in SYNTH_PRESET_NAMES:
             raise ValueError(f"preset must be one of {list(SYNTH_PRESET_NAMES)}. Received: preset={preset!r}")
+        if preset in PHANTOM_SYNTH_PRESETS:
+            return preset, "glioma", PHANTOM_PRESETS[PHANTOM_SYNTH_PRESETS[preset]]
         return (preset, "cardiac", CARDIAC_PRESET) if preset == "cardiac" else (preset, "brain", SYNTH_PRESETS[preset])
-    return "custom", ("cardiac" if isinstance(preset, CardiacPreset) else "brain"), preset
+    task = "cardiac" if isinstance(preset, CardiacPreset) else "glioma" if isinstance(preset, PhantomPreset) else "brain"
+    return "custom", task, preset
+
+
+def _phantom_arrays(preset: PhantomPreset, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A phantom case as the layout writers take it: (images per modality, BraTS 2019 labels)."""
+    case = generate_phantom_case(preset, seed)
+    return case.images, case.labels
 
 
 def _check_settings(out: Path, settings: dict) -> None:
@@ -322,7 +333,7 @@ def synthesize(
     """
     preset_name, task, preset_obj = _task(preset)
     layout = layout or ("nnunet" if task == "cardiac" else "brats2019")
-    writer = layout_writer(layout, task)
+    writer = layout_writer(layout, "cardiac" if task == "cardiac" else "brain")  # a glioma phantom is a brain
     cases = preset_obj.cases if cases is None else int(cases)
     if cases < 1:
         raise ValueError(f"cases must be >= 1. Received: cases={cases}")
@@ -334,8 +345,9 @@ def synthesize(
     if layout != "brats2019":  # BraTS 2019 datasets keep the record they had before layouts
         settings["layout"] = layout
     _check_settings(out, settings)
-    generate, affine = ((generate_cardiac_case, cardiac_affine(preset_obj)) if task == "cardiac"
-                        else (generate_case, affine_for(preset_obj)))
+    generate, affine = {"cardiac": lambda: (generate_cardiac_case, cardiac_affine(preset_obj)),
+                        "glioma": lambda: (_phantom_arrays, affine_for(preset_obj)),
+                        "brain": lambda: (generate_case, affine_for(preset_obj))}[task]()
     paths = []
     for i in range(cases):
         labeled = i < cases - unlabeled
@@ -353,4 +365,5 @@ def synthesize(
 def dataset_root(out_dir: str | os.PathLike, preset: str | Preset | CardiacPreset = "demo", layout: str | None = None) -> Path:
     """The folder :func:`synthesize` makes for ``kequireg preprocess``: ``out_dir``, or its nnU-Net dataset folder."""
     _, task, _ = _task(preset)
-    return layout_writer(layout or ("nnunet" if task == "cardiac" else "brats2019"), task).root(Path(out_dir))
+    return layout_writer(layout or ("nnunet" if task == "cardiac" else "brats2019"),
+                         "cardiac" if task == "cardiac" else "brain").root(Path(out_dir))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 from scipy import ndimage, stats
@@ -208,3 +209,19 @@ def test_bad_knobs_and_sites_are_refused_with_the_value():
         generate_case(SMALL, 0, site=9)
     with pytest.raises(ValueError, match="shape"):
         Grid((4, 40, 20), (1.0, 1.0, 1.0), 1)
+
+
+def test_kequireg_synth_writes_the_phantom_in_every_brain_layout(tmp_path):
+    """--preset glioma: the phantom's cases through the same layout writers as the other brain presets."""
+    from kequireg.data.synth import synthesize
+
+    first = synthesize(tmp_path / "a", preset="glioma", cases=2, seed=3)
+    again = synthesize(tmp_path / "b", preset="glioma", cases=2, seed=3)
+    for x, y in zip(first, again):
+        for name in sorted(p.name for p in x.iterdir()):
+            assert (x / name).read_bytes() == (y / name).read_bytes()
+    case = generate_case(PHANTOM_PRESETS["demo"], int(np.random.SeedSequence([3, 0]).generate_state(1)[0]))
+    seg = np.asarray(nib.load(first[0] / f"{first[0].name}_seg.nii.gz").dataobj)
+    np.testing.assert_array_equal(seg, case.labels)
+    modern = synthesize(tmp_path / "c", preset="glioma", cases=2, seed=3, layout="brats2023")
+    assert modern[0].name == "BraTS-SYN-00001-000" and (modern[0] / "BraTS-SYN-00001-000-t1c.nii.gz").is_file()
