@@ -79,7 +79,8 @@ def check_labels(labels: np.ndarray, scheme: str = "internal", name: str = "labe
     bad = np.setdiff1d(present, SCHEME_LABELS[scheme])
     if bad.size:
         hint = " (BraTS files use 4 for enhancing tumour: pass scheme='brats')" if scheme == "internal" and 4 in bad else ""
-        hint = hint or (" (the store uses 3 for enhancing tumour: pass scheme='internal')" if 3 in bad else "")
+        hint = hint or (" (3 is the enhancing tumour of BraTS 2023-2025 files and of the store's classes: read BraTS "
+                        "2023 files with --labels brats2023)" if 3 in bad else "")
         raise ValueError(
             f"{name} holds values outside the {scheme} label set {SCHEME_LABELS[scheme]}. "
             f"Received: values {bad.tolist()}{hint}"
