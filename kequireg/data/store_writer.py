@@ -18,6 +18,7 @@ import numpy as np
 from kequireg import __version__
 from kequireg.data.store import DEFAULT_CHANNELS, FORMAT, FORMAT_VERSION, IMAGE_DTYPES, PreprocessedCase
 from kequireg.io import atomic_path
+from kequireg.vocabulary import NUM_CLASSES
 
 _META = ("case_id", "labeled", "start", "stop", "crop_origin", "original_shape", "affine", "spacing", "header", "source",
          "reorientation", "plane_shape", "plane_spacing")
@@ -39,7 +40,8 @@ def write_store(
         path: destination ``.h5`` file.
         cases: iterable of PreprocessedCase; streamed, so it may be a generator.
         channels: sequence of str. Channel names in image order. Defaults to flair, t1, t1ce, t2.
-        params: dict. Preprocessing parameters, stored as JSON.
+        params: dict. Preprocessing parameters, stored as JSON; its ``label_schema`` says how many classes
+            the labels index (none: BraTS 2019's four).
         dtype: "float16" or "float32". Image storage type. Defaults to "float16".
         compression: h5py compression filter. Defaults to "lzf" (fast to read).
 
@@ -48,14 +50,16 @@ def write_store(
 
     Raises:
         ValueError: on an unknown dtype, an empty case list, duplicate case ids or a case
-            whose arrays do not fit (see PreprocessedCase.validate).
+            whose arrays do not fit or whose labels are not class indices (see PreprocessedCase.validate).
     """
     if dtype not in IMAGE_DTYPES:
         raise ValueError(f"dtype must be one of {sorted(IMAGE_DTYPES)}. Received: dtype={dtype!r}")
     path = Path(path)
     # stable: one process writes a store; a rerun after a kill overwrites its own leftover
     with atomic_path(path, stable=True) as tmp, h5py.File(tmp, "w") as f:
-        writer = _SliceWriter(f, channels, IMAGE_DTYPES[dtype], compression)
+        record = (params or {}).get("label_schema")  # the classes the labels index (a store without one: BraTS 2019)
+        num_classes = len(record["classes"]) if record else NUM_CLASSES
+        writer = _SliceWriter(f, channels, IMAGE_DTYPES[dtype], compression, num_classes)
         for case in cases:
             writer.add(case)
         if writer.images is None:
@@ -74,8 +78,9 @@ def write_store(
 class _SliceWriter:
     """Appends cases' slices to the growing per-slice datasets and collects the per-case rows."""
 
-    def __init__(self, f: h5py.File, channels: Sequence[str], dtype, compression: str | None):
+    def __init__(self, f: h5py.File, channels: Sequence[str], dtype, compression: str | None, num_classes: int):
         self.f, self.channels, self.dtype, self.compression = f, tuple(channels), dtype, compression
+        self.num_classes = num_classes
         self.images = self.labels = self.slice_case = self.slice_z = None
         self.meta: dict[str, list] = {k: [] for k in _META}
         self.n = 0
@@ -96,7 +101,7 @@ class _SliceWriter:
         meta, n = self.meta, self.n
         if case.case_id in meta["case_id"]:
             raise ValueError(f"duplicate case id {case.case_id!r}; case ids must be unique in a store.")
-        case.validate(None if self.images is None else self.images.shape[1:])
+        case.validate(None if self.images is None else self.images.shape[1:], self.num_classes)
         if self.images is None:
             self._create(case)
         s = len(case.images)
