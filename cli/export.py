@@ -21,8 +21,8 @@ def export(run, out, format_, overwrite, backend):
     """Export the best network of RUN to OUT through Keras's model.export.
 
     Input: float32 slices (None, H, W, C), preprocessed as the run's store (`kequireg preprocess`);
-    output: float32 softmax probabilities (None, H, W, 4) over background, necrosis, edema,
-    enhancing. A SavedModel needs the tensorflow or jax backend; ONNX needs onnx and tf2onnx on
+    output: float32 softmax probabilities (None, H, W, K) over the classes of the run's label schema
+    (BraTS: background, necrosis, edema, enhancing). A SavedModel needs the tensorflow or jax backend; ONNX needs onnx and tf2onnx on
     tensorflow (pip install 'kequireg[onnx]'). OUT is written atomically.
 
     \b

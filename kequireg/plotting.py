@@ -10,8 +10,14 @@ import numpy as np
 
 from kequireg.io import atomic_path
 
-# RGBA of the internal classes over an image: 1 necrosis red, 2 edema green, 3 enhancing yellow.
-CLASS_COLOURS = np.array([[0, 0, 0, 0], [0.85, 0.1, 0.1, 0.75], [0.1, 0.75, 0.2, 0.55], [1.0, 0.85, 0.0, 0.8]])
+# RGBA of the classes over an image: 1 red (BraTS necrosis), 2 green (edema), 3 yellow (enhancing), then
+# more colours for datasets with more classes; row = stored label value (class index or IGNORE_INDEX).
+CLASS_COLOUR_NAMES: tuple[str, ...] = ("none", "red", "green", "yellow", "blue", "magenta", "cyan", "orange", "purple")
+_MORE = [[0.15, 0.35, 0.95, 0.7], [0.9, 0.2, 0.8, 0.7], [0.1, 0.85, 0.9, 0.7], [1.0, 0.55, 0.0, 0.75], [0.5, 0.2, 0.7, 0.7]]
+CLASS_COLOURS = np.array([[0, 0, 0, 0], [0.85, 0.1, 0.1, 0.75], [0.1, 0.75, 0.2, 0.55], [1.0, 0.85, 0.0, 0.8], *_MORE])
+# every uint8 label value: classes past the named colours repeat them; IGNORE_INDEX (255, not annotated) transparent
+LABEL_COLOURS = np.concatenate([CLASS_COLOURS, np.tile(CLASS_COLOURS[1:], (32, 1))])[:256]
+LABEL_COLOURS[255] = 0.0
 
 
 def pyplot():
@@ -39,23 +45,24 @@ def save_figure(fig, path: Path) -> Path:
 
 
 def overlay_rgba(labels: np.ndarray) -> np.ndarray:
-    """RGBA colours of internal labels (``CLASS_COLOURS``): 1 necrosis red, 2 edema green, 3 enhancing yellow."""
-    return CLASS_COLOURS[np.asarray(labels, dtype=np.intp)]
+    """RGBA colours of class labels (``LABEL_COLOURS``): 1 red (BraTS necrosis), 2 green (edema), 3 yellow
+    (enhancing), more for more classes; not-annotated pixels (255) transparent."""
+    return LABEL_COLOURS[np.asarray(labels, dtype=np.intp)]
 
 
 def blend_labels(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """An RGB uint8 picture of a grey image (values in [0, 1]) with the labels painted over it
-    in ``CLASS_COLOURS`` (alpha blending); needs no matplotlib.
+    in ``LABEL_COLOURS`` (alpha blending); needs no matplotlib.
 
     Args:
         image: (H, W) float array.
-        labels: (H, W) internal labels (0..3); None = the image alone.
+        labels: (H, W) class labels (0..254, 255 not annotated); None = the image alone.
 
     Returns:
         (H, W, 3) uint8.
     """
     grey = np.clip(np.asarray(image, np.float64), 0.0, 1.0)[..., None].repeat(3, axis=-1)
     if labels is not None:
-        rgba = CLASS_COLOURS[np.asarray(labels, dtype=np.intp)]
+        rgba = LABEL_COLOURS[np.asarray(labels, dtype=np.intp)]
         grey = grey * (1.0 - rgba[..., 3:]) + rgba[..., :3] * rgba[..., 3:]
     return np.round(grey * 255.0).astype(np.uint8)

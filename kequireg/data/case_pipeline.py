@@ -22,6 +22,7 @@ from kequireg.data.intensity import equalize, scale_unit
 from kequireg.data.n4 import n4_correct
 from kequireg.data.params import PreprocessParams
 from kequireg.data.parts import PART_VERSION, part_params_json
+from kequireg.label_schema import IGNORE_INDEX
 
 
 def preprocess_volumes(images: np.ndarray, params: PreprocessParams, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
@@ -67,8 +68,9 @@ def process_case(case: CaseFiles, params: PreprocessParams) -> dict:
     if z.size == 0:
         raise CaseError(case.folder, "no non-zero slice after preprocessing")
     footprint = np.any(brain, axis=2)
+    annotated = None if labels is None else (labels > 0) & (labels != IGNORE_INDEX)  # foreground, not "ignore"
     if labels is not None:
-        footprint |= np.any(labels[:, :, z] > 0, axis=2)
+        footprint |= np.any(annotated[:, :, z], axis=2)
     rows, cols = np.flatnonzero(footprint.any(axis=1)), np.flatnonzero(footprint.any(axis=0))
     r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     slices = np.ascontiguousarray(np.moveaxis(volumes[r0:r1, c0:c1][:, :, z], 2, 0), dtype=params.dtype)  # (S, h, w, C)
@@ -91,7 +93,7 @@ def process_case(case: CaseFiles, params: PreprocessParams) -> dict:
     if plane is not None:
         part["plane_spacing"] = np.asarray(plane, np.float64)
     if labels is not None:
-        lost = int(np.count_nonzero(np.delete(labels, z, axis=2)))
+        lost = int(np.count_nonzero(np.delete(annotated, z, axis=2)))
         part["labels"] = np.ascontiguousarray(np.moveaxis(labels[r0:r1, c0:c1][:, :, z], 2, 0))
         part["labels_dropped"] = lost
     return part

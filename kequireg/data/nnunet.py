@@ -15,14 +15,17 @@ What is mapped, and how:
   whose channels are the four BraTS sequences (in any file order) gives the store's channel order
   :data:`kequireg.vocabulary.MODALITIES`; any other dataset keeps its own file order, its names
   (recognized ones spelled as above) becoming the store's ``channels``.
-- **Labels** through ``dataset.json`` to the internal classes {0, 1, 2, 3} (BraTS 1 necrosis /
-  non-enhancing core, 2 edema, 4 -> 3 enhancing), by name: background -> 0, edema -> 2,
-  necrosis / necrotic / non-enhancing tumour -> 1, enhancing tumour -> 3. Region-based entries
-  (nnU-Net's Dataset043_BraTS19: ``"whole tumor": [1, 2, 3]``, ``"tumor core": [2, 3]``,
-  ``"enhancing tumor": [3]``) are resolved by set differences: WT - TC is edema, TC - ET the
-  necrotic core, ET enhancing. nnU-Net's BraTS conversion (edema 1, necrosis 2, enhancing 3)
-  therefore maps 1 -> 2, 2 -> 1, 3 -> 3. Any other label set raises an error naming the labels
-  kequireg cannot map (its networks, losses and WT/TC/ET metrics are BraTS's four classes).
+- **Labels** through ``dataset.json`` into the dataset's
+  :class:`kequireg.label_schema.LabelSchema` (:mod:`kequireg.data.nnunet_labels`): plain labels
+  (``{"background": 0, "RV": 1, "MYO": 2, "LV": 3}``) give one class and one evaluated region per
+  label, named as there; region-based labels (lists of values with ``regions_class_order``) give
+  the declared regions; ``"ignore": N`` marks not-annotated voxels. Labels that name the four BraTS
+  classes keep the BraTS mapping (family ``"brats"``, regions WT / TC / ET), by name: background ->
+  0, edema -> 2, necrosis / necrotic / non-enhancing tumour -> 1, enhancing tumour -> 3, or
+  nnU-Net's Dataset043_BraTS19 regions (``"whole tumor": [1, 2, 3]``, ``"tumor core": [2, 3]``,
+  ``"enhancing tumor": [3]``) resolved by set differences: WT - TC is edema, TC - ET the necrotic
+  core, ET enhancing. nnU-Net's BraTS conversion (edema 1, necrosis 2, enhancing 3) therefore maps
+  1 -> 2, 2 -> 1, 3 -> 3.
 - **Unlabeled pool**: every case of ``imagesTs/`` and every ``imagesTr/`` case without a file in
   ``labelsTr/``.
 - **Output naming** for ``kequireg predict``: ``CASE`` + ``file_ending``, labels in the dataset's
@@ -48,8 +51,9 @@ import re
 from pathlib import Path
 
 from kequireg.data.case_files import CaseFiles
+from kequireg.data.nnunet_labels import read_labels
 from kequireg.label_schema import LabelSchema
-from kequireg.vocabulary import BRATS_2019, MODALITIES, REGIONS
+from kequireg.vocabulary import MODALITIES
 
 DATASET_JSON = "dataset.json"
 IMAGE_FOLDERS: tuple[str, ...] = ("imagesTr", "imagesTs")
@@ -75,32 +79,6 @@ def canonical_channel(name: str) -> str:
     return CHANNEL_ALIASES.get(_normalize(name), str(name).strip())
 
 
-def _label_class(name: str) -> int | None:
-    """Internal class of a plain label by its name, or None when it is not one of BraTS's."""
-    n = _normalize(name)
-    if n in ("background", "bg", "healthy", "normal"):
-        return 0
-    # edema first: BraTS 2023's name for it, "surrounding non-enhancing FLAIR hyperintensity", says non-enhancing too
-    if "edema" in n or "oedema" in n or "hyperintens" in n or n in ("ed", "snfh"):
-        return 2
-    if "necro" in n or "nonenhancing" in n or n in ("ncr", "net", "ncrnet", "netc"):
-        return 1
-    if "enhancing" in n or n == "et":
-        return 3
-    return None
-
-
-def _region(name: str) -> str | None:
-    n = _normalize(name)
-    if "whole" in n or n == "wt":
-        return "WT"
-    if "core" in n or n == "tc":
-        return "TC"
-    if "enhancing" in n or n == "et":
-        return "ET"
-    return None
-
-
 @dataclasses.dataclass(frozen=True)
 class NnunetDataset:
     """An nnU-Net raw dataset as kequireg reads it (parsed once by :func:`read_dataset`).
@@ -111,7 +89,7 @@ class NnunetDataset:
         channel_names: the dataset's channel names, index = file suffix (``_0000`` first).
         channels: store channel names, in store order (see the module docstring).
         file_index: per store channel, its file's channel index.
-        label_map: (file value, internal class) pairs, sorted by file value.
+        label_schema: the LabelSchema of its ``labels`` (:func:`kequireg.data.nnunet_labels.read_labels`).
         file_ending: the image/label file ending, ``".nii.gz"`` or ``".nii"``.
         labels: the ``labels`` entry of ``dataset.json`` as read (for the store's record).
     """
@@ -121,22 +99,24 @@ class NnunetDataset:
     channel_names: tuple[str, ...]
     channels: tuple[str, ...]
     file_index: tuple[int, ...]
-    label_map: tuple[tuple[int, int], ...]
+    label_schema: LabelSchema
     file_ending: str
     labels: tuple[tuple[str, object], ...] = ()
 
     @property
-    def schema(self):
+    def schema(self) -> LabelSchema:
         """The dataset's :class:`kequireg.label_schema.LabelSchema` (what every later stage reads)."""
-        values = self.internal_to_file
-        return LabelSchema(name=f"nnunet:{self.root.name}", title=self.root.name, family="brats",
-                           classes=BRATS_2019.classes, file_values=tuple(values[k] for k in range(len(values))),
-                           regions=BRATS_2019.regions)
+        return self.label_schema
+
+    @property
+    def label_map(self) -> tuple[tuple[int, int], ...]:
+        """(file value, class index) pairs, sorted by file value (the ignore value is not a class)."""
+        return tuple(sorted((value, k) for k, value in enumerate(self.label_schema.file_values)))
 
     @property
     def internal_to_file(self) -> dict[int, int]:
-        """Internal class -> the dataset's label value (predictions are written in these)."""
-        return {internal: value for value, internal in self.label_map}
+        """Class index -> the dataset's label value (predictions are written in these)."""
+        return dict(enumerate(self.label_schema.file_values))
 
     def image_filename(self, case_id: str, channel: str) -> str:
         """``CASE_000k`` + file ending of a store channel (or of a dataset channel name)."""
@@ -164,8 +144,8 @@ class NnunetDataset:
         )
 
     def describe_labels(self) -> str:
-        names = ("background", "necrosis / non-enhancing", "edema", "enhancing")
-        return ", ".join(f"{value} {names[internal]}" for value, internal in self.label_map)
+        """``"0 background, 1 RV, ..."`` in the dataset's values (its schema's :meth:`describe_labels`)."""
+        return self.label_schema.describe_labels()
 
     def describe(self) -> dict:
         """JSON-friendly record of what was mapped (kept in the store's ``params``)."""
@@ -217,65 +197,6 @@ def _channel_names(path: Path, meta: dict) -> tuple[str, ...]:
     return names
 
 
-def _labels(path: Path, meta: dict) -> tuple[dict, tuple[tuple[int, int], ...]]:
-    raw = meta.get("labels")
-    if not isinstance(raw, dict) or not raw:
-        raise _fail(path, 'no "labels" entry (e.g. {"background": 0, "edema": 1, "non-enhancing tumor": 2, '
-                          '"enhancing tumour": 3})')
-    if all(re.fullmatch(r"\d+", str(k)) for k in raw) and all(isinstance(v, str) for v in raw.values()):
-        raw = {v: int(k) for k, v in raw.items()}  # MSD / nnU-Net v1: {"0": "background", ...}
-    plain, regions, unknown = {}, {}, []
-    for name, value in raw.items():
-        if isinstance(value, (list, tuple)):
-            region = _region(name)
-            if region is None or region in regions or not all(isinstance(v, int) for v in value):
-                unknown.append(f"{name!r}: {value}")
-            else:
-                regions[region] = frozenset(value)
-        elif isinstance(value, int) and not isinstance(value, bool) and _label_class(name) is not None:
-            plain[name] = value
-        else:
-            unknown.append(f"{name!r}: {value}")
-    if unknown:
-        raise _fail(path, f"labels {', '.join(unknown)} cannot be mapped to BraTS's classes; kequireg maps "
-                          "background, edema, necrosis / non-enhancing tumour and enhancing tumour (or the regions whole "
-                          "tumour, tumour core, enhancing tumour) - other label sets are not supported (its networks, "
-                          "losses and WT/TC/ET metrics are the four BraTS classes)")
-    by_class: dict[int, int] = {}
-    for name, value in plain.items():
-        internal = _label_class(name)
-        if internal in by_class:
-            raise _fail(path, f"two labels name the same class ({name!r} = {value} and value {by_class[internal]}); "
-                              "each of background, necrosis, edema, enhancing needs one value")
-        by_class[internal] = value
-    if set(regions) and len(by_class) <= 1:  # region-based: background + WT/TC/ET
-        if set(regions) != set(REGIONS):
-            raise _fail(path, f"region-based labels need whole tumour, tumour core and enhancing tumour; found {sorted(regions)}")
-        wt, tc, et = regions["WT"], regions["TC"], regions["ET"]
-        if not (et < tc < wt) or len(et) != 1 or len(tc - et) != 1 or len(wt - tc) != 1:
-            raise _fail(path, f"regions must nest as BraTS's (ET one value, TC = ET + necrosis, WT = TC + edema). "
-                              f"Received: whole tumour {sorted(wt)}, tumour core {sorted(tc)}, enhancing {sorted(et)}")
-        by_class.setdefault(0, 0)
-        by_class.update({3: next(iter(et)), 1: next(iter(tc - et)), 2: next(iter(wt - tc))})
-    missing = [c for c in range(4) if c not in by_class]
-    if missing:
-        names = ("background", "necrosis / non-enhancing tumour", "edema", "enhancing tumour")
-        raise _fail(path, f"labels lack {', '.join(names[c] for c in missing)}: kequireg needs the four BraTS classes. "
-                          f"Received: {raw}")
-    values = list(by_class.values())
-    if len(set(values)) != 4 or min(values) < 0 or max(values) > 255:
-        raise _fail(path, f"label values must be four distinct integers in 0..255. Received: {raw}")
-    if regions:  # given alongside plain labels: they must agree with them
-        expected = {"WT": frozenset(by_class[c] for c in (1, 2, 3)), "TC": frozenset(by_class[c] for c in (1, 3)),
-                    "ET": frozenset({by_class[3]})}
-        wrong = [r for r, members in regions.items() if members != expected[r]]
-        if wrong:
-            raise _fail(path, f"region {wrong[0]} = {sorted(regions[wrong[0]])} disagrees with the labels "
-                              f"(expected {sorted(expected[wrong[0]])})")
-    label_map = tuple(sorted((value, internal) for internal, value in by_class.items()))
-    return raw, label_map
-
-
 def read_dataset(path: str | os.PathLike) -> NnunetDataset:
     """Read and validate an nnU-Net raw dataset's ``dataset.json``.
 
@@ -288,7 +209,8 @@ def read_dataset(path: str | os.PathLike) -> NnunetDataset:
     Raises:
         FileNotFoundError: no ``dataset.json`` there.
         ValueError: naming ``dataset.json``: unreadable JSON, channel names missing or with gaps,
-            labels that are not BraTS's, an unsupported file ending.
+            labels kequireg cannot read (:func:`kequireg.data.nnunet_labels.read_labels`), an
+            unsupported file ending.
     """
     json_path = dataset_json(path)
     if json_path is None:
@@ -301,7 +223,7 @@ def read_dataset(path: str | os.PathLike) -> NnunetDataset:
     if not isinstance(meta, dict):
         raise _fail(json_path, f"expected a JSON object. Received: {type(meta).__name__}")
     names = _channel_names(json_path, meta)
-    raw_labels, label_map = _labels(json_path, meta)
+    raw_labels, schema = read_labels(json_path, meta, json_path.parent.name)
     ending = meta.get("file_ending", ".nii.gz")
     if ending not in FILE_ENDINGS:
         raise _fail(json_path, f"file_ending {ending!r} is not supported; kequireg reads NIfTI ({', '.join(FILE_ENDINGS)})")
@@ -309,7 +231,7 @@ def read_dataset(path: str | os.PathLike) -> NnunetDataset:
     channels = MODALITIES if sorted(canonical) == sorted(MODALITIES) else canonical
     return NnunetDataset(
         root=json_path.parent, json_path=json_path, channel_names=names, channels=channels,
-        file_index=tuple(canonical.index(c) for c in channels), label_map=label_map, file_ending=ending,
+        file_index=tuple(canonical.index(c) for c in channels), label_schema=schema, file_ending=ending,
         labels=tuple((str(k), tuple(v) if isinstance(v, list) else v) for k, v in raw_labels.items()),
     )
 

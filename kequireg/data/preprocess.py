@@ -381,6 +381,6 @@ def _store_from_parts(store_path: Path, part_paths: list[Path], params: Preproce
     if layout is not None:
         store_params["source_layout"] = layout.describe()
     store_params["label_schema"] = schema.to_dict()  # what every later stage reads (kequireg.label_schema)
-    write_store(store_path, assemble_cases(part_paths, size, warnings), channels=params.channels, params=store_params, dtype=params.dtype,
-                num_classes=schema.num_classes)
+    write_store(store_path, assemble_cases(part_paths, size, warnings), channels=params.channels, params=store_params,
+                dtype=params.dtype)
     return size, labeled_ids

@@ -3,7 +3,8 @@
 Layout (format ``kequireg-slice-store`` version 1, or 2 when a case is reoriented or resampled)::
 
     /images        (N, H, W, C) float16|float32, one chunk per slice, lzf-compressed
-    /labels        (N, H, W)    uint8, internal classes {0, 1, 2, 3}; zeros for unlabeled cases
+    /labels        (N, H, W)    uint8, class indices of the label schema (BraTS: {0, 1, 2, 3}), 255 =
+                                not annotated (``IGNORE_INDEX``); zeros for unlabeled cases
     /slice_case    (N,)         int32, row of the slice's case in /cases
     /slice_z       (N,)         int32, axial index of the slice in the original volume
     /cases/*       one row per case: case_id, labeled, start, stop, crop_origin, original_shape,
@@ -34,10 +35,9 @@ import h5py
 import numpy as np
 
 from kequireg.data import resample
-from kequireg.label_schema import LabelSchema
-from kequireg.vocabulary import schema_of
 from kequireg.data.geometry import CaseGeometry, GeometryFields
-from kequireg.label_schema import IGNORE_INDEX
+from kequireg.label_schema import IGNORE_INDEX, LabelSchema
+from kequireg.vocabulary import schema_of
 
 FORMAT = "kequireg-slice-store"
 # Version 2 adds the cases' reorientation and plane resampling. A store without either is still
@@ -57,7 +57,8 @@ class PreprocessedCase(GeometryFields):
     Args:
         case_id: str. Case name, e.g. ``"BraTS19_2013_2_1"``.
         images: float array (S, H, W, C). Kept slices, channels last, values in [0, 1].
-        labels: uint8 array (S, H, W) in {0, 1, 2, 3}, or None for an unlabeled case.
+        labels: uint8 array (S, H, W) of class indices (``IGNORE_INDEX`` = not annotated), or None for an
+            unlabeled case.
         geometry: CaseGeometry. Where the slices sit in the source volume (z, crop window,
             original shape, affine, spacing, header, source).
     """
@@ -67,9 +68,9 @@ class PreprocessedCase(GeometryFields):
     labels: np.ndarray | None
     geometry: CaseGeometry
 
-    def validate(self, image_shape: tuple[int, int, int] | None = None, num_classes: int = 4) -> None:
-        """Check shapes and dtypes (labels: class indices below ``num_classes``, the label schema's, or
-        the ignore index); raise ValueError naming the field and the fix."""
+    def validate(self, image_shape: tuple[int, int, int] | None = None, num_classes: int | None = None) -> None:
+        """Check shapes and dtypes (labels: class indices below ``num_classes``, or ``IGNORE_INDEX``); raise
+        ValueError naming the field and the fix."""
         images = np.asarray(self.images)
         if images.ndim != 4:
             raise ValueError(
@@ -89,11 +90,12 @@ class PreprocessedCase(GeometryFields):
                 raise ValueError(
                     f"case {self.case_id!r}: labels must have shape {images.shape[:3]}. Received: labels.shape={labels.shape}"
                 )
-            classes = labels[labels != IGNORE_INDEX] if labels.size else labels
-            if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
+            values = np.unique(labels)
+            top = IGNORE_INDEX if num_classes is None else num_classes
+            if values.size and (values[0] < 0 or np.any((values >= top) & (values != IGNORE_INDEX))):
                 raise ValueError(
-                    f"case {self.case_id!r}: labels must be internal classes 0..{num_classes - 1} of the label schema "
-                    f"(BraTS 2019: 4 -> 3). Received values {sorted(np.unique(labels).tolist())}"
+                    f"case {self.case_id!r}: labels must be internal classes 0..{top - 1} of the label schema (BraTS "
+                    f"4 -> 3) or {IGNORE_INDEX} (not annotated). Received values {values.tolist()}"
                 )
         self.geometry.validate(self.case_id, s)
 

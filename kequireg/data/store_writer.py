@@ -18,6 +18,7 @@ import numpy as np
 from kequireg import __version__
 from kequireg.data.store import DEFAULT_CHANNELS, FORMAT, FORMAT_VERSION, IMAGE_DTYPES, PreprocessedCase
 from kequireg.io import atomic_path
+from kequireg.vocabulary import NUM_CLASSES
 
 _META = ("case_id", "labeled", "start", "stop", "crop_origin", "original_shape", "affine", "spacing", "header", "source",
          "reorientation", "plane_shape", "plane_spacing")
@@ -32,7 +33,6 @@ def write_store(
     params: dict | None = None,
     dtype: str = "float16",
     compression: str | None = "lzf",
-    num_classes: int = 4,
 ) -> Path:
     """Write preprocessed cases into a new slice store, atomically.
 
@@ -40,24 +40,25 @@ def write_store(
         path: destination ``.h5`` file.
         cases: iterable of PreprocessedCase; streamed, so it may be a generator.
         channels: sequence of str. Channel names in image order. Defaults to flair, t1, t1ce, t2.
-        params: dict. Preprocessing parameters, stored as JSON.
+        params: dict. Preprocessing parameters, stored as JSON; its ``label_schema`` says how many classes
+            the labels index (none: BraTS 2019's four).
         dtype: "float16" or "float32". Image storage type. Defaults to "float16".
         compression: h5py compression filter. Defaults to "lzf" (fast to read).
-        num_classes: int. The label schema's class count (labels are checked to be below it).
-            Defaults to 4 (BraTS).
 
     Returns:
         The final path.
 
     Raises:
         ValueError: on an unknown dtype, an empty case list, duplicate case ids or a case
-            whose arrays do not fit (see PreprocessedCase.validate).
+            whose arrays do not fit or whose labels are not class indices (see PreprocessedCase.validate).
     """
     if dtype not in IMAGE_DTYPES:
         raise ValueError(f"dtype must be one of {sorted(IMAGE_DTYPES)}. Received: dtype={dtype!r}")
     path = Path(path)
     # stable: one process writes a store; a rerun after a kill overwrites its own leftover
     with atomic_path(path, stable=True) as tmp, h5py.File(tmp, "w") as f:
+        record = (params or {}).get("label_schema")  # the classes the labels index (a store without one: BraTS 2019)
+        num_classes = len(record["classes"]) if record else NUM_CLASSES
         writer = _SliceWriter(f, channels, IMAGE_DTYPES[dtype], compression, num_classes)
         for case in cases:
             writer.add(case)
@@ -77,7 +78,7 @@ def write_store(
 class _SliceWriter:
     """Appends cases' slices to the growing per-slice datasets and collects the per-case rows."""
 
-    def __init__(self, f: h5py.File, channels: Sequence[str], dtype, compression: str | None, num_classes: int = 4):
+    def __init__(self, f: h5py.File, channels: Sequence[str], dtype, compression: str | None, num_classes: int):
         self.f, self.channels, self.dtype, self.compression = f, tuple(channels), dtype, compression
         self.num_classes = num_classes
         self.images = self.labels = self.slice_case = self.slice_z = None

@@ -4,7 +4,8 @@ Inputs are the per-patient CSVs of every run. For one (method, fraction) the sco
 (runs x patients) matrix (all runs are evaluated on the same held-out patients); its mean is
 reported with a 95% two-level bootstrap interval (runs and patients resampled, see
 ``kequireg.evaluation.stats``). The bridging coefficient at fraction p < 1 compares EquiReg_p
-and Baseline_p with Baseline_100%, per region and for the collective Dice.
+and Baseline_p with Baseline_100%, per region and for the collective Dice. The regions are those of
+the runs' label schema (:class:`kequireg.experiments.metric_set.MetricSet`; BraTS 2019: WT, TC, ET).
 
 Outputs in the experiment folder: ``per_patient.csv`` (every run x patient), ``runs.csv``
 (per-run means), ``summary.csv``, ``bridging.csv``, ``summary.json`` and ``results.md``.
@@ -19,18 +20,10 @@ import numpy as np
 
 from kequireg.evaluation.stats import bootstrap_bridging, bootstrap_difference, bootstrap_mean
 from kequireg.experiments.experiment_settings import ExperimentSettings, load_settings
-from kequireg.experiments.plan import eval_csv, plan_grid
+from kequireg.experiments.metric_set import MetricSet, experiment_metrics
+from kequireg.experiments.plan import eval_csv, plan_grid, run_folder
 from kequireg.io import atomic_write_json, atomic_write_text, read_csv_rows, write_csv_rows
 from kequireg.settings import METHODS
-from kequireg.vocabulary import REGIONS
-
-_DICE = tuple(f"dice_{r.lower()}" for r in REGIONS)
-_HD95 = tuple(f"hd95_{r.lower()}" for r in REGIONS)
-SUMMARY_METRICS = (*_DICE, "dice", *_HD95, "equivariance_dice")
-BRIDGING_METRICS = (*_DICE, "dice")
-# How the tables and figures name each metric column.
-LABELS = {**{f"dice_{r.lower()}": r for r in REGIONS}, "dice": "collective",
-          **{f"hd95_{r.lower()}": f"HD95 {r}" for r in REGIONS}, "equivariance_dice": "equivariance"}
 
 
 def collect(experiment_dir: str | os.PathLike, settings: ExperimentSettings | None = None) -> list[dict]:
@@ -87,13 +80,17 @@ def method_title(method: str) -> str:
     return "EquiReg" if method == "equireg" else method
 
 
-def summarize_experiment(rows: list[dict], seed: int = 0, n_boot: int = 10_000) -> dict:
-    """Means with 95% intervals per (method, fraction) and bridging coefficients per fraction."""
+def summarize_experiment(rows: list[dict], seed: int = 0, n_boot: int = 10_000, metrics: MetricSet | None = None) -> dict:
+    """Means with 95% intervals per (method, fraction) and bridging coefficients per fraction.
+
+    ``metrics``: the experiment's MetricSet (its regions' columns). Defaults to BraTS 2019's.
+    """
+    metrics = MetricSet() if metrics is None else metrics
     cells = sorted({(r["method"], r["fraction"]) for r in rows}, key=lambda c: (c[1], c[0]))
     summary = []
     for method, fraction in cells:
         entry = {"method": method, "fraction": fraction}
-        for metric in SUMMARY_METRICS:
+        for metric in metrics.summary:
             matrix, runs, patients = score_matrix(rows, method, fraction, metric)
             entry["runs"], entry["patients"] = len(runs), len(patients)
             if np.isnan(matrix).all():
@@ -107,7 +104,7 @@ def summarize_experiment(rows: list[dict], seed: int = 0, n_boot: int = 10_000) 
             if not {(method, fraction), (REFERENCE, fraction)} <= has:
                 continue
             entry = {"method": method, "fraction": fraction}
-            for metric in (*BRIDGING_METRICS, "hd95_wt", "hd95_tc", "hd95_et", "equivariance_dice"):
+            for metric in (*metrics.bridging, *metrics.hd95, "equivariance_dice"):
                 e, b = (_paired(rows, m, fraction, metric) for m in (method, REFERENCE))
                 if e is not None and b is not None:
                     entry[metric] = bootstrap_difference(e, b, seed=seed, n_boot=n_boot).as_dict()
@@ -115,14 +112,14 @@ def summarize_experiment(rows: list[dict], seed: int = 0, n_boot: int = 10_000) 
             if fraction >= 1.0 or (REFERENCE, 1.0) not in has:
                 continue
             entry = {"method": method, "fraction": fraction}
-            for metric in BRIDGING_METRICS:
+            for metric in metrics.bridging:
                 e, b, f = (_paired(rows, m, fr, metric) for m, fr in ((method, fraction), (REFERENCE, fraction),
                                                                        (REFERENCE, 1.0)))
                 entry[metric] = bootstrap_bridging(e, b, f, seed=seed, n_boot=n_boot).as_dict()
                 # the gap Baseline_100% - Baseline_p: the coefficient is only meaningful when it is clearly > 0
                 entry[metric]["gap"] = bootstrap_difference(f, b, seed=seed, n_boot=n_boot).as_dict()
             bridging.append(entry)
-    return {"cells": summary, "differences": differences, "bridging": bridging}
+    return {**metrics.record(), "cells": summary, "differences": differences, "bridging": bridging}
 
 
 def _paired(rows: list[dict], method: str, fraction: float, metric: str) -> np.ndarray | None:
@@ -145,35 +142,41 @@ def _fmt(stats: dict | None, digits: int = 3, signed: bool = False) -> str:
 
 
 def markdown_tables(summary: dict) -> str:
-    """The results as Markdown: Dice per (method, fraction), HD95, then bridging coefficients."""
-    lines = ["| method | labeled | runs | patients | " + " | ".join(f"Dice {LABELS[m]}" for m in BRIDGING_METRICS)
-             + " | equivariance Dice |", "|---|---:|---:|---:|" + "---|" * (len(BRIDGING_METRICS) + 1)]
+    """The results as Markdown: Dice per (method, fraction), HD95, then bridging coefficients.
+
+    The columns are the regions of the summary's label schema (``MetricSet.of_summary``).
+    """
+    metrics = MetricSet.of_summary(summary)
+    bridging_metrics, labels = metrics.bridging, metrics.labels
+    lines = ["| method | labeled | runs | patients | " + " | ".join(f"Dice {labels[m]}" for m in bridging_metrics)
+             + " | equivariance Dice |", "|---|---:|---:|---:|" + "---|" * (len(bridging_metrics) + 1)]
     for c in summary["cells"]:
-        cells = [_fmt(c.get(m)) for m in (*BRIDGING_METRICS, "equivariance_dice")]
+        cells = [_fmt(c.get(m)) for m in (*bridging_metrics, "equivariance_dice")]
         lines.append(f"| {c['method']} | {c['fraction']:.0%} | {c['runs']} | {c['patients']} | " + " | ".join(cells) + " |")
-    lines += ["", "| method | labeled | HD95 WT (mm) | HD95 TC (mm) | HD95 ET (mm) |", "|---|---:|---|---|---|"]
+    lines += ["", "| method | labeled | " + " | ".join(f"{labels[m]} (mm)" for m in metrics.hd95) + " |",
+              "|---|---:|" + "---|" * len(metrics.hd95)]
     for c in summary["cells"]:
-        lines.append(f"| {c['method']} | {c['fraction']:.0%} | " + " | ".join(_fmt(c.get(m), 1) for m in ("hd95_wt", "hd95_tc", "hd95_et")) + " |")
+        lines.append(f"| {c['method']} | {c['fraction']:.0%} | " + " | ".join(_fmt(c.get(m), 1) for m in metrics.hd95) + " |")
     methods = list(dict.fromkeys(d.get("method", "equireg") for d in summary.get("differences", [])))
     for method in methods:
         title = method_title(method)
         lines += ["", f"{title} − baseline (paired by patient):", "",
-                  "| labeled | " + " | ".join(f"Dice {LABELS[m]}" for m in BRIDGING_METRICS) + " | equivariance Dice |",
-                  "|---:|" + "---|" * (len(BRIDGING_METRICS) + 1)]
+                  "| labeled | " + " | ".join(f"Dice {labels[m]}" for m in bridging_metrics) + " | equivariance Dice |",
+                  "|---:|" + "---|" * (len(bridging_metrics) + 1)]
         for d in summary["differences"]:
             if d.get("method", "equireg") == method:
                 lines.append(f"| {d['fraction']:.0%} | " + " | ".join(_fmt(d.get(m), 3, signed=True)
-                                                                  for m in (*BRIDGING_METRICS, "equivariance_dice")) + " |")
+                                                                  for m in (*bridging_metrics, "equivariance_dice")) + " |")
     footnote = False
     for method in list(dict.fromkeys(b.get("method", "equireg") for b in summary["bridging"])):
         title = method_title(method)
         lines += ["", f"Bridging coefficient ({title}_p − Baseline_p) / (Baseline_100% − Baseline_p):", "",
-                  "| labeled | " + " | ".join(LABELS[m] for m in BRIDGING_METRICS) + " |", "|---:|" + "---|" * len(BRIDGING_METRICS)]
+                  "| labeled | " + " | ".join(labels[m] for m in bridging_metrics) + " |", "|---:|" + "---|" * len(bridging_metrics)]
         for b in summary["bridging"]:
             if b.get("method", "equireg") != method:
                 continue
             cells = []
-            for m in BRIDGING_METRICS:
+            for m in bridging_metrics:
                 gap = b[m]["gap"]
                 if gap["mean"] <= 0:
                     cells.append(f"n/a (gap {gap['mean']:+.3f})")
@@ -194,30 +197,32 @@ def markdown_tables(summary: dict) -> str:
 
 
 def _flat(summary: dict) -> tuple[list[dict], list[dict]]:
+    metrics = MetricSet.of_summary(summary)
     cells, bridges = [], []
     for c in summary["cells"]:
         row = {"method": c["method"], "fraction": c["fraction"], "runs": c["runs"], "patients": c["patients"]}
-        for m in SUMMARY_METRICS:
+        for m in metrics.summary:
             if m in c:
                 row.update({f"{m}_{k}": v for k, v in c[m].items()})
         cells.append(row)
     for b in summary["bridging"]:
         row = {"method": b.get("method", "equireg"), "fraction": b["fraction"]}
-        for m in BRIDGING_METRICS:
+        for m in metrics.bridging:
             row.update({f"{m}_{k}": v for k, v in b[m].items() if k != "gap"})
             row.update({f"{m}_gap_{k}": v for k, v in b[m]["gap"].items()})
         bridges.append(row)
     return cells, bridges
 
 
-def run_means(rows: list[dict]) -> list[dict]:
-    """One row per run: the mean of each metric over its patients."""
+def run_means(rows: list[dict], metrics: MetricSet | None = None) -> list[dict]:
+    """One row per run: the mean of each metric over its patients (``metrics``: BraTS 2019's by default)."""
+    metrics = MetricSet() if metrics is None else metrics
     out = []
     for run in sorted({r["run"] for r in rows}):
         mine = [r for r in rows if r["run"] == run]
         entry = {k: mine[0][k] for k in ("run", "method", "fraction", "label_seed", "repeat", "fold") if k in mine[0]}
         entry["patients"] = len(mine)
-        for m in SUMMARY_METRICS:
+        for m in metrics.summary:
             values = np.array([float(r[m]) for r in mine if m in r], dtype=float)
             entry[m] = float(np.nanmean(values)) if values.size and np.isfinite(values).any() else float("nan")
         out.append(entry)
@@ -240,10 +245,12 @@ def aggregate(experiment_dir: str | os.PathLike, settings: ExperimentSettings | 
         rows = collect(experiment_dir, settings)
     if not rows:
         raise FileNotFoundError(f"no evaluated runs in {str(experiment_dir)!r} yet; run `kequireg experiment` first.")
-    summary = {"split": settings.split, "budget": settings.describe_budget(), **summarize_experiment(rows, seed=seed)}
+    metrics = experiment_metrics(experiment_dir, plan_grid(settings), run_folder)
+    summary = {"split": settings.split, "budget": settings.describe_budget(),
+               **summarize_experiment(rows, seed=seed, metrics=metrics)}
     cells, bridges = _flat(summary)
     write_csv_rows(experiment_dir / "per_patient.csv", rows)
-    write_csv_rows(experiment_dir / "runs.csv", run_means(rows))
+    write_csv_rows(experiment_dir / "runs.csv", run_means(rows, metrics))
     write_csv_rows(experiment_dir / "summary.csv", cells)
     if bridges:
         write_csv_rows(experiment_dir / "bridging.csv", bridges)

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kequireg.experiments.aggregate import BRIDGING_METRICS, LABELS, run_means
-from kequireg.plotting import overlay_rgba, pyplot, save_figure
+from kequireg.experiments.aggregate import run_means
+from kequireg.label_schema import IGNORE_INDEX
+from kequireg.experiments.metric_set import MetricSet
+from kequireg.plotting import CLASS_COLOUR_NAMES, overlay_rgba, pyplot, save_figure
 
 METHOD_COLOURS = {"baseline": "#4c72b0", "equireg": "#dd8452"}
 
@@ -33,10 +35,15 @@ def _fraction_axis(ax, fractions):
     ax.set_xlabel("labeled patients")
 
 
-def dice_scatter(rows: list[dict], out_dir: Path) -> list[Path]:
-    """Per-model mean Dice per region, one panel per region, colour = label seed; one file per method."""
+def dice_scatter(rows: list[dict], out_dir: Path, metrics: MetricSet | None = None) -> list[Path]:
+    """Per-model mean Dice per region, one panel per region, colour = label seed; one file per method.
+
+    ``metrics``: the experiment's regions (``MetricSet``). Defaults to BraTS 2019's.
+    """
     plt = pyplot()
-    runs = run_means(rows)
+    metrics = MetricSet() if metrics is None else metrics
+    BRIDGING_METRICS, LABELS = metrics.bridging, metrics.labels
+    runs = run_means(rows, metrics)
     fractions = sorted({r["fraction"] for r in runs})
     seeds = sorted({int(r["label_seed"]) for r in runs})
     cmap = plt.get_cmap("tab10")
@@ -63,6 +70,8 @@ def dice_scatter(rows: list[dict], out_dir: Path) -> list[Path]:
 def dice_vs_fraction(summary: dict, out_dir: Path) -> Path:
     """Mean Dice vs labeled fraction with 95% intervals, per region, one line per method."""
     plt = pyplot()
+    metrics = MetricSet.of_summary(summary)
+    BRIDGING_METRICS, LABELS = metrics.bridging, metrics.labels
     cells = summary["cells"]
     fractions = sorted({c["fraction"] for c in cells})
     fig, axes = plt.subplots(1, len(BRIDGING_METRICS), figsize=(3.2 * len(BRIDGING_METRICS), 3.2), sharey=True)
@@ -87,6 +96,8 @@ def bridging_bars(summary: dict, out_dir: Path) -> Path | None:
     if not summary["bridging"]:
         return None
     plt = pyplot()
+    metrics = MetricSet.of_summary(summary)
+    BRIDGING_METRICS, LABELS = metrics.bridging, metrics.labels
     methods = [e.get("method", "equireg") for e in summary["bridging"]]
     primary = "equireg" if "equireg" in methods else methods[0]  # the figure shows one method's coefficients
     entries = [e for e in summary["bridging"] if e.get("method", "equireg") == primary]
@@ -154,8 +165,12 @@ def equivariance_bars(summary: dict, out_dir: Path) -> Path | None:
     return save_figure(fig, out_dir / "equivariance.png")
 
 
-def overlays(image_slices: np.ndarray, panels: dict[str, np.ndarray], case_id: str, out_dir: Path, channel: int = 0) -> Path:
-    """Rows = slices; columns = the panels (e.g. ground truth, baseline, EquiReg) over one channel."""
+def overlays(image_slices: np.ndarray, panels: dict[str, np.ndarray], case_id: str, out_dir: Path, channel: int = 0,
+             schema=None) -> Path:
+    """Rows = slices; columns = the panels (e.g. ground truth, baseline, EquiReg) over one channel.
+
+    ``schema``: the LabelSchema whose class names the title's colour key gives. Defaults to BraTS 2019.
+    """
     plt = pyplot()
     n_rows, n_cols = len(image_slices), len(panels)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.4 * n_cols, 2.4 * n_rows), squeeze=False)
@@ -168,13 +183,26 @@ def overlays(image_slices: np.ndarray, panels: dict[str, np.ndarray], case_id: s
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(title, fontsize=9)
-    fig.suptitle(f"{case_id}: red necrosis/non-enhancing, green edema, yellow enhancing", fontsize=9)
+    fig.suptitle(f"{case_id}: {colour_key(schema)}", fontsize=9)
     return save_figure(fig, out_dir / f"overlays_{case_id}.png")
+
+
+def colour_key(schema=None) -> str:
+    """The overlays' colours in words: BraTS's as always, else ``"red RV, green MYO, yellow LV"``."""
+    if schema is None or schema.is_brats:
+        return "red necrosis/non-enhancing, green edema, yellow enhancing"
+    return ", ".join(f"{colour} {name}" for colour, name in zip(CLASS_COLOUR_NAMES[1:], schema.classes[1:]))
+
+
+def foreground(labels: np.ndarray) -> np.ndarray:
+    """bool: the pixels of a foreground class (not background, not ``IGNORE_INDEX``)."""
+    labels = np.asarray(labels)
+    return (labels > 0) & (labels != IGNORE_INDEX)
 
 
 def tumour_slices(labels: np.ndarray, count: int = 3) -> np.ndarray:
     """Indices of ``count`` slices spread over the tumour (largest-tumour slice included), ascending."""
-    area = (np.asarray(labels) > 0).sum(axis=(1, 2))
+    area = foreground(labels).sum(axis=(1, 2))
     with_tumour = np.flatnonzero(area)
     if with_tumour.size == 0:
         return np.linspace(0, len(labels) - 1, min(count, len(labels))).round().astype(int)

@@ -10,6 +10,7 @@ from kequireg.experiments import figures
 from kequireg.evaluation.qc_figure import qc_figure
 from kequireg.experiments.aggregate import aggregate, collect, markdown_tables, method_title
 from kequireg.experiments.experiment_settings import ExperimentSettings, load_settings
+from kequireg.experiments.metric_set import MetricSet
 from kequireg.experiments.plan import plan_grid, run_folder
 from kequireg.io import atomic_write_text
 from kequireg.training.run_dir import RunDir
@@ -61,14 +62,14 @@ def draw_overlays(experiment_dir: Path, settings: ExperimentSettings, out_dir: P
         case_ids = dataset.split_ids(settings.split)
         paths = []
         # the patients with the most tumour make the clearest pictures
-        sizes = [(int((store.case_arrays(c)[1] > 0).sum()), c) for c in case_ids]
+        sizes = [(int(figures.foreground(store.case_arrays(c)[1]).sum()), c) for c in case_ids]
         for _, case_id in sorted(sizes, reverse=True)[:n_cases]:
             images, labels, _ = store.case_arrays(case_id)
             idx = figures.tumour_slices(labels, n_slices)
             panels = {"ground truth": labels[idx]}
             for method, model in models.items():
                 panels[f"{method} ({fraction:.0%} labels)"] = predict_labels(model, images[idx])
-            paths.append(figures.overlays(images[idx], panels, case_id, out_dir))
+            paths.append(figures.overlays(images[idx], panels, case_id, out_dir, schema=dataset.schema))
     finally:
         if owned:
             dataset.close()
@@ -95,7 +96,7 @@ def make_report(experiment_dir: str | os.PathLike, *, out_dir: str | os.PathLike
     out_dir = Path(out_dir) if out_dir else experiment_dir / "figures"
     rows = collect(experiment_dir, settings)
     summary = aggregate(experiment_dir, settings, seed=seed, rows=rows)
-    paths = [*figures.dice_scatter(rows, out_dir), figures.dice_vs_fraction(summary, out_dir)]
+    paths = [*figures.dice_scatter(rows, out_dir, MetricSet.of_summary(summary)), figures.dice_vs_fraction(summary, out_dir)]
     paths += [p for p in (figures.bridging_bars(summary, out_dir), figures.equivariance_bars(summary, out_dir)) if p]
     # runs evaluated with --uncertainty (kequireg evaluate --tta N --uncertainty) carry QC columns
     paths += [p for p in (qc_figure(rows, out_dir / "uncertainty.png"),) if p]

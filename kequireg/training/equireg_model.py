@@ -24,7 +24,9 @@ in every checkpoint), updated after each optimizer step; ``consistency`` replace
 pseudo-label CE or MSE; ``sup_loss`` the CE by soft Dice or CE + Dice. The loss math
 lives here and in ``losses.py`` (``keras.ops`` only); ``backend_step.py`` holds the per-backend
 gradient plumbing. Validation batches are ``(images, labels)`` tuples and log ``loss`` (the
-mean pixel cross-entropy, the early-stopping signal) and slice-level Dice WT / TC / ET.
+mean pixel cross-entropy over annotated pixels, the early-stopping signal) and slice-level Dice
+per region of the label schema (BraTS: WT / TC / ET). Ignored pixels (``IGNORE_INDEX``) count
+in no supervised loss and no validation metric.
 """
 
 from __future__ import annotations
@@ -239,8 +241,9 @@ class EquiRegModel(keras.Model):
             logits = self.ema_forward(images, training=False)
         else:
             logits = self.network(images, training=False)
-        batch = ops.cast(ops.shape(labels)[0], "float32")
-        self.loss_tracker.update_state(self.head.validation_loss(labels, logits), sample_weight=batch)
+        # weight = the batch's annotated pixels in images' worth (= its size when nothing is ignored)
+        weight = ops.cast(ops.shape(labels)[0], "float32") * ops.mean(losses.annotated_mask(labels))
+        self.loss_tracker.update_state(self.head.validation_loss(labels, logits), sample_weight=weight)
         logs = {"loss": self.loss_tracker.result()}
         for metric in self.dice_metrics:
             metric.update_state(labels, logits)

@@ -13,6 +13,11 @@ Shapes: logits and probabilities are channels-last ``(B, H, W, K)``, labels ``(B
 integers, masks ``(B, H, W)`` float (1 = counted). Everything is computed in float32, so
 mixed-precision networks give the same loss values up to their logits' precision.
 
+Ignored pixels: a label :data:`kequireg.label_schema.IGNORE_INDEX` (255, an nnU-Net ``ignore``
+voxel) is not annotated. The supervised terms (CE, soft Dice, the validation CE) leave such pixels
+out: means are over the annotated pixels only, and a batch without any contributes 0, not NaN.
+The consistency terms see every pixel (the unlabeled part has no labels to ignore).
+
 Example:
     >>> import numpy as np
     >>> logits = np.zeros((1, 2, 2, 4), "float32")
@@ -24,17 +29,46 @@ from __future__ import annotations
 
 from keras import ops
 
+from kequireg.label_schema import IGNORE_INDEX
 from kequireg.settings import CONSISTENCY_LOSSES, SUP_LOSSES
 
 # Teacher probabilities can be exactly 0 after a warp; 0 · log(0) must read 0, not nan.
 _TINY = 1e-12
 
 
-def cross_entropy_map(labels, logits):
-    """Per-pixel cross-entropy ``-log softmax(logits)[label]``.
+def annotated_mask(labels):
+    """1.0 where a pixel is annotated (its label is a class), 0.0 where it is ``IGNORE_INDEX``.
 
     Args:
-        labels: integer tensor (B, H, W) with values in [0, K).
+        labels: integer tensor (B, H, W).
+
+    Returns:
+        float32 tensor (B, H, W).
+    """
+    return ops.cast(ops.not_equal(ops.cast(labels, "int32"), IGNORE_INDEX), "float32")
+
+
+def _one_hot(labels, num_classes):
+    """One-hot of class labels; an ignored pixel's row is all zeros (``ops.one_hot`` of 255 fails on torch)."""
+    labels = ops.cast(labels, "int32")
+    safe = ops.where(ops.equal(labels, IGNORE_INDEX), 0, labels)
+    return ops.one_hot(safe, num_classes, dtype="float32") * annotated_mask(labels)[..., None]
+
+
+def annotated_mean(values, mask):
+    """Mean of ``values`` over the pixels where ``mask`` is 1; 0 when no pixel is.
+
+    Written as ``mean(values · mask) / mean(mask)``, so that without ignored pixels it is exactly
+    (bit for bit) ``mean(values)``.
+    """
+    return ops.mean(values * mask) / ops.maximum(ops.mean(mask), _TINY)
+
+
+def cross_entropy_map(labels, logits):
+    """Per-pixel cross-entropy ``-log softmax(logits)[label]``; 0 at ignored pixels.
+
+    Args:
+        labels: integer tensor (B, H, W) with values in [0, K) or ``IGNORE_INDEX``.
         logits: float tensor (B, H, W, K).
 
     Returns:
@@ -42,21 +76,20 @@ def cross_entropy_map(labels, logits):
     """
     logits = ops.cast(logits, "float32")
     log_probs = ops.log_softmax(logits, axis=-1)
-    onehot = ops.one_hot(ops.cast(labels, "int32"), ops.shape(logits)[-1], dtype="float32")
-    return -ops.sum(onehot * log_probs, axis=-1)
+    return -ops.sum(_one_hot(labels, ops.shape(logits)[-1]) * log_probs, axis=-1)
 
 
 def sparse_cross_entropy(labels, logits):
-    """Mean cross-entropy over every pixel of every labeled image (the supervised term).
+    """Mean cross-entropy over the annotated pixels of the labeled images (the supervised term).
 
     Args:
-        labels: integer tensor (B, H, W).
+        labels: integer tensor (B, H, W); ``IGNORE_INDEX`` pixels are left out.
         logits: float tensor (B, H, W, K).
 
     Returns:
-        float32 scalar.
+        float32 scalar (0 when no pixel is annotated).
     """
-    return ops.mean(cross_entropy_map(labels, logits))
+    return annotated_mean(cross_entropy_map(labels, logits), annotated_mask(labels))
 
 
 def teacher_probabilities(logits, temperature=1.0):
@@ -136,6 +169,9 @@ def soft_dice_loss(labels, logits, smooth=1e-5):
 
         D_k = (2 Σ p_k y_k + smooth) / (Σ p_k + Σ y_k + smooth),   p = softmax(logits), y = one-hot(labels)
 
+    Ignored pixels (``IGNORE_INDEX``) are left out of every sum (their predictions too), as
+    nnU-Net's partial Dice does.
+
     Empty-class convention: a class absent from the batch's labels gets
     ``D_k = smooth / (Σ p_k + smooth)``: 1 when the prediction has (almost) none of it either,
     ≈ 0 otherwise, with a gradient of about ``smooth / (Σ p_k)²``, i.e. none to speak of; such a
@@ -143,16 +179,16 @@ def soft_dice_loss(labels, logits, smooth=1e-5):
     to the cross-entropy of ``ce+dice``.
 
     Args:
-        labels: integer tensor (B, H, W) with values in [0, K).
+        labels: integer tensor (B, H, W) with values in [0, K) or ``IGNORE_INDEX``.
         logits: float tensor (B, H, W, K), K ≥ 2.
         smooth: float > 0. Defaults to 1e-5 (nnU-Net's).
 
     Returns:
-        float32 scalar in [0, 1].
+        float32 scalar in [0, 1] (0 when no pixel is annotated: every class empty in both).
     """
     logits = ops.cast(logits, "float32")
-    probs = ops.softmax(logits, axis=-1)
-    onehot = ops.one_hot(ops.cast(labels, "int32"), ops.shape(logits)[-1], dtype="float32")
+    probs = ops.softmax(logits, axis=-1) * annotated_mask(labels)[..., None]
+    onehot = _one_hot(labels, ops.shape(logits)[-1])
     overlap = ops.sum(probs * onehot, axis=(0, 1, 2))[1:]
     total = ops.sum(probs, axis=(0, 1, 2))[1:] + ops.sum(onehot, axis=(0, 1, 2))[1:]
     return 1.0 - ops.mean((2.0 * overlap + smooth) / (total + smooth))

@@ -5,7 +5,7 @@ is absent from both the prediction and the reference). The metric is the mean ov
 A region is a union of classes of the data's label schema (``kequireg.label_schema``); BraTS
 2019's are the default: internal labels {0, 1, 2, 3}, WT = {1, 2, 3}, TC = {1, 3}, ET = {3}.
 Ignored pixels (``IGNORE_INDEX``) are in no region of the reference and are dropped from the
-prediction's masks.
+prediction's masks; a slice without any annotated pixel is not counted.
 
 Example:
     >>> import numpy as np
@@ -82,8 +82,10 @@ class SliceDice(keras.metrics.Metric):
         """Add the slices of a batch: ``y_true`` (B, H, W) labels, ``y_pred`` (B, H, W, K) scores."""
         predicted = ops.argmax(y_pred, axis=-1)
         dice = slice_dice(y_true, predicted, self.classes)
-        self.dice_sum.assign_add(ops.sum(dice))
-        self.count.assign_add(ops.cast(ops.shape(dice)[0], "float32"))
+        # a slice without any annotated pixel (all IGNORE_INDEX) has no reference: it is not counted
+        annotated = ops.cast(ops.any(ops.not_equal(ops.cast(y_true, "int32"), IGNORE_INDEX), axis=(1, 2)), "float32")
+        self.dice_sum.assign_add(ops.sum(dice * annotated))
+        self.count.assign_add(ops.sum(annotated))
 
     def result(self):
         return ops.where(self.count > 0, self.dice_sum / ops.maximum(self.count, 1.0), 0.0)

@@ -41,6 +41,7 @@ import numba
 import numpy as np
 
 import augment
+from kequireg.data.pools import annotated_slices, slice_pools
 from kequireg.data.store import SliceStore
 from kequireg.training import cutmix
 from kequireg.training.options import DEFAULT_CACHE_BYTES, PipelineOptions
@@ -142,8 +143,11 @@ class EquiRegBatches(keras.utils.PyDataset):
         share: ``kequireg.training.distribute.Share`` or None. Multi-host training: yield only
             this process's slice of every (deterministic) global batch. Defaults to None (all).
 
+    The labeled slices are the labeled cases' slices with an annotated pixel; those without any
+    join the unlabeled pool (``pools``, a :class:`kequireg.data.pools.SlicePools`, says how many).
+
     Raises:
-        ValueError: empty id lists, unlabeled cases among ``labeled_ids``.
+        ValueError: empty id lists, unlabeled cases among ``labeled_ids``, no annotated slice.
     """
 
     def __init__(self, data, labeled_ids, unlabeled_ids, options: PipelineOptions | None = None, epoch: int = 0,
@@ -160,9 +164,17 @@ class EquiRegBatches(keras.utils.PyDataset):
                 f"labeled_ids holds cases without labels in {str(store.path)!r}: {unlabeled_in_store[:5]}; "
                 "take them from splits['train'] (cases with a segmentation)."
             )
-        labeled_rows = _rows_of(store, labeled_ids, "labeled_ids")
+        _rows_of(store, labeled_ids, "labeled_ids")
         unlabeled_batch = options.unlabeled_batch
-        unlabeled_rows = _rows_of(store, unlabeled_ids, "unlabeled_ids") if unlabeled_batch else np.zeros(0, np.int64)
+        if unlabeled_batch:
+            _rows_of(store, unlabeled_ids, "unlabeled_ids")
+        # slices without any annotated pixel (sparse annotations) join the unlabeled pool (kequireg.data.pools)
+        self.pools = slice_pools(store, labeled_ids, unlabeled_ids if unlabeled_batch else [])
+        labeled_rows = self.pools.labeled
+        if labeled_rows.size == 0:
+            raise ValueError(f"labeled_ids has no annotated slice in {str(store.path)!r} (every pixel is the ignore "
+                             f"label). Received case ids: {list(labeled_ids)[:5]}")
+        unlabeled_rows = self.pools.unlabeled if unlabeled_batch else np.zeros(0, np.int64)
         self.options = options
         self.image_shape = store.image_shape
         self.labeled = _SliceSource(store, labeled_rows, True, options.cache_bytes)
@@ -248,7 +260,7 @@ class ValidationBatches(keras.utils.PyDataset):
 
     Args:
         data: Dataset or open SliceStore; not closed here.
-        case_ids: validation case ids (labeled).
+        case_ids: validation case ids (labeled); their slices without an annotated pixel are left out.
         batch_size: int. Slices per batch.
         max_slices: int or None. Use a fixed random subset of this many slices (seeded by
             ``seed``), for faster validation; None = every slice.
@@ -270,6 +282,9 @@ class ValidationBatches(keras.utils.PyDataset):
         if missing:
             raise ValueError(f"validation cases without labels in {str(store.path)!r}: {missing[:5]}")
         rows = _rows_of(store, case_ids, "validation case_ids")
+        rows = rows[annotated_slices(store, rows)]  # slices without annotations have nothing to score
+        if rows.size == 0:
+            raise ValueError(f"the validation cases have no annotated slice in {str(store.path)!r}: {list(case_ids)[:5]}")
         if max_slices is not None and max_slices < rows.size:
             rows = np.sort(np.random.default_rng(seed).choice(rows, int(max_slices), replace=False))
         devices = int(devices)

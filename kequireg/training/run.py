@@ -273,6 +273,9 @@ def _train(config: TrainConfig, dataset, resume: bool, progress: bool) -> TrainR
         share = plan.share if plan.share.count > 1 else None
         train_data = EquiRegBatches(dataset, labeled_ids, unlabeled_ids if config.unlabeled_batch else [],
                                     config.pipeline_options(), epoch=start_epoch, share=share)
+        _say(train_data.pools.describe())
+        if plan.is_writer:
+            run.save_pools(train_data.pools.to_dict())
         val_data = ValidationBatches(dataset, dataset.val_ids, config.val_batch, config.val_slices, seed=config.seed,
                                      devices=plan.count, share=share)
         if val_data.dropped:

@@ -7,6 +7,8 @@ A run dir holds::
     checkpoint.npz   all model + optimizer variables, the epoch, early-stopping state, history
     history.csv      one row per validation (a copy of the checkpoint's rows, for people)
     trained.json     written when training returned (steps, early stop, seconds)
+    pools.json       the labeled and unlabeled slice pools (counts; the slices without annotations that
+                     joined the unlabeled pool), written when training starts
     progress.png     losses, validation CE and Dice, learning rate; redrawn after each validation
     tensorboard/     TensorBoard event files (``--tensorboard``): train/ and validation/
     eval-<split>/    per_patient.csv and summary.json of ``kequireg evaluate``
@@ -72,6 +74,7 @@ class RunDir:
     CHECKPOINT = "checkpoint.npz"
     HISTORY = "history.csv"
     TRAINED = "trained.json"
+    POOLS = "pools.json"
     PROGRESS = "progress.png"
     TENSORBOARD = "tensorboard"
 
@@ -90,6 +93,7 @@ class RunDir:
     checkpoint_path = property(lambda self: self.path / self.CHECKPOINT, doc="checkpoint.npz")
     history_path = property(lambda self: self.path / self.HISTORY, doc="history.csv")
     trained_path = property(lambda self: self.path / self.TRAINED, doc="trained.json")
+    pools_path = property(lambda self: self.path / self.POOLS, doc="pools.json")
     progress_path = property(lambda self: self.path / self.PROGRESS, doc="progress.png")
     tensorboard_dir = property(lambda self: self.path / self.TENSORBOARD, doc="tensorboard/ (event files)")
 
@@ -122,6 +126,10 @@ class RunDir:
 
     def mark_trained(self, info: dict) -> Path:
         return atomic_write_json(self.trained_path, info)
+
+    def save_pools(self, info: dict) -> Path:
+        """``pools.json``: which slices train the supervised and the consistency term (``SlicePools.to_dict``)."""
+        return atomic_write_json(self.pools_path, info)
 
     def trained_info(self) -> dict:
         return read_json(self.trained_path, "training marker")

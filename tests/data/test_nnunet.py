@@ -118,9 +118,12 @@ def test_brats_2023_label_names_map_to_their_classes(tmp_path, nnunet_dataset):
     ({"channel_names": None}, ["channel_names"]),
     ({"channel_names": {"0": "T1", "2": "T2"}}, ["channel 1 is missing"]),
     ({"channel_names": {"0": "T1", "1": "T1w"}}, ["same sequence"]),
-    ({"labels": {"background": 0, "liver": 1, "tumour": 2}}, ["'liver'", "not supported"]),
-    ({"labels": {"background": 0, "edema": 1, "enhancing tumour": 3}}, ["lack", "necrosis"]),
-    ({"labels": {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [1, 3], "enhancing tumor": [2, 3]}}, ["nest"]),
+    # other label sets are read as generic datasets (tests/data/test_nnunet_generic.py); these are not labels at all
+    ({"labels": {"liver": 1, "tumour": 2}}, ["background label 0"]),
+    ({"labels": {"background": 0, "edema": 1, "necrosis": 1, "enhancing tumour": 3}}, ["'edema'", "'necrosis'", "same value"]),
+    # named as BraTS's regions but not nested as them: a region-based dataset of its own, which needs its painting order
+    ({"labels": {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [1, 3], "enhancing tumor": [2, 3]}},
+     ["regions_class_order"]),
     ({"file_ending": ".png"}, ["file_ending", ".png"]),
 ])
 def test_bad_dataset_json_names_the_file(tmp_path, nnunet_dataset, change, words):

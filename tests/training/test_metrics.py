@@ -45,3 +45,27 @@ def test_slice_dice_takes_target_then_predicted_like_its_numpy_twin():
     for region in REGIONS:
         keras_dice = np.asarray(slice_dice(target, predicted, REGION_CLASSES[region]))
         np.testing.assert_allclose(keras_dice, np_slice_dice(target, predicted)[:, REGIONS.index(region)], rtol=1e-6)
+
+
+def test_slice_dice_leaves_out_ignored_pixels_and_unannotated_slices():
+    from kequireg.label_schema import IGNORE_INDEX
+
+    rng = np.random.default_rng(11)
+    metric = SliceDice("LV", classes=(3,))
+    refs = []
+    for _ in range(4):
+        labels = rng.integers(0, 4, (5, 6, 6))
+        labels[rng.random(labels.shape) < 0.4] = IGNORE_INDEX
+        labels[1] = IGNORE_INDEX  # not annotated: no reference, not counted
+        logits = rng.normal(size=(5, 6, 6, 4)).astype("float32")
+        metric.update_state(labels, logits)
+        predicted = logits.argmax(-1)
+        for s in range(5):
+            keep = labels[s] != IGNORE_INDEX
+            if not keep.any():
+                continue
+            ref, pred = (labels[s] == 3) & keep, (predicted[s] == 3) & keep
+            denominator = ref.sum() + pred.sum()
+            refs.append(1.0 if denominator == 0 else 2 * (ref & pred).sum() / denominator)
+    assert metric.name == "dice_lv"
+    assert float(metric.result()) == pytest.approx(np.mean(refs), rel=1e-6)
