@@ -161,3 +161,24 @@ def test_a_dataset_annotated_on_a_third_of_its_slices_trains(tmp_path):
     header, row = history[0].split(","), history[-1].split(",")
     values = dict(zip(header, row))
     assert all(np.isfinite(float(values[k])) for k in ("loss", "sup_loss", "val_loss", "val_dice_lv"))
+
+
+def test_a_region_based_dataset_trains_with_region_outputs_and_predicts_its_painted_labels(tmp_path):
+    """A region-based dataset.json (regions heart / left heart / blood pool, regions_class_order [1, 2, 3]) trains
+    EquiReg with --output regions (one sigmoid per declared region), is scored per region, and its predictions are
+    the regions painted back in regions_class_order, written in the dataset's label values."""
+    from nnunet_generic_data import CARDIAC_REGIONS
+
+    dataset = write_cardiac_dataset(tmp_path / "Dataset028_HeartRegions", cases=6, labels=CARDIAC_REGIONS,
+                                    regions_class_order=[1, 2, 3])
+    store = preprocess(dataset, tmp_path / "regions.h5")
+    run = tmp_path / "run"
+    invoke("train", "--data", store, "--method", "equireg", "--output", "regions", "--run-dir", run, *TRAIN)
+    assert json.loads((run / "config.json").read_text())["output"] == "regions"
+    header = next(csv.reader(open(run / "history.csv")))
+    assert {"val_dice_heart", "val_dice_left_heart", "val_dice_blood_pool"} <= set(header)
+    result = invoke("evaluate", run, "--out", tmp_path / "eval", "--no-progress")
+    assert "dice_blood_pool" in result.output and "dice_wt" not in result.output
+    invoke("predict", run, dataset, tmp_path / "pred", "--no-progress")
+    written = sorted((tmp_path / "pred").glob("*.nii.gz"))
+    assert written and all(set(np.unique(np.asarray(nib.load(p).dataobj))) <= {0, 1, 2, 3} for p in written)
