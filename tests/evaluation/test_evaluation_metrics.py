@@ -33,7 +33,7 @@ def test_region_mapping_from_brats_labels():
 def test_region_mapping_rejects_the_other_scheme():
     with pytest.raises(ValueError, match="scheme='brats'"):
         region_masks(np.array([0, 4]), "internal")
-    with pytest.raises(ValueError, match="scheme='internal'"):
+    with pytest.raises(ValueError, match="--labels brats2023"):
         region_masks(np.array([0, 3]), "brats")
     with pytest.raises(ValueError, match="integer"):
         region_masks(np.array([0.5]), "internal")
