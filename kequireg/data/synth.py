@@ -35,6 +35,7 @@ from scipy import ndimage
 
 from kequireg.data.phantom.compose import PHANTOM_PRESETS, PhantomPreset
 from kequireg.data.phantom.compose import generate_case as generate_phantom_case
+from kequireg.data.phantom.fields import upsample
 from kequireg.data.synth_cardiac import CARDIAC_PRESET, CardiacPreset, cardiac_affine, generate_cardiac_case
 from kequireg.data.synth_layouts import layout_writer
 from kequireg.io import atomic_write_text
@@ -96,21 +97,6 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float
     return field / max(float(field.std()), 1e-6)
 
 
-def _upsample(field: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Separable linear resize of a coarse field to ``shape`` (cell-centred, edges clamped)."""
-    out = field.astype(np.float32, copy=False)
-    for axis, n in enumerate(shape):
-        m = out.shape[axis]
-        if m == n:
-            continue
-        pos = np.clip((np.arange(n, dtype=np.float32) + 0.5) * (m / n) - 0.5, 0, m - 1)
-        lo = np.floor(pos).astype(np.intp)
-        hi = np.minimum(lo + 1, m - 1)
-        w = (pos - lo).reshape([-1 if a == axis else 1 for a in range(out.ndim)])
-        out = np.take(out, lo, axis=axis) * (1 - w) + np.take(out, hi, axis=axis) * w
-    return out
-
-
 def _coords(shape: tuple[int, int, int]) -> list[np.ndarray]:
     """Sparse normalized coordinates in [-1, 1] per axis (voxel centres)."""
     axes = [((np.arange(n, dtype=np.float32) + 0.5) / n) * 2.0 - 1.0 for n in shape]
@@ -162,7 +148,7 @@ def _brain(rng: np.random.Generator, preset: Preset, shape, work, coords) -> tup
     radii = np.asarray(preset.brain_radii, np.float32) * rng.uniform(0.92, 1.05, 3).astype(np.float32)
     centre = rng.uniform(-0.03, 0.03, 3).astype(np.float32)
     rho = np.sqrt(((x - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + ((z - centre[2]) / radii[2]) ** 2)
-    surface = _upsample(_smooth_noise(rng, work, sigma=work[0] / 10), shape)
+    surface = upsample(_smooth_noise(rng, work, sigma=work[0] / 10), shape)
     depth = 1.0 - rho + 0.045 * surface
     return radii, centre, depth
 
@@ -171,7 +157,7 @@ def _tissue(rng: np.random.Generator, shape, work, coords, radii, centre, depth,
     """uint8 tissue classes (0 csf, 1 gm, 2 wm) of the brain."""
     x, y, z = coords
     # --- cortex folded by a higher-frequency field; CSF in sulci and a thin outer rim.
-    folds = _upsample(_smooth_noise(rng, work, sigma=max(1.2, work[0] / 50)), shape)
+    folds = upsample(_smooth_noise(rng, work, sigma=max(1.2, work[0] / 50)), shape)
     cortex = 0.13 + 0.05 * folds
     tissue = np.full(shape, 2, np.uint8)  # 0 csf, 1 gm, 2 wm
     tissue[depth < cortex] = 1
@@ -203,7 +189,7 @@ def _tumour(rng: np.random.Generator, preset: Preset, shape, work, coords, radii
         if inner < 1.0 - 1.1 * r_wt / mean_radius:
             break
     t_rho = np.sqrt(((x - t_centre[0]) / t_radii[0]) ** 2 + ((y - t_centre[1]) / t_radii[1]) ** 2 + ((z - t_centre[2]) / t_radii[2]) ** 2)
-    t_noise = _upsample(_smooth_noise(rng, work, sigma=work[0] / 16), shape)
+    t_noise = upsample(_smooth_noise(rng, work, sigma=work[0] / 16), shape)
     t_rho = t_rho * (1.0 + 0.12 * t_noise)
     core_fraction = float(rng.uniform(0.62, 0.82))  # BraTS: (0.60 / 1.41) ** (1/3) = 0.75
     necrosis_fraction = core_fraction * float(rng.uniform(0.72, 0.88))
@@ -223,7 +209,7 @@ def _tumour(rng: np.random.Generator, preset: Preset, shape, work, coords, radii
 def _intensities(rng: np.random.Generator, shape, work, tissue, labels, brain) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(tissue map with tumour classes, int16 image per modality)."""
     # --- intensities per modality: tissue means, texture, partial-volume blur, bias, noise, scale.
-    texture = _upsample(_smooth_noise(rng, work, sigma=1.0), shape)
+    texture = upsample(_smooth_noise(rng, work, sigma=1.0), shape)
     tissue_map = np.select(
         [labels == 1, labels == 4, labels == 2, tissue == 0, tissue == 1],
         [3, 5, 4, 0, 1],
@@ -236,7 +222,7 @@ def _intensities(rng: np.random.Generator, shape, work, tissue, labels, brain) -
         means *= rng.uniform(0.95, 1.05, len(means)).astype(np.float32)
         img = means[tissue_map] * (1.0 + 0.04 * texture)
         img = ndimage.gaussian_filter(img, 0.6)
-        bias = np.exp(0.18 * _upsample(_smooth_noise(rng, bias_shape, sigma=1.0), shape))
+        bias = np.exp(0.18 * upsample(_smooth_noise(rng, bias_shape, sigma=1.0), shape))
         img = img * bias + rng.normal(0.0, 0.025, shape).astype(np.float32)
         scale = float(rng.uniform(200.0, 3000.0))
         out = np.clip(np.rint(img * scale), 1, 32767).astype(np.int16)

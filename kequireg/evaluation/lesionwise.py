@@ -57,9 +57,9 @@ from scipy import ndimage
 
 from kequireg.evaluation.hausdorff import check_spacing, hd95
 from kequireg.evaluation.metrics import dice
-from kequireg.inference.regions import check_pair, region_masks
+from kequireg.inference.regions import check_pair, scored_masks
+from kequireg.label_schema import column_key
 from kequireg.settings import DEFAULT_LESION_RULES
-from kequireg.label_schema import IGNORE_INDEX, column_key
 from kequireg.vocabulary import BRATS_2019, REGIONS
 
 PENALTY_HD95 = 374.0  # the official code's HD95 of a missed or false-positive lesion
@@ -294,10 +294,7 @@ def case_lesion_metrics(target: np.ndarray, predicted: np.ndarray, spacing: Sequ
         >>> case_lesion_metrics(gt, gt)["lesion_dice_et"]
         1.0
     """
-    target, predicted = check_pair(target, predicted)
     names = (BRATS_2019 if schema is None else schema).region_names
-    target_masks, predicted_masks = region_masks(target, scheme, schema), region_masks(predicted, scheme, schema)
-    if scheme == "internal":  # voxels the reference leaves unannotated say nothing about lesions
-        predicted_masks = predicted_masks & (target != IGNORE_INDEX)[..., None]
+    target_masks, predicted_masks, _ = scored_masks(target, predicted, scheme, schema)  # ignored voxels dropped
     return lesion_metrics({r: target_masks[..., i] for i, r in enumerate(names)},
                           {r: predicted_masks[..., i] for i, r in enumerate(names)}, spacing, rules, with_hd95)

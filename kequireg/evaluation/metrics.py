@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from kequireg.evaluation.hausdorff import hd95
-from kequireg.inference.regions import check_pair, region_masks
-from kequireg.label_schema import IGNORE_INDEX, LabelSchema
+from kequireg.inference.regions import check_pair, region_masks, scored_masks
+from kequireg.label_schema import LabelSchema
 from kequireg.vocabulary import BRATS_2019
 
 
@@ -159,11 +159,7 @@ def case_metrics(
         1.0
     """
     schema = BRATS_2019 if schema is None else schema
-    target, predicted = check_pair(target, predicted)
-    target_masks, predicted_masks = region_masks(target, scheme, schema), region_masks(predicted, scheme, schema)
-    ignored = (target == IGNORE_INDEX) if scheme == "internal" and schema.ignore_value is not None else None
-    if ignored is not None and ignored.any():
-        predicted_masks = predicted_masks & ~ignored[..., None]  # the reference says nothing there
+    target_masks, predicted_masks, ignored = scored_masks(target, predicted, scheme, schema)
     out: dict[str, float] = {}
     dices = []
     for r, key in enumerate(schema.region_keys):

@@ -49,6 +49,36 @@ def check_pair(target, predicted, dtype=None, ndim: int | None = None) -> tuple[
     return target, predicted
 
 
+def integer_labels(labels, name: str = "labels") -> np.ndarray:
+    """``labels`` as an integer array; NIfTI label files are often stored as float, so exact integers are accepted.
+
+    Raises:
+        ValueError: on a non-integer array, naming it.
+    """
+    labels = np.asarray(labels)
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+        if np.issubdtype(labels.dtype, np.floating) and np.all(np.mod(labels, 1) == 0):
+            return labels.astype(np.int16)
+        raise ValueError(f"{name} must hold integer labels. Received: {name}.dtype={labels.dtype}")
+    return labels
+
+
+def scored_masks(target, predicted, scheme: str = "internal", schema: LabelSchema | None = None):
+    """The region masks a metric compares: ``(target_masks, predicted_masks, ignored)``, shapes checked.
+
+    Voxels the reference leaves unannotated (``IGNORE_INDEX``, internal scheme, a schema with an
+    ignore value) are in no target region and are dropped from the predicted regions; ``ignored`` is
+    their mask (None when the schema has no ignore value).
+    """
+    schema = BRATS_2019 if schema is None else schema
+    target, predicted = check_pair(target, predicted)
+    target_masks, predicted_masks = region_masks(target, scheme, schema), region_masks(predicted, scheme, schema)
+    ignored = (target == IGNORE_INDEX) if scheme == "internal" and schema.ignore_value is not None else None
+    if ignored is not None and ignored.any():
+        predicted_masks = predicted_masks & ~ignored[..., None]  # the reference says nothing there
+    return target_masks, predicted_masks, ignored
+
+
 def check_labels(labels: np.ndarray, scheme: str = "internal", name: str = "labels") -> np.ndarray:
     """Validate that an integer label map uses only the values of ``scheme``.
 
@@ -68,13 +98,7 @@ def check_labels(labels: np.ndarray, scheme: str = "internal", name: str = "labe
         [0, 1, 4]
     """
     _check_scheme(scheme)
-    labels = np.asarray(labels)
-    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
-        # NIfTI label files are often stored as float; accept exact integers.
-        if np.issubdtype(labels.dtype, np.floating) and np.all(np.mod(labels, 1) == 0):
-            labels = labels.astype(np.int16)
-        else:
-            raise ValueError(f"{name} must hold integer labels. Received: {name}.dtype={labels.dtype}")
+    labels = integer_labels(labels, name)
     present = np.unique(labels)
     bad = np.setdiff1d(present, SCHEME_LABELS[scheme])
     if bad.size:
@@ -125,12 +149,7 @@ def check_classes(labels: np.ndarray, schema: LabelSchema, name: str = "labels")
     Raises:
         ValueError: on a float array or another value, naming the schema.
     """
-    labels = np.asarray(labels)
-    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
-        if np.issubdtype(labels.dtype, np.floating) and np.all(np.mod(labels, 1) == 0):
-            labels = labels.astype(np.int16)
-        else:
-            raise ValueError(f"{name} must hold integer labels. Received: {name}.dtype={labels.dtype}")
+    labels = integer_labels(labels, name)
     bad = np.setdiff1d(np.unique(labels), [*range(schema.num_classes), IGNORE_INDEX])
     if bad.size:
         raise ValueError(f"{name} holds values outside the classes 0..{schema.num_classes - 1} of label schema "

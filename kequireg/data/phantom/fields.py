@@ -78,7 +78,10 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma) -> np.
 
 
 def upsample(field: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Separable linear resize of a coarse field to ``shape`` (cell-centred, edges clamped), float32."""
+    """Separable linear resize of a coarse field to ``shape`` (cell-centred, edges clamped), float32.
+
+    The one resize of both phantoms (``kequireg.data.synth`` uses it too, so its cases keep their bytes).
+    """
     out = field.astype(np.float32, copy=False)
     for axis, n in enumerate(shape):
         m = out.shape[axis]
@@ -88,11 +91,7 @@ def upsample(field: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         lo = np.floor(pos).astype(np.intp)
         hi = np.minimum(lo + 1, m - 1)
         w = (pos - lo).reshape([-1 if a == axis else 1 for a in range(out.ndim)])
-        low = np.take(out, lo, axis=axis)
-        out = np.take(out, hi, axis=axis)
-        out -= low
-        out *= w
-        out += low
+        out = np.take(out, lo, axis=axis) * (1 - w) + np.take(out, hi, axis=axis) * w
     return out
 
 
