@@ -104,7 +104,7 @@ def make_report(experiment_dir: str | os.PathLike, *, out_dir: str | os.PathLike
         paths += draw_overlays(experiment_dir, settings, out_dir, n_cases=n_cases, dataset=dataset)
     body = ["# Experiment results", "", f"Experiment folder: `{experiment_dir}`; held-out split: `{settings.split}`.", "",
             split_note(settings.split), "",
-            markdown_tables(summary), verdict(summary), ""]
+            markdown_tables(summary), verdict(summary), scope_note(summary), ""]
     body += [f"![{p.stem}]({os.path.relpath(p, out_dir)})" for p in paths]
     atomic_write_text(out_dir / "report.md", "\n".join(body) + "\n")
     return summary, paths
@@ -116,6 +116,26 @@ def split_note(split: str) -> str:
         return ("Held-out patients = the validation split, which early stopping also used to pick each run's best "
                 "checkpoint; a store with a test share (`kequireg preprocess --test 0.2`) gives an untouched test set.")
     return "Held-out patients = the test split (not used in training or early stopping)."
+
+
+def scope_note(summary: dict) -> str:
+    """What the table can and cannot show: held-out patients, runs per cell, the budget rule, interval widths."""
+    cells = summary.get("cells", [])
+    if not cells:
+        return ""
+    patients = sorted({int(c["patients"]) for c in cells})
+    runs = sorted({int(c["runs"]) for c in cells})
+    lines = [f"Scope: {'/'.join(map(str, patients))} held-out patients, {'/'.join(map(str, runs))} runs per cell "
+             "(label seeds x repeats); 95% intervals resample both runs and patients."]
+    if summary.get("budget"):
+        lines.append(summary["budget"])
+    widths = [d["dice"]["ci_high"] - d["dice"]["ci_low"] for d in summary.get("differences", []) if "dice" in d]
+    if widths:
+        crossing = sum(d["dice"]["ci_low"] <= 0 <= d["dice"]["ci_high"] for d in summary["differences"] if "dice" in d)
+        lines.append(f"The method - baseline intervals are {min(widths):.3f} to {max(widths):.3f} wide in collective Dice: "
+                     f"a smaller true difference cannot be told from noise here; {crossing} of {len(widths)} include 0 "
+                     "(no conclusion either way).")
+    return "\n".join(lines) + "\n"
 
 
 def verdict(summary: dict) -> str:

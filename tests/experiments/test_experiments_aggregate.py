@@ -99,3 +99,23 @@ def test_every_method_is_compared_with_the_baseline(tmp_path, write_fake_results
     assert "EquiReg − baseline (paired by patient):" in text and "fixmatch − baseline (paired by patient):" in text
     assert "(fixmatch_p − Baseline_p)" in text
     assert {r["method"] for r in read_csv_rows(tmp_path / "bridging.csv")} == {"equireg", "fixmatch"}
+
+
+def test_scope_note_states_patients_runs_budget_and_interval_widths(tmp_path, write_fake_results):
+    """The demo's plain statement of what its table can show: counts, budget rule, how wide, how many include 0."""
+    from kequireg.experiments.report import scope_note
+
+    settings = ExperimentSettings(methods=("baseline", "equireg", "fixmatch"), fractions=(0.1, 1.0), label_seeds=(0, 1),
+                                  repeats=1, equireg_full=False)
+    level = {("baseline", 0.1): 0.5, ("equireg", 0.1): 0.6, ("fixmatch", 0.1): 0.5, ("baseline", 1.0): 0.8}
+    noise = {0: 0.0, 1: 0.05}
+    write_fake_results(tmp_path, settings, lambda s, p: level[(s.method, s.fraction)] + 0.01 * p + noise[s.label_seed])
+    summary = aggregate(tmp_path)
+    text = scope_note(summary)
+    patients = summary["cells"][0]["patients"]
+    assert f"Scope: {patients} held-out patients" in text and "runs per cell" in text
+    widths = [d["dice"]["ci_high"] - d["dice"]["ci_low"] for d in summary["differences"]]
+    assert f"{min(widths):.3f} to {max(widths):.3f} wide" in text
+    crossing = sum(d["dice"]["ci_low"] <= 0 <= d["dice"]["ci_high"] for d in summary["differences"])
+    assert f"{crossing} of 2 include 0" in text
+    assert scope_note({"cells": []}) == ""
