@@ -52,7 +52,7 @@ def evaluate(run_dir, scoring, data, gt_dir, pred_dir, labels, out_dir, export_d
     \b
     Examples:
       kequireg evaluate runs/equireg-0.1-s0
-      kequireg evaluate runs/equireg-0.1-s0 --tta 8 --uncertainty --out eval-tta8
+      kequireg evaluate runs/equireg-0.1-s0 --tta 4 --uncertainty --out eval-tta4
       kequireg evaluate --gt BraTS_val_with_seg/ --pred predictions/
       kequireg evaluate --gt BraTS2023-GLI-Validation/ --pred predictions/   # NAME-seg: ET = 3
       kequireg evaluate --gt BraTS_val_with_seg/ --pred predictions/ --metrics lesion-wise --lesion-rules met

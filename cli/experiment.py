@@ -46,7 +46,9 @@ from kequireg.training.config import TrainConfig
               "[default: on; --status and later calls: as chosen when the grid was started]")
 @click.option("--budget", type=click.Choice(defaults.BUDGETS), default=None,
               help="How long each method trains: the same steps, the same labeled slices seen, or each run to "
-              "early stopping (docs/scaling.md). [default: converge on real data, steps on the demo data]")
+              "early stopping (docs/scaling.md). [default: "
+              f"{defaults.DEFAULT_BUDGET['real']} on real data, {defaults.DEFAULT_BUDGET['demo']} on the demo data "
+              "(as kequireg demo)]")
 @click.option("--status", "status_only", is_flag=True, default=False,
               help="Train and submit nothing: say where the runs stand; aggregate if all are done.")
 @executor_options

@@ -1,7 +1,8 @@
 """README.md and docs/*.md stay true to the CLI and to the file tree.
 
-1. Every ``kequireg ...`` command line in a shell code block (```bash, ```sh, ```shell, ```console
-   or a block without a language) names commands and options that exist: the command path is
+1. Every ``kequireg ...`` command line in a code block (shell, text, a block without a language:
+   every fenced block but those of another language's source, ``NOT_COMMANDS``: Python, TOML, JSON,
+   YAML) names commands and options that exist: the command path is
    resolved through the real click group ``cli.main.main`` (lazy, nothing is invoked and keras is
    not imported), and every ``-x`` / ``--flag`` must be an option of the (sub)command it follows.
    Argument values are not checked, so placeholders (``...``, ``<case>``, ``RUN|FILE.keras``) are
@@ -37,7 +38,7 @@ from cli.main import main as CLI
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-SHELL_LANGUAGES = {"", "bash", "sh", "shell", "console", "shell-session", "zsh"}
+NOT_COMMANDS = {"python", "py", "pycon", "toml", "json", "yaml", "yml"}  # blocks whose lines are not shell commands
 LAUNCHERS = {"srun", "mpirun", "mpiexec", "env", "time", "nohup", "exec"}
 UNBALANCED = "<unbalanced quotes>"
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
@@ -146,10 +147,10 @@ def kequireg_words(command: str) -> list[str] | None:
 
 
 def doc_commands(path: Path) -> list[tuple[str, str, list[str]]]:
-    """``(where, command line, words after kequireg)`` for every kequireg command in a shell block."""
+    """``(where, command line, words after kequireg)`` for every kequireg command in a code block."""
     found = []
     for lang, body in code_blocks(path.read_text(encoding="utf-8")):
-        if lang not in SHELL_LANGUAGES:
+        if lang in NOT_COMMANDS:
             continue
         for number, line in logical_lines(body):
             for command in re.split(r"\s*(?:&&|;|\|\|)\s*", line):
@@ -303,6 +304,32 @@ def test_the_checker_catches_wrong_names():
     assert any("no command 'nope'" in p for p in check_command_line(["bench", "augment", "|", "nope"]))
     assert any("`kequireg bench augment` has no option --data" in p
                for p in check_command_line(["bench", "augment", "--data", "x"]))
+
+
+def test_a_made_up_option_in_a_doc_fails_the_check(tmp_path):
+    """The whole path, Markdown to verdict: a bad option, a bad subcommand and a text block are caught."""
+    doc = tmp_path / "doc.md"
+    doc.write_text("# Doc\n\n```bash\n$ KERAS_BACKEND=jax kequireg evaluate runs/a --tta 4 \\\n    --tta-polcy flips > out.txt\n"
+                   "kequireg predict a b c --tta 2 | tee log && kequireg bench warp\n```\n\n"
+                   "```text\nkequireg train --data x.h5 --labelled 0.1\n```\n\n"
+                   "```python\nkequireg = 'not a command --bogus'\n```\n", encoding="utf-8")
+    found = doc_commands(doc)
+    assert [where.rsplit(":", 1)[1] for where, _, _ in found] == ["4", "6", "6", "10"]
+    problems = {where: check_command_line(words) for where, _, words in found}
+    assert any("`kequireg evaluate` has no option --tta-polcy" in p for p in problems[f"{rel(doc)}:4"])
+    assert any("no command 'warp'" in p for p in problems[f"{rel(doc)}:6"])
+    assert any("`kequireg train` has no option --labelled" in p for p in problems[f"{rel(doc)}:10"])
+
+
+def test_the_readme_test_command_is_what_ci_runs():
+    """.ci/run runs the README's test command verbatim (the onnx extra included, so the ONNX export test runs)."""
+    marker = "# --- the README's test command, verbatim ---"
+    lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    ci_command = lines[lines.index(marker) + 1].strip()
+    readme = [line for _, body in code_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
+              for _, line in body if "tests/run_all.py" in line]
+    assert len(readme) == 1 and readme[0].endswith(ci_command), (readme, ci_command)
+    assert ".[jax,torch,onnx,test]" in ci_command
 
 
 # ---------------------------------------------------------------------------------------------

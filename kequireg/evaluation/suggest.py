@@ -38,12 +38,18 @@ from kequireg.evaluation.qc import PRIMARY_QC, QC_SCORES
 from kequireg.inference import uncertainty
 from kequireg.inference.nifti import output_filename
 from kequireg.inference.options import InferenceOptions
+from kequireg.inference.tta import FLIP_VIEWS
 from kequireg.inference.predict import predict_folder, preprocess_params, training_params
 from kequireg.inference.runs import load_network, open_run
 from kequireg.io import atomic_dir, atomic_write_json, read_json, write_csv_rows
 from kequireg.options import check_options, option
 
-SUGGEST_TTA = 8  # the TTA views of `kequireg suggest` unless --tta says otherwise (uncertainty needs >= 2)
+# The TTA views of `kequireg suggest` unless --tta says otherwise (uncertainty needs >= 2): every view of the
+# default flips policy, each once. Flips rather than a weak policy: their pull-backs are exact and leave no pixel
+# out of a view, so every voxel's entropy and disagreement average the same 4 predictions, the ranking is the
+# same on every rerun whatever --tta-seed says, and a case costs 4 forward passes. (It was 8, which cycled the
+# 3 flips with uneven weights.)
+SUGGEST_TTA = FLIP_VIEWS
 SUGGESTIONS_CSV = "suggestions.csv"
 SETTINGS_JSON = "suggest.json"
 PREDICTIONS_DIR = "predictions"

@@ -1,12 +1,12 @@
 """Budget rules: how long each method of a grid trains, so that a comparison is fair to both.
 
-- ``steps``: every method gets the same optimizer-step cap, the template's ``max_steps`` (the
-  default of ``kequireg experiment`` on the demo data, and every grid's before budgets existed;
-  ``kequireg demo`` itself uses ``labeled-exposure``). At the thesis's batches EquiReg sees 2
-  labeled slices per step and the baseline 4, so EquiReg sees half as many labels.
+- ``steps``: every method gets the same optimizer-step cap, the template's ``max_steps`` (every
+  grid's rule before budgets existed). At the thesis's batches EquiReg sees 2 labeled slices per
+  step and the baseline 4, so EquiReg sees half as many labels.
 - ``labeled-exposure``: every method sees as many labeled slices as the baseline: a method's
   ``max_steps`` is the baseline's × baseline labeled batch / its labeled batch, rounded up
-  (EquiReg's 2 + 6 against the baseline's 4: twice the steps).
+  (EquiReg's 2 + 6 against the baseline's 4: twice the steps). The demo's rule: ``kequireg demo``
+  uses it, and so does ``kequireg experiment`` on the demo data unless ``--budget`` says otherwise.
 - ``converge``: every run trains to early-stopping convergence (``patience`` validations without
   a better validation CE: the thesis's 10 validations of 500 steps on real data, 4 of 50 on the
   demo data) under a generous cap: the template's ``max_steps`` if given, else
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 
-from kequireg.settings import BATCH_DEFAULTS, BUDGETS, training_defaults  # BUDGETS re-exported
+from kequireg.settings import BATCH_DEFAULTS, BUDGETS, DEFAULT_BUDGET, training_defaults  # BUDGETS re-exported
 
 # The cap of a converging run when the template sets no max_steps (200 validations of 500 steps
 # on real data; 60 of 50 on the demo data).
@@ -40,9 +40,14 @@ REFERENCE_METHOD = "baseline"  # labeled-exposure matches every method's labeled
 
 
 def default_budget(demo: bool) -> str:
-    """``converge`` on real data (as the thesis), ``steps`` on the demo data (``kequireg demo`` passes
-    ``labeled-exposure`` itself)."""
-    return "steps" if demo else "converge"
+    """The rule of an unset budget (``settings.DEFAULT_BUDGET``): ``converge`` on real data (as the thesis),
+    ``labeled-exposure`` on the demo data (the demo's rule).
+
+    Example:
+        >>> default_budget(demo=False), default_budget(demo=True)
+        ('converge', 'labeled-exposure')
+    """
+    return DEFAULT_BUDGET["demo" if demo else "real"]
 
 
 def labeled_batch(template, method: str) -> int:

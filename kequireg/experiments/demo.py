@@ -25,7 +25,7 @@ DEMO_FRACTION = 0.1
 # slices (the baseline 300 steps x 4, EquiReg 600 steps x 2 labeled + 6 unlabeled). At one shared
 # step cap EquiReg saw half the baseline's labels, which decided the answer (issue 12); each run
 # to convergence would not fit in ten minutes on two cores.
-DEMO_BUDGET = "labeled-exposure"
+DEMO_BUDGET = defaults.DEFAULT_BUDGET["demo"]  # labeled-exposure: also `kequireg experiment`'s default on the demo data
 DEMO_BASELINE_STEPS = 300
 
 

@@ -101,7 +101,8 @@ class ExperimentSettings:
         """A copy decided against the open ``dataset`` of ``data``: split, demo data, budget rule.
 
         The split is ``Dataset.eval_split`` (test, else loudly val); ``demo`` is
-        ``Dataset.is_demo``; an unset budget becomes ``converge`` on real data, ``steps`` on the demo.
+        ``Dataset.is_demo``; an unset budget becomes ``converge`` on real data, ``labeled-exposure`` on the
+        demo (``budgets.default_budget``).
         With ``folds``, ``"all"`` becomes every fold of the store and the split is test.
 
         Raises:
@@ -120,7 +121,7 @@ class ExperimentSettings:
 
         Example:
             >>> ExperimentSettings().resolved(demo=False).budget, ExperimentSettings().resolved(demo=True).budget
-            ('converge', 'steps')
+            ('converge', 'labeled-exposure')
         """
         budget = default_budget(demo) if self.budget is None else self.budget
         return dataclasses.replace(self, demo=bool(demo), split=self.split if split is None else split, budget=budget)

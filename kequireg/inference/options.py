@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from kequireg.inference.postprocess import postprocess_slices
-from kequireg.inference.tta import Predictor
+from kequireg.inference.tta import FLIP_VIEWS, Predictor, check_tta_views
 from kequireg.options import check_options, option
 from kequireg.settings import DEFAULT_TTA_POLICY, ET_MIN_VOLUME, MIN_COMPONENT_VOLUME, POSTPROCESS_MODES, TTA_POLICIES
 
@@ -19,8 +19,10 @@ class InferenceOptions:
     Args:
         batch_size: int >= 1. Slices per forward pass. Defaults to 16.
         tta: int >= 0. Test-time augmentation views (0 = plain prediction, the default; N = the
-            plain view and N - 1 transforms, see :mod:`kequireg.inference.tta`).
-        tta_policy: ``"flips"`` (default), ``"weak"`` or ``"strong"``.
+            plain view and N - 1 transforms, see :mod:`kequireg.inference.tta`). At most 4
+            (``FLIP_VIEWS``) with the flips policy.
+        tta_policy: ``"flips"`` (default: the identity and 3 flips, each view once), ``"weak"`` or
+            ``"strong"`` (seeded random transforms, any number of views).
         tta_seed: int. Seed of the TTA transforms. Defaults to 0.
         uncertainty: bool. Per-voxel entropy and equivariance disagreement, per-case QC
             (needs ``tta >= 2``). Defaults to False.
@@ -30,18 +32,21 @@ class InferenceOptions:
         min_component_volume: float >= 0. mm³; see ``postprocess_brats``. Defaults to 200.
 
     Raises:
-        ValueError: a field outside its rule (naming it), or uncertainty without at least 2 views.
+        ValueError: a field outside its rule (naming it), more views than the flips policy has
+            (``check_tta_views``), or uncertainty without at least 2 views.
 
     Example:
-        >>> InferenceOptions(tta=8, uncertainty=True).describe()
-        {'tta': 8, 'tta_policy': 'flips', 'tta_seed': 0}
+        >>> InferenceOptions(tta=4, uncertainty=True).describe()
+        {'tta': 4, 'tta_policy': 'flips', 'tta_seed': 0}
     """
 
     batch_size: int = option(16, "Slices per forward pass.", low=1)
     tta: int = option(0, "Test-time augmentation views: N = the plain slice and N-1 transforms, pulled back exactly "
-                         "and averaged where valid (0 = plain prediction).", low=0)
-    tta_policy: str = option(DEFAULT_TTA_POLICY, "TTA transforms: flips (left-right, up-down, both), or seeded weak / "
-                                                 "strong augmentations.", choices=TTA_POLICIES)
+                         f"and averaged where valid (0 = plain prediction; at most {FLIP_VIEWS} with --tta-policy flips).",
+                      low=0)
+    tta_policy: str = option(DEFAULT_TTA_POLICY, f"TTA transforms: flips (the identity, left-right, up-down, both: "
+                                                 f"{FLIP_VIEWS} views, each once), or seeded weak / strong augmentations "
+                                                 "(any number of views).", choices=TTA_POLICIES)
     tta_seed: int = option(0, "Seed of the TTA transforms.")
     uncertainty: bool = option(False, "Per-voxel entropy and equivariance disagreement, per-case QC scores (needs "
                                       "--tta 2 or more).")
@@ -55,9 +60,10 @@ class InferenceOptions:
 
     def __post_init__(self):
         check_options(self)
+        check_tta_views(self.tta, self.tta_policy)
         if self.uncertainty and self.tta < 2:
-            raise ValueError(f"uncertainty needs test-time augmentation with at least 2 views: add --tta 8 (or any N >= 2). "
-                             f"Received: tta={self.tta}")
+            raise ValueError(f"uncertainty needs test-time augmentation with at least 2 views: add --tta {FLIP_VIEWS} "
+                             f"(or any N >= 2). Received: tta={self.tta}")
 
     def predictor(self, model, policy=None, schema=None) -> Predictor:
         """The :class:`~kequireg.inference.tta.Predictor` of these settings (``policy``, ``schema``: see there)."""

@@ -1,8 +1,9 @@
 """Test-time augmentation with exact pull-backs, and the per-voxel uncertainty it gives.
 
 A case's slices are predicted under N *views*: view 0 is the slice itself, views 1..N-1 are
-seeded transforms from a policy (``flips``: left-right, up-down, both, cycled; ``weak`` /
-``strong``: the thesis's policies, ``augment.weak()`` / ``augment.strong()``). Every view's
+transforms from a policy (``flips``: left-right, up-down, both, so at most ``FLIP_VIEWS`` = 4
+views, each used once; ``weak`` / ``strong``: seeded draws from the thesis's policies,
+``augment.weak()`` / ``augment.strong()``, any N). Every view's
 prediction on the warped slices is pulled back to the original frame with the transform's
 inverse grid (``augment.pull_back_grids``: exact for flips and affine parts, numerical for
 elastic fields) and the views are averaged with validity weights: a pixel whose warped-frame
@@ -32,21 +33,62 @@ from kequireg.inference.outputs import decoder, network_output
 from kequireg.settings import TTA_POLICIES
 from kequireg.vocabulary import BRATS_2019
 
-_FLIPS = ([{"op": "FlipLR", "flip": True}], [{"op": "FlipUD", "flip": True}],
-          [{"op": "FlipLR", "flip": True}, {"op": "FlipUD", "flip": True}])
+# The flips policy's transforms, by name, in view order. Its views are the identity and these, each once:
+# asking for more is refused (check_tta_views), as cycling them weighted some flips more than others.
+_FLIPS = {
+    "left-right flip": [{"op": "FlipLR", "flip": True}],
+    "up-down flip": [{"op": "FlipUD", "flip": True}],
+    "both flips": [{"op": "FlipLR", "flip": True}, {"op": "FlipUD", "flip": True}],
+}
+FLIP_VIEWS = 1 + len(_FLIPS)  # distinct views of the flips policy, the identity included
+
+
+def max_tta_views(policy) -> int | None:
+    """The most distinct views ``policy`` offers: ``FLIP_VIEWS`` for ``"flips"``, None (no limit) for the
+    random policies and a custom ``augment.Policy``."""
+    return FLIP_VIEWS if isinstance(policy, str) and policy == "flips" else None
+
+
+def check_tta_views(n: int, policy) -> None:
+    """Refuse more views than ``policy`` has distinct ones (the flips policy: ``FLIP_VIEWS``).
+
+    The one check of the TTA view count against the policy: ``InferenceOptions`` runs it (so predict,
+    evaluate, suggest, ensembles and experiments refuse before a model loads) and so does
+    :func:`tta_transforms`.
+
+    Raises:
+        ValueError: naming ``--tta``, the policy, its views and the largest ``--tta`` it takes.
+
+    Example:
+        >>> check_tta_views(4, "flips"), check_tta_views(16, "strong")
+        (None, None)
+        >>> check_tta_views(8, "flips")
+        Traceback (most recent call last):
+        ...
+        ValueError: --tta 8: the flips policy has 4 distinct views (identity, left-right flip, up-down flip, both flips); use --tta 4 or less, or --tta-policy weak|strong for random views. Received: tta=8, tta_policy='flips'
+    """
+    most = max_tta_views(policy)
+    if most is not None and n > most:
+        views = ", ".join(("identity", *_FLIPS))
+        raise ValueError(f"--tta {n}: the {policy} policy has {most} distinct views ({views}); use --tta {most} or less, "
+                         f"or --tta-policy weak|strong for random views. Received: tta={n}, tta_policy={policy!r}")
 
 
 def tta_transforms(n: int, shape: tuple[int, int], policy="flips", seed: int = 0) -> list:
     """The ``n`` views of test-time augmentation: the identity, then ``n - 1`` transforms.
 
     Args:
-        n: int >= 1. Number of views, the plain prediction included.
+        n: int >= 1. Number of views, the plain prediction included; at most ``FLIP_VIEWS`` (4)
+            for ``"flips"``, whose views are then all distinct.
         shape: (H, W) of the slices.
         policy: ``"flips"``, ``"weak"``, ``"strong"`` or an ``augment.Policy``. Defaults to flips.
         seed: int. Seed of the sampled transforms (view k uses ``SeedSequence([seed, k])``).
 
     Returns:
         list of ``augment.Transform``.
+
+    Raises:
+        ValueError: ``n`` < 1, an unknown policy, or more views than the policy has (:func:`check_tta_views`).
 
     Example:
         >>> [len(t.steps) for t in tta_transforms(4, (8, 8))]
@@ -58,10 +100,12 @@ def tta_transforms(n: int, shape: tuple[int, int], policy="flips", seed: int = 0
         raise ValueError(f"the number of TTA views must be an int >= 1. Received: n={n!r}")
     if isinstance(policy, str) and policy not in TTA_POLICIES:
         raise ValueError(f"policy must be one of {TTA_POLICIES} or an augment.Policy. Received: policy={policy!r}")
+    check_tta_views(n, policy)
     views = [augment.Transform(shape)]
+    flips = list(_FLIPS.values())
     for k in range(1, n):
-        if policy == "flips":
-            views.append(augment.Transform(shape, _FLIPS[(k - 1) % 3]))
+        if isinstance(policy, str) and policy == "flips":
+            views.append(augment.Transform(shape, flips[k - 1]))
         else:
             chosen = {"weak": augment.weak, "strong": augment.strong}[policy]() if isinstance(policy, str) else policy
             views.append(chosen.sample(shape, np.random.SeedSequence([int(seed), k])))

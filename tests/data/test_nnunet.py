@@ -106,12 +106,30 @@ def test_region_plain_and_msd_labels_give_nnunets_brats_conversion(tmp_path, nnu
     assert dataset.internal_to_file == {0: 0, 2: 1, 1: 2, 3: 3}
 
 
-def test_brats_2023_label_names_map_to_their_classes(tmp_path, nnunet_dataset):
-    """BraTS 2023's label names (SNFH says "non-enhancing" too) give the 2023 values' classes, not a clash."""
+BRATS_2023_LABELS = {  # BraTS 2023's dataset.json names: 1 NETC, 2 SNFH (edema), 3 ET
+    "abbreviations": {"background": 0, "NETC": 1, "SNFH": 2, "ET": 3},
+    "necrotic": {"background": 0, "necrotic tumor core": 1, "surrounding non-enhancing FLAIR hyperintensity": 2,
+                 "enhancing tumor": 3},
+    "non-enhancing": {"background": 0, "non-enhancing tumor core": 1,
+                      "surrounding non-enhancing FLAIR hyperintensity": 2, "enhancing tumor": 3},
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(BRATS_2023_LABELS))
+def test_brats_2023_label_names_map_to_their_classes(tmp_path, nnunet_dataset, spelling):
+    """BraTS 2023's label names give the BraTS classes at the 2023 values: SNFH ("surrounding non-enhancing FLAIR
+    hyperintensity", which says non-enhancing too) is edema, not a second necrosis (no "same class" clash, no
+    generic schema)."""
+    from kequireg.data.nnunet_labels import read_labels
+
+    labels = BRATS_2023_LABELS[spelling]
+    _, schema = read_labels(Path("dataset.json"), {"labels": labels}, "Dataset137_BraTS2023")
+    assert schema.family == "brats" and schema.file_values == (0, 1, 2, 3)  # class k (0 bg, 1 necrosis, 2 edema, 3 ET)
     root = Path(shutil.copytree(nnunet_dataset, tmp_path / "d", ignore=shutil.ignore_patterns("images*", "labels*")))
-    edit_json(root, labels={"background": 0, "necrotic tumor core": 1,
-                            "surrounding non-enhancing FLAIR hyperintensity": 2, "enhancing tumor": 3})
-    assert nnunet.read_dataset(root).label_map == ((0, 0), (1, 1), (2, 2), (3, 3))
+    edit_json(root, labels=labels)
+    dataset = nnunet.read_dataset(root)
+    assert dataset.label_map == ((0, 0), (1, 1), (2, 2), (3, 3)) and dataset.schema.family == "brats"
+    assert dataset.internal_to_file == {0: 0, 1: 1, 2: 2, 3: 3}
 
 
 @pytest.mark.parametrize("change, words", [

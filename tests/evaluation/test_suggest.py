@@ -131,7 +131,7 @@ def test_a_pool_without_cases_is_an_error_naming_it(first, again):
 
 def test_uncertainty_needs_two_views():
     result = CliRunner().invoke(main, ["suggest", str(LEGACY / "run"), str(LEGACY / "raw"), "--tta", "1"])
-    assert result.exit_code == 2 and "--tta 8" in result.output
+    assert result.exit_code == 2 and "--tta 4" in result.output
 
 
 def test_ranks_follow_each_scores_direction_and_unscored_cases_come_first():

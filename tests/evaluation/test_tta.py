@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -15,7 +16,7 @@ import augment
 from kequireg.evaluation.scoring import ScoringOptions
 from kequireg.inference.options import InferenceOptions
 from kequireg.inference.predictor import predict_probabilities
-from kequireg.inference.tta import Predictor, tta_transforms
+from kequireg.inference.tta import FLIP_VIEWS, Predictor, max_tta_views, tta_transforms
 
 pytestmark = pytest.mark.backend
 
@@ -28,8 +29,9 @@ def _images(n=5, size=64, seed=0):
 
 
 def test_tta_views_start_with_the_identity_and_are_seeded():
-    views = tta_transforms(5, (8, 8))
-    assert [[s["op"] for s in v.steps] for v in views] == [[], ["FlipLR"], ["FlipUD"], ["FlipLR", "FlipUD"], ["FlipLR"]]
+    views = tta_transforms(4, (8, 8))
+    assert [[s["op"] for s in v.steps] for v in views] == [[], ["FlipLR"], ["FlipUD"], ["FlipLR", "FlipUD"]]
+    assert [[s["op"] for s in v.steps] for v in tta_transforms(2, (8, 8))] == [[], ["FlipLR"]]
     strong = tta_transforms(4, (32, 32), "strong", seed=3)
     assert strong == tta_transforms(4, (32, 32), "strong", seed=3) != tta_transforms(4, (32, 32), "strong", seed=4)
     assert not strong[0].steps and all(v.steps for v in strong[1:])
@@ -37,6 +39,58 @@ def test_tta_views_start_with_the_identity_and_are_seeded():
         tta_transforms(2, (8, 8), "mirror")
     with pytest.raises(ValueError, match=">= 1"):
         tta_transforms(0, (8, 8))
+
+
+def test_the_flips_views_are_distinct_warps():
+    shape = (6, 5)  # not square, so no flip is a transpose of another
+    views = tta_transforms(FLIP_VIEWS, shape)
+    assert FLIP_VIEWS == 4 and len({v.to_json() for v in views}) == 4
+    pixels = np.arange(30, dtype=np.float32).reshape(1, *shape, 1)
+    warped = [augment.warp_image(pixels, v.grid()).tobytes() if v.steps else pixels.tobytes() for v in views]
+    assert len(set(warped)) == 4  # four different images, not four spellings of one
+    np.testing.assert_array_equal(augment.warp_image(pixels, views[3].grid()), pixels[:, ::-1, ::-1])
+
+
+@pytest.mark.parametrize("n", [5, 8])
+def test_more_views_than_the_flips_policy_has_are_refused(n):
+    message = (f"--tta {n}: the flips policy has 4 distinct views (identity, left-right flip, up-down flip, both flips); "
+               "use --tta 4 or less, or --tta-policy weak|strong for random views")
+    for make in (lambda: InferenceOptions(tta=n), lambda: InferenceOptions(tta=n, tta_policy="flips", uncertainty=True),
+                 lambda: tta_transforms(n, (8, 8), "flips")):
+        with pytest.raises(ValueError) as err:
+            make()
+        assert message in str(err.value)
+    for policy in ("weak", "strong"):  # random views: any number
+        assert InferenceOptions(tta=n, tta_policy=policy).tta == n
+        assert len(tta_transforms(n, (8, 8), policy)) == n
+    assert max_tta_views("flips") == 4 and max_tta_views("strong") is None and max_tta_views(IDENTITY) is None
+    assert len(tta_transforms(n, (8, 8), IDENTITY)) == n  # a custom policy is the caller's own
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "suggest"])
+def test_every_command_refuses_more_flip_views_before_loading_a_model(command, tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    legacy = Path(__file__).resolve().parents[1] / "legacy" / "main-b6eadae"
+    args = {"predict": ["predict", str(legacy / "run"), str(legacy / "raw"), str(tmp_path / "out")],
+            "evaluate": ["evaluate", str(legacy / "run"), "--out", str(tmp_path / "out")],
+            "suggest": ["suggest", str(legacy / "run"), str(legacy / "raw"), "--out", str(tmp_path / "out")]}[command]
+    result = CliRunner().invoke(main, [*args, "--tta", "8"])
+    assert result.exit_code == 2, result.output  # a usage error: nothing was loaded or written
+    assert "--tta 8: the flips policy has 4 distinct views" in result.output and "use --tta 4 or less" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_flip_tta_averages_each_view_once():
+    """--tta 4 flips = the mean of the plain prediction and the three flipped-back predictions, equal weights."""
+    model, images = spatial_model(), _images()
+    result = Predictor(model, InferenceOptions(batch_size=4, tta=FLIP_VIEWS))(images)
+    flips = [(), (2,), (1,), (1, 2)]  # identity, left-right (W), up-down (H), both
+    expected = np.mean([np.flip(predict_probabilities(model, np.flip(images, axes), 4), axes) for axes in flips], 0)
+    np.testing.assert_allclose(result.probs, expected, atol=1e-5)
+    assert not np.allclose(result.probs, predict_probabilities(model, images, 4), atol=1e-3)
 
 
 def test_tta_zero_is_plain_prediction_bit_for_bit():
@@ -100,7 +154,7 @@ def test_inference_options_validate():
     with pytest.raises(ValueError, match="postprocess"):
         InferenceOptions(postprocess="nnunet")
     assert InferenceOptions().describe() == {}
-    assert InferenceOptions(tta=8, postprocess="brats").describe()["tta"] == 8
+    assert InferenceOptions(tta=4, postprocess="brats").describe()["tta"] == 4
 
 
 def _today(model, root, store, out):

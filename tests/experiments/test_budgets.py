@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from grid_helpers import grid_store  # noqa: F401
 
 from kequireg.experiments.budgets import CONVERGE_MAX_STEPS
+from kequireg.experiments.demo import DEMO_BUDGET
 from kequireg.experiments.experiment_settings import ExperimentSettings, load_or_save_settings, load_settings
 from kequireg.experiments.plan import plan_grid, train_config
 from kequireg.training.config import TrainConfig
@@ -56,7 +57,8 @@ def test_budget_default_follows_the_dataset_and_is_saved_in_experiment_json(tmp_
     real = unresolved.resolve(_dataset(is_demo=False))
     assert (real.budget, real.demo, real.split) == ("converge", False, "test")
     demo = ExperimentSettings(template=TrainConfig(data=None)).resolve(_dataset(is_demo=True))
-    assert (demo.budget, demo.demo) == ("steps", True)  # the demo's rule
+    assert (demo.budget, demo.demo) == ("labeled-exposure", True)  # the demo's rule (kequireg demo's DEMO_BUDGET)
+    assert demo.budget == DEMO_BUDGET
     settings = ExperimentSettings(template=TrainConfig(data="brats.h5"), budget="labeled-exposure",
                                   split="test").resolve(_dataset(is_demo=False))
     load_or_save_settings(tmp_path, settings)
