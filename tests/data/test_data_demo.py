@@ -21,7 +21,7 @@ def test_demo_paths_follow_the_environment(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_ensure_demo_store_builds_once_under_concurrent_calls(monkeypatch, tmp_path, capfd):
     monkeypatch.setenv("KEQUIREG_CACHE", str(tmp_path))
-    monkeypatch.setattr(demo, "DEMO_CASES", 3)  # the real demo has 24; the path is the same
+    monkeypatch.setattr(demo, "DEMO_CASES", 3)  # the real demo has 120; the path is the same
     results, errors = [], []
 
     def call():

@@ -111,9 +111,12 @@ def test_store_is_opened_once_per_train(monkeypatch, tmp_path):
     """One EquiReg train() on the demo data opens the HDF5 store once (the workers share it)."""
     import h5py
 
+    from kequireg.data import demo
     from kequireg.data.demo import ensure_demo_store
     from kequireg.training import TrainConfig, train
 
+    monkeypatch.setenv("KEQUIREG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(demo, "DEMO_CASES", 8)  # the demo store's path and code, fewer cases (the real one has 120)
     store = str(ensure_demo_store(progress=False))
     opens = []
     real = h5py.File
