@@ -33,7 +33,7 @@ TEACHER_MODES = ("train", "inference")
 RAMP_SHAPES = ("linear", "sigmoid")
 MASK_MODES = ("thesis", "valid", "none")
 # Thesis settings (docs/architecture.md) on real data, small ones on the demo data set. The demo budget is
-# 600 steps: EquiReg at 300 steps was still far from converged (docs/training.md).
+# 600 steps: EquiReg at 300 steps was still far from converged (docs/benchmarks.md, teacher-mode study).
 THESIS_DEFAULTS = {"steps_per_epoch": 500, "patience": 10, "max_steps": 50_000, "val_slices": None}
 DEMO_DEFAULTS = {"steps_per_epoch": 50, "patience": 4, "max_steps": 600, "val_slices": 64}
 

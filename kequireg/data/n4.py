@@ -3,7 +3,7 @@
 N4 runs inside the modality's non-zero mask, fitted on an image shrunk by ``n4_shrink`` (per
 axis); the fitted log bias field is evaluated on the fitting grid's own domain and resampled to
 full resolution, then divided out. ``DEFAULT_N4_SHRINK`` is the cheapest grid whose result stays
-within 1% of full-resolution N4 (measured, see docs/data.md).
+within 1% of full-resolution N4 (measured, see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import numpy as np
 
 # The cheapest fitting grid whose N4 result stays within 1% of full-resolution N4 with the same
 # iterations (mean |a - b| / b over the brain): 0.90% flair, 0.83% t1 on a brats-preset case;
-# shrink 6 in every axis gives 1.03% on flair (docs/data.md, "N4 shrink").
+# shrink 6 in every axis gives 1.03% on flair (docs/benchmarks.md, "N4 shrink and iterations").
 DEFAULT_N4_SHRINK = (6, 6, 5)
 # 4 fitting levels x 10 iterations: against the known synthetic bias field it leaves as little or
 # less residual bias than 4 x 20 or 4 x 50 (more iterations start to fit anatomy: FLAIR residual
-# 34% at 4 x 10, 45% at 4 x 20, 69% at 4 x 50), in half the time of 4 x 20 (docs/data.md).
+# 34% at 4 x 10, 45% at 4 x 20, 69% at 4 x 50), in half the time of 4 x 20 (docs/benchmarks.md).
 DEFAULT_N4_ITERATIONS = (10, 10, 10, 10)
 
 
@@ -104,7 +104,7 @@ def _log_bias_on_fitting_domain(corrector, small, image, sitk_factors, order, vi
     The fitted B-spline lives on the fitting grid's domain [first, last voxel centre]. Asked for
     the full image, ITK maps its lattice onto the full image's larger domain: a stretch that moves
     the field by up to ~4% near the box edges at shrink 6, and puts the result further from
-    full-resolution N4 (docs/data.md). So evaluate it on its own domain, on a grid of ~2-voxel
+    full-resolution N4 (docs/benchmarks.md). So evaluate it on its own domain, on a grid of ~2-voxel
     steps (a quarter of the cost of every voxel), resampled cubically to the voxels (B-spline
     knots >= 16 voxels apart: < 0.02% error in the field).
     """

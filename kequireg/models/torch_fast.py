@@ -18,7 +18,7 @@ with channels-last strides, no copy; ``native_batch_norm``; a dropout mask from 
 per element). Layer classes, configs and saved ``.keras`` files stay plain Keras, so saved models
 load anywhere without kequireg. `tune_cpu_allocator()` keeps freed buffers in the process.
 Equality with the Keras layers (outputs, gradients, moving statistics) is tested on every
-backend; the step benchmark in docs/training.md shows the effect.
+backend; the step benchmark in docs/benchmarks.md shows the effect.
 """
 
 from __future__ import annotations

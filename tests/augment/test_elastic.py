@@ -1,4 +1,4 @@
-"""Elastic fields reproduce imgaug 0.4.0's statistics (docs/architecture.md) on 224x224."""
+"""Elastic fields reproduce imgaug 0.4.0's statistics (docs/augment.md) on 224x224."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import augment
 from augment.elastic import field_layout, imgaug_ksize
 
-# docs/architecture.md: imgaug 0.4.0, alpha=720, sigma=24, 224x224
+# docs/augment.md: imgaug 0.4.0, alpha=720, sigma=24, 224x224
 TARGET_STD, TARGET_STD_INTERIOR, TARGET_MAX = 6.7, 6.4, 23.0
 TARGET_AUTOCORR = {6: 0.94, 12: 0.83, 24: 0.54}
 
@@ -22,7 +22,7 @@ def _fields(mode: str, n: int = 60) -> np.ndarray:
 
 def _autocorr(f: np.ndarray, lag: int, center: bool = True) -> float:
     """Autocorrelation along the last axis; ``center`` removes each field's own mean (the
-    estimator behind docs/architecture.md's numbers), else the process mean 0 is used."""
+    estimator behind docs/augment.md's numbers), else the process mean 0 is used."""
     fc = f - f.mean(axis=(1, 2), keepdims=True) if center else f
     return float((fc[:, :, lag:] * fc[:, :, :-lag]).mean() / (fc**2).mean())
 

@@ -27,7 +27,7 @@ from kequireg.experiments import claims
 from kequireg.experiments.executors import read_submissions
 
 pytest.importorskip("submitit", reason="submitit (pip install 'kequireg[cluster]') is not installed")
-pytestmark = pytest.mark.slow  # about 3 minutes on 2 cores (docs/scaling.md)
+pytestmark = pytest.mark.slow  # about 3 minutes on 2 cores (docs/benchmarks.md)
 
 LEGACY = Path(__file__).resolve().parents[1] / "legacy" / "main-b6eadae"
 GRID = ["--fractions", "0.5", "--label-seeds", "0", "--repeats", "1", "--model", "tiny", "--steps-per-epoch", "2",
