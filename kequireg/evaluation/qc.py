@@ -22,7 +22,14 @@ from kequireg.evaluation.stats import bootstrap_spearman
 
 # QC scores and their direction: +1 = a higher score means trust the case less.
 QC_SCORES: dict[str, float] = {"qc_uncertainty": 1.0, "qc_disagreement": 1.0, "qc_equivariance_dice": -1.0}
-PRIMARY_QC = "qc_uncertainty"
+QC_LABELS = {"qc_uncertainty": "mean entropy inside the predicted tumour (nats)",
+             "qc_disagreement": "equivariance disagreement inside the predicted tumour",
+             "qc_equivariance_dice": "equivariance Dice of the TTA views"}
+# The score `kequireg suggest` ranks by and the QC figure shows, chosen by evidence (docs/evaluation.md, "Which QC
+# score"): on 50 held-out cases of the frozen glioma phantom it ranked the true Dice best for every model tried
+# (Spearman +0.77 and +0.59 against -0.33 / -0.39 for the TTA entropy, benchmarks/phantom_qc.sh); it was the TTA
+# entropy, which ranked a fresh cohort of the old phantom the wrong way.
+PRIMARY_QC = "qc_equivariance_dice"
 
 
 def risk_coverage(distrust: Sequence[float], dice: Sequence[float]) -> dict:

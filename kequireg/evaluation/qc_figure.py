@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kequireg.evaluation.qc import PRIMARY_QC, qc_analysis
+from kequireg.evaluation.qc import PRIMARY_QC, QC_LABELS, qc_analysis
 from kequireg.plotting import pyplot, save_figure
 
 
@@ -20,7 +20,7 @@ def qc_figure(rows: list[dict], path: Path) -> Path | None:
     """QC score vs true collective Dice (left) and risk–coverage curves (right), one colour per run.
 
     Args:
-        rows: per-patient rows with ``qc_uncertainty`` and ``dice`` (one evaluation's, or an
+        rows: per-patient rows with the primary QC score (``PRIMARY_QC``) and ``dice`` (one evaluation's, or an
             experiment's from ``collect``, grouped by their ``run`` key).
         path: the PNG to write.
 
@@ -47,7 +47,7 @@ def qc_figure(rows: list[dict], path: Path) -> Path | None:
         right.axhline(a["random_aurc"], color=colour, ls=":", lw=1)
         right.plot(a["coverage"], np.cumsum(np.sort([1 - float(c["dice"]) for c in cases])) / np.arange(1, a["n"] + 1),
                    color=colour, ls="--", lw=1)
-    left.set_xlabel("mean entropy inside the predicted tumour (nats)")
+    left.set_xlabel(QC_LABELS[PRIMARY_QC])
     left.set_ylabel("true collective Dice")
     left.set_title("QC score vs Dice (Spearman, 95% CI)", fontsize=9)
     left.legend(fontsize=7)

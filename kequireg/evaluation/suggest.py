@@ -70,9 +70,10 @@ class SuggestOptions:
     """
 
     n: int = option(10, "Draw overlays of the N least trusted cases (0 = none); the CSV ranks every case.", low=0)
-    score: str = option(PRIMARY_QC, "QC score to rank by: mean TTA entropy or equivariance disagreement inside "
-                                    "the predicted tumour (higher = less trusted), or the equivariance Dice of the "
-                                    "TTA views (higher = more trusted).", choices=tuple(QC_SCORES))
+    score: str = option(PRIMARY_QC, "QC score to rank by: the equivariance Dice of the TTA views (higher = more "
+                                    "trusted; it ranked held-out cases by their true Dice best, docs/evaluation.md), "
+                                    "or the mean TTA entropy or equivariance disagreement inside the predicted "
+                                    "tumour (higher = less trusted).", choices=tuple(QC_SCORES))
 
     def __post_init__(self):
         check_options(self)
@@ -99,7 +100,7 @@ def rank_rows(rows: list[dict], score: str = PRIMARY_QC) -> list[dict]:
 
     Example:
         >>> [r["case_id"] for r in rank_rows([{"case_id": "a", "qc_uncertainty": 0.1},
-        ...                                   {"case_id": "b", "qc_uncertainty": 0.5}])]
+        ...                                   {"case_id": "b", "qc_uncertainty": 0.5}], "qc_uncertainty")]
         ['b', 'a']
         >>> [r["case_id"] for r in rank_rows([{"case_id": "a", "qc_equivariance_dice": 0.9},
         ...                                   {"case_id": "b", "qc_equivariance_dice": 0.5}], "qc_equivariance_dice")]

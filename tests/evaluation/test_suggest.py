@@ -67,14 +67,14 @@ def test_every_case_is_ranked_least_trusted_first(first):
     assert sorted(r["case_id"] for r in rows) == CASES
     assert [int(r["rank"]) for r in rows] == [1, 2, 3, 4, 5]
     scores = [float(r["score"]) for r in rows]
-    assert scores == sorted(scores, reverse=True)  # entropy: higher = trust less = annotate first
-    assert all(r["score"] == r["qc_uncertainty"] for r in rows)
+    assert scores == sorted(scores)  # the primary score, equivariance Dice: higher = trust more = annotate later
+    assert all(r["score"] == r["qc_equivariance_dice"] for r in rows)
     assert all(float(r["volume_wt_ml"]) >= float(r["volume_tc_ml"]) >= 0 for r in rows)
     assert {r["case_id"]: r["labeled"] for r in rows}["BraTS19_SYN_0005_1"] == "False"  # the one without _seg
     printed = [line.split()[1] for line in result.stdout.splitlines()[1:]]
     assert printed == [r["case_id"] for r in rows]
     settings = read_json(root / OUT / "suggest.json")
-    assert settings["inference"]["tta"] == 2 and settings["score"] == "qc_uncertainty"
+    assert settings["inference"]["tta"] == 2 and settings["score"] == "qc_equivariance_dice"
 
 
 def test_overlays_are_drawn_for_the_top_n_only(first):
@@ -89,11 +89,11 @@ def test_overlays_are_drawn_for_the_top_n_only(first):
 
 def test_rerun_with_another_score_keeps_the_predictions_and_redraws(first, again):
     before, times = read_rows(again / OUT), label_times(again / OUT)
-    invoke("run", "raw", "--out", str(OUT), "--n", "1", "--tta", "2", "--score", "qc_equivariance_dice")
+    invoke("run", "raw", "--out", str(OUT), "--n", "1", "--tta", "2", "--score", "qc_uncertainty")
     rows = read_rows(again / OUT)
     assert label_times(again / OUT) == times  # nothing predicted again
     scores = [float(r["score"]) for r in rows]
-    assert scores == sorted(scores)  # equivariance Dice: higher = trust more = annotate later
+    assert scores == sorted(scores, reverse=True)  # entropy: higher = trust less = annotate first
     assert {r["case_id"]: r["qc_uncertainty"] for r in rows} == {r["case_id"]: r["qc_uncertainty"] for r in before}
     assert [p.name for p in (again / OUT / "overlays").iterdir()] == [f"1_{rows[0]['case_id']}.png"]
 
@@ -139,7 +139,7 @@ def test_ranks_follow_each_scores_direction_and_unscored_cases_come_first():
             {"case_id": "a", "qc_uncertainty": 0.2, "qc_equivariance_dice": 0.5},
             {"case_id": "c", "qc_uncertainty": 0.7, "qc_equivariance_dice": float("nan")},
             {"case_id": "d"}]
-    assert [r["case_id"] for r in rank_rows(rows)] == ["d", "c", "a", "b"]  # tie a/b: case-id order
+    assert [r["case_id"] for r in rank_rows(rows, "qc_uncertainty")] == ["d", "c", "a", "b"]  # tie a/b: case-id order
     ranked = rank_rows(rows, "qc_equivariance_dice")
     assert [r["case_id"] for r in ranked] == ["c", "d", "a", "b"]
     assert [r["rank"] for r in ranked] == [1, 2, 3, 4] and math.isnan(ranked[0]["score"]) and ranked[2]["score"] == 0.5

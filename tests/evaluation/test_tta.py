@@ -261,7 +261,7 @@ def test_evaluate_with_tta_uncertainty_reports_qc(demo_store, tmp_path):
     assert "qc_uncertainty" in read_csv_rows(out / "per_patient.csv")[0]
     saved = json.load(open(out / "summary.json"))
     assert saved["tta"] == 3 and saved["tta_policy"] == "weak" and "qc" not in plain_summary
-    assert saved["qc"]["primary"] == "qc_uncertainty" and saved["qc"]["n_cases"] == len(rows)
+    assert saved["qc"]["primary"] == "qc_equivariance_dice" and saved["qc"]["n_cases"] == len(rows)
     result = CliRunner().invoke(main, ["evaluate", str(run.path), "--split", "val", "--no-hd95", "--no-equivariance",
                                        "--tta", "2", "--uncertainty", "--out", str(tmp_path / "cli"), "--no-progress"])
     assert result.exit_code == 0, result.output
@@ -276,7 +276,7 @@ def test_qc_figure_from_rows(tmp_path):
     from kequireg.evaluation.qc_figure import qc_figure
 
     rng = np.random.default_rng(0)
-    rows = [{"run": run, "case_id": f"c{i}", "dice": d, "qc_uncertainty": 1 - d + rng.normal(0, 0.05)}
+    rows = [{"run": run, "case_id": f"c{i}", "dice": d, "qc_equivariance_dice": d + rng.normal(0, 0.05)}
             for run in ("a", "b") for i, d in enumerate(rng.uniform(0.5, 0.95, 6))]
     assert qc_figure(rows, tmp_path / "qc.png").is_file()
     assert qc_figure(rows[:2], tmp_path / "none.png") is None
