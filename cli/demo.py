@@ -30,7 +30,8 @@ def demo(out_dir, label_seeds, max_steps, figures, backend, progress):
     """
     from kequireg.experiments.aggregate import markdown_tables
     from kequireg.experiments.demo import run_demo
-    from kequireg.experiments.report import scope_note, split_note, verdict
+    from kequireg.experiments.experiment_settings import load_settings
+    from kequireg.experiments.report import scope_note, split_note, training_ends, verdict
 
     try:
         summary = run_demo(out_dir, label_seeds=tuple(range(label_seeds)), max_steps=max_steps, progress=progress,
@@ -39,6 +40,6 @@ def demo(out_dir, label_seeds, max_steps, figures, backend, progress):
         raise click.ClickException(str(err)) from err
     click.echo(markdown_tables(summary))
     click.echo(verdict(summary))
-    click.echo(scope_note(summary), nl=False)
+    click.echo(scope_note(summary, training_ends(out_dir, load_settings(out_dir))), nl=False)
     click.echo(split_note(summary.get("split", "val")))
     click.echo(f"tables: {out_dir}/results.md; figures and report: {out_dir}/figures/", err=True)

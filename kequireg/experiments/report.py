@@ -104,7 +104,7 @@ def make_report(experiment_dir: str | os.PathLike, *, out_dir: str | os.PathLike
         paths += draw_overlays(experiment_dir, settings, out_dir, n_cases=n_cases, dataset=dataset)
     body = ["# Experiment results", "", f"Experiment folder: `{experiment_dir}`; held-out split: `{settings.split}`.", "",
             split_note(settings.split), "",
-            markdown_tables(summary), verdict(summary), scope_note(summary), ""]
+            markdown_tables(summary), verdict(summary), scope_note(summary, training_ends(experiment_dir, settings)), ""]
     body += [f"![{p.stem}]({os.path.relpath(p, out_dir)})" for p in paths]
     atomic_write_text(out_dir / "report.md", "\n".join(body) + "\n")
     return summary, paths
@@ -118,8 +118,19 @@ def split_note(split: str) -> str:
     return "Held-out patients = the test split (not used in training or early stopping)."
 
 
-def scope_note(summary: dict) -> str:
-    """What the table can and cannot show: held-out patients, runs per cell, the budget rule, interval widths."""
+def training_ends(experiment_dir: str | os.PathLike, settings: ExperimentSettings) -> tuple[int, int]:
+    """(runs that early stopping ended, finished runs): the others ended at their step cap."""
+    infos = [run.trained_info() for run in (RunDir(run_folder(Path(experiment_dir), s)) for s in plan_grid(settings))
+             if run.trained_path.is_file()]
+    return sum(bool(info.get("stopped_early")) for info in infos), len(infos)
+
+
+def scope_note(summary: dict, ends: tuple[int, int] | None = None) -> str:
+    """What the table can and cannot show: held-out patients, runs per cell, the budget rule, interval widths.
+
+    ``ends`` = :func:`training_ends`: when runs ended at their step cap rather than by early stopping,
+    the note says their scores reflect the budget as much as the method or the labels.
+    """
     cells = summary.get("cells", [])
     if not cells:
         return ""
@@ -129,12 +140,17 @@ def scope_note(summary: dict) -> str:
              "(label seeds x repeats); 95% intervals resample both runs and patients."]
     if summary.get("budget"):
         lines.append(summary["budget"])
+    if ends and ends[0] < ends[1]:
+        lines.append(f"{ends[1] - ends[0]} of {ends[1]} runs ended at their step cap, not by early stopping: they "
+                     "were still improving, so these scores reflect the training budget as much as the method or "
+                     "the labeled share (a comparison to convergence: --budget converge).")
     widths = [d["dice"]["ci_high"] - d["dice"]["ci_low"] for d in summary.get("differences", []) if "dice" in d]
     if widths:
         crossing = sum(d["dice"]["ci_low"] <= 0 <= d["dice"]["ci_high"] for d in summary["differences"] if "dice" in d)
-        lines.append(f"The method - baseline intervals are {min(widths):.3f} to {max(widths):.3f} wide in collective Dice: "
-                     f"a smaller true difference cannot be told from noise here; {crossing} of {len(widths)} include 0 "
-                     "(no conclusion either way).")
+        span = f"{min(widths):.3f}" if max(widths) - min(widths) < 5e-4 else f"{min(widths):.3f} to {max(widths):.3f}"
+        lines.append(f"Method - baseline intervals in collective Dice: {span} wide, so a smaller true difference "
+                     f"cannot be told from noise here; {crossing} of {len(widths)} include 0 (an interval that "
+                     "includes 0 is no conclusion either way).")
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kequireg.experiments.aggregate import aggregate
-from kequireg.experiments.experiment_settings import ExperimentSettings, load_or_save_settings
+from kequireg.experiments.experiment_settings import ExperimentSettings, load_or_save_settings, load_settings
 from kequireg.experiments.plan import RunSpec, plan_grid
 
 
@@ -115,7 +115,24 @@ def test_scope_note_states_patients_runs_budget_and_interval_widths(tmp_path, wr
     patients = summary["cells"][0]["patients"]
     assert f"Scope: {patients} held-out patients" in text and "runs per cell" in text
     widths = [d["dice"]["ci_high"] - d["dice"]["ci_low"] for d in summary["differences"]]
-    assert f"{min(widths):.3f} to {max(widths):.3f} wide" in text
+    span = f"{min(widths):.3f}" if max(widths) - min(widths) < 5e-4 else f"{min(widths):.3f} to {max(widths):.3f}"
+    assert f"collective Dice: {span} wide" in text
     crossing = sum(d["dice"]["ci_low"] <= 0 <= d["dice"]["ci_high"] for d in summary["differences"])
     assert f"{crossing} of 2 include 0" in text
+    assert "step cap" not in text and "step cap" not in scope_note(summary, (6, 6))
+    assert "2 of 6 runs ended at their step cap" in scope_note(summary, (4, 6))
     assert scope_note({"cells": []}) == ""
+
+
+def test_training_ends_counts_runs_stopped_early(tmp_path, write_fake_results):
+    from kequireg.experiments.plan import plan_grid, run_folder
+    from kequireg.experiments.report import training_ends
+    from kequireg.training.run_dir import RunDir
+
+    settings = ExperimentSettings(methods=("baseline", "equireg"), fractions=(0.1,), label_seeds=(0, 1), repeats=1,
+                                  equireg_full=False)
+    write_fake_results(tmp_path, settings, lambda s, p: 0.5)
+    settings = load_settings(tmp_path)
+    for k, spec in enumerate(plan_grid(settings)[:3]):
+        RunDir(run_folder(tmp_path, spec)).mark_trained({"steps": 10, "stopped_early": k != 1})
+    assert training_ends(tmp_path, settings) == (2, 3)
